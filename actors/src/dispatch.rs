@@ -1,0 +1,724 @@
+//! The dispatch decisions of one incident, as plain data and functions: who gets offered
+//! next, when an incident is covered, escalated, closed. The Incident actor holds one
+//! `Dispatch`, feeds it what happens and carries out the `Effect`s it returns (offers,
+//! acks, timers). Nothing here knows about actors, clocks or MQTT.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::ids::{OfferId, UnitId};
+use crate::model::{AckState, IncidentState, Progress, ResponsePlan};
+
+/// A unit the router found for this incident, nearest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub unit: UnitId,
+    pub distance_m: f64,
+    pub eta_s: u32,
+}
+
+/// An offer waiting for the tablet's reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingOffer {
+    pub offer_id: OfferId,
+    pub unit: UnitId,
+    pub distance_m: f64,
+    pub eta_s: u32,
+}
+
+/// A unit that accepted, and how far it has got.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assignment {
+    pub unit: UnitId,
+    pub progress: Progress,
+    pub distance_m: f64,
+    pub eta_s: u32,
+}
+
+/// What the actor must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Ask the router for up to `count` available units not in `exclude`.
+    FindUnits { count: usize, exclude: Vec<UnitId> },
+    /// Offer the incident to a unit and expire the offer after `expires_in`.
+    Offer {
+        offer_id: OfferId,
+        unit: UnitId,
+        distance_m: f64,
+        eta_s: u32,
+        expires_in: Duration,
+    },
+    /// Withdraw an offer that is still with a unit.
+    Revoke {
+        offer_id: OfferId,
+        unit: UnitId,
+        reason: RevokeReason,
+    },
+    /// Tell a unit that accepted that the incident was cancelled.
+    CancelAssignment { unit: UnitId },
+    /// Tell the buttons of the incident.
+    Ack { state: AckState, eta_s: Option<u32> },
+    /// Hand the incident to the dispatchers.
+    Escalate { reason: EscalationReason },
+    /// The incident is over; release its units and stop the actor.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    Expired,
+    Cancelled,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// No available unit was left to ask.
+    NoUnitsLeft,
+    /// The plan's offer budget ran out.
+    OfferLimitReached,
+}
+
+/// Why a report from a unit was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    #[error("no pending offer {0} on this incident")]
+    UnknownOffer(OfferId),
+    #[error("unit {0} is not assigned to this incident")]
+    NotAssigned(UnitId),
+    #[error("progress cannot go back from {from:?} to {to:?}")]
+    ProgressBackwards { from: Progress, to: Progress },
+    #[error("incident is no longer open")]
+    NotOpen,
+}
+
+/// How a pending offer ended without an acceptance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEnd {
+    Declined,
+    TimedOut,
+    /// The tablet went offline.
+    UnitGone,
+    /// The unit could not take it (it became unavailable before the offer reached it);
+    /// does not count against the plan's offer budget.
+    Refused,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dispatch {
+    plan: ResponsePlan,
+    state: IncidentState,
+    /// Every unit asked so far, never asked again.
+    asked: Vec<UnitId>,
+    pending: Vec<PendingOffer>,
+    assigned: Vec<Assignment>,
+    offers_counted: u16,
+    searching: bool,
+    escalated: Option<EscalationReason>,
+}
+
+impl Dispatch {
+    pub fn new(plan: ResponsePlan) -> Self {
+        Self {
+            plan,
+            state: IncidentState::Dispatching,
+            asked: Vec::new(),
+            pending: Vec::new(),
+            assigned: Vec::new(),
+            offers_counted: 0,
+            searching: false,
+            escalated: None,
+        }
+    }
+
+    pub fn state(&self) -> IncidentState {
+        self.state
+    }
+
+    pub fn plan(&self) -> &ResponsePlan {
+        &self.plan
+    }
+
+    pub fn pending(&self) -> &[PendingOffer] {
+        &self.pending
+    }
+
+    pub fn assigned(&self) -> &[Assignment] {
+        &self.assigned
+    }
+
+    pub fn escalated(&self) -> Option<EscalationReason> {
+        self.escalated
+    }
+
+    /// The first effects of a new incident.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut out = vec![Effect::Ack {
+            state: AckState::Received,
+            eta_s: None,
+        }];
+        self.seek(&mut out);
+        out
+    }
+
+    /// The router answered a `FindUnits`.
+    pub fn on_candidates(&mut self, candidates: Vec<Candidate>, requested: usize) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.searching = false;
+        if !self.state.is_open() {
+            return out;
+        }
+        let exhausted = candidates.len() < requested;
+        for c in candidates {
+            if self.missing() == 0 || self.budget_left() == 0 {
+                break;
+            }
+            if self.asked.contains(&c.unit) {
+                continue;
+            }
+            let offer_id = OfferId::new_random();
+            self.asked.push(c.unit.clone());
+            self.offers_counted += 1;
+            self.pending.push(PendingOffer {
+                offer_id,
+                unit: c.unit.clone(),
+                distance_m: c.distance_m,
+                eta_s: c.eta_s,
+            });
+            out.push(Effect::Offer {
+                offer_id,
+                unit: c.unit,
+                distance_m: c.distance_m,
+                eta_s: c.eta_s,
+                expires_in: self.plan.offer_timeout,
+            });
+        }
+        if self.missing() > 0 {
+            if exhausted {
+                self.escalate_if_stuck(EscalationReason::NoUnitsLeft, &mut out);
+            } else {
+                self.seek(&mut out);
+            }
+        }
+        out
+    }
+
+    /// The tablet accepted a pending offer.
+    pub fn on_accept(&mut self, offer_id: OfferId) -> Result<Vec<Effect>, DispatchError> {
+        if !self.state.is_open() {
+            return Err(DispatchError::NotOpen);
+        }
+        let offer = self.take_pending(offer_id)?;
+        let mut out = Vec::new();
+        self.assigned.push(Assignment {
+            unit: offer.unit,
+            progress: Progress::Accepted,
+            distance_m: offer.distance_m,
+            eta_s: offer.eta_s,
+        });
+        if self.missing() == 0 && self.pending.is_empty() {
+            self.state = self.state.max_with(IncidentState::Dispatched);
+        } else if self.state == IncidentState::Uncovered {
+            self.state = IncidentState::Dispatched;
+        }
+        out.push(Effect::Ack {
+            state: AckState::Dispatched,
+            eta_s: self.best_eta(),
+        });
+        if self.missing() > 0 && self.escalated.is_none() {
+            self.seek(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// A pending offer ended without an acceptance.
+    pub fn on_offer_ended(
+        &mut self,
+        offer_id: OfferId,
+        how: OfferEnd,
+    ) -> Result<Vec<Effect>, DispatchError> {
+        let offer = self.take_pending(offer_id)?;
+        let mut out = Vec::new();
+        if how == OfferEnd::TimedOut {
+            out.push(Effect::Revoke {
+                offer_id,
+                unit: offer.unit.clone(),
+                reason: RevokeReason::Expired,
+            });
+        }
+        if how == OfferEnd::Refused {
+            self.offers_counted = self.offers_counted.saturating_sub(1);
+        }
+        if !self.state.is_open() {
+            return Ok(out);
+        }
+        if self.missing() > 0 {
+            if self.budget_left() == 0 {
+                self.escalate_if_stuck(EscalationReason::OfferLimitReached, &mut out);
+            } else {
+                self.seek(&mut out);
+            }
+        } else if self.pending.is_empty() {
+            self.state = self.state.max_with(IncidentState::Dispatched);
+        }
+        Ok(out)
+    }
+
+    /// A unit on the incident reported progress.
+    pub fn on_progress(
+        &mut self,
+        unit: &UnitId,
+        to: Progress,
+    ) -> Result<Vec<Effect>, DispatchError> {
+        if !self.state.is_open() {
+            return Err(DispatchError::NotOpen);
+        }
+        let a = self
+            .assigned
+            .iter_mut()
+            .find(|a| &a.unit == unit)
+            .ok_or_else(|| DispatchError::NotAssigned(unit.clone()))?;
+        if to < a.progress {
+            return Err(DispatchError::ProgressBackwards {
+                from: a.progress,
+                to,
+            });
+        }
+        if to == a.progress {
+            return Ok(Vec::new());
+        }
+        a.progress = to;
+        let mut out = Vec::new();
+        match to {
+            Progress::Accepted => {}
+            Progress::EnRoute => {
+                self.state = self.state.max_with(IncidentState::EnRoute);
+            }
+            Progress::OnScene => {
+                if self.state != IncidentState::OnScene {
+                    out.push(Effect::Ack {
+                        state: AckState::OnScene,
+                        eta_s: None,
+                    });
+                }
+                self.state = self.state.max_with(IncidentState::OnScene);
+            }
+            Progress::Cleared => {
+                if self
+                    .assigned
+                    .iter()
+                    .all(|a| a.progress == Progress::Cleared)
+                {
+                    self.close(IncidentState::Closed, RevokeReason::Closed, &mut out);
+                    out.insert(
+                        0,
+                        Effect::Ack {
+                            state: AckState::Cleared,
+                            eta_s: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The button (or a dispatcher) cancelled the incident.
+    pub fn cancel(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if !self.state.is_open() {
+            return out;
+        }
+        for a in &self.assigned {
+            if a.progress != Progress::Cleared {
+                out.push(Effect::CancelAssignment {
+                    unit: a.unit.clone(),
+                });
+            }
+        }
+        self.close(IncidentState::Cancelled, RevokeReason::Cancelled, &mut out);
+        out.insert(
+            0,
+            Effect::Ack {
+                state: AckState::Cancelled,
+                eta_s: None,
+            },
+        );
+        out
+    }
+
+    fn close(&mut self, state: IncidentState, reason: RevokeReason, out: &mut Vec<Effect>) {
+        for p in self.pending.drain(..) {
+            out.push(Effect::Revoke {
+                offer_id: p.offer_id,
+                unit: p.unit,
+                reason,
+            });
+        }
+        self.state = state;
+        out.push(Effect::Closed);
+    }
+
+    fn take_pending(&mut self, offer_id: OfferId) -> Result<PendingOffer, DispatchError> {
+        let pos = self
+            .pending
+            .iter()
+            .position(|p| p.offer_id == offer_id)
+            .ok_or(DispatchError::UnknownOffer(offer_id))?;
+        Ok(self.pending.remove(pos))
+    }
+
+    /// Units still to find: required minus accepted minus those with an offer in hand.
+    fn missing(&self) -> usize {
+        let have = self.assigned.len() + self.pending.len();
+        usize::from(self.plan.units_required).saturating_sub(have)
+    }
+
+    fn budget_left(&self) -> usize {
+        usize::from(self.plan.max_offers.saturating_sub(self.offers_counted))
+    }
+
+    fn seek(&mut self, out: &mut Vec<Effect>) {
+        if self.searching {
+            return;
+        }
+        let count = self.missing().min(self.budget_left());
+        if count == 0 {
+            self.escalate_if_stuck(EscalationReason::OfferLimitReached, out);
+            return;
+        }
+        self.searching = true;
+        out.push(Effect::FindUnits {
+            count,
+            exclude: self.asked.clone(),
+        });
+    }
+
+    /// Escalates once nothing is left in flight that could still cover the incident.
+    fn escalate_if_stuck(&mut self, reason: EscalationReason, out: &mut Vec<Effect>) {
+        if !self.pending.is_empty() || self.searching || self.escalated.is_some() {
+            return;
+        }
+        self.escalated = Some(reason);
+        if self.assigned.is_empty() {
+            self.state = IncidentState::Uncovered;
+            out.push(Effect::Ack {
+                state: AckState::Escalated,
+                eta_s: None,
+            });
+        }
+        out.push(Effect::Escalate { reason });
+    }
+
+    fn best_eta(&self) -> Option<u32> {
+        self.assigned
+            .iter()
+            .filter(|a| a.progress < Progress::OnScene)
+            .map(|a| a.eta_s)
+            .min()
+    }
+}
+
+impl IncidentState {
+    /// Moves forward along dispatching -> dispatched -> en route -> on scene, never back.
+    fn max_with(self, next: IncidentState) -> IncidentState {
+        let rank = |s: IncidentState| match s {
+            IncidentState::Dispatching | IncidentState::Uncovered => 0,
+            IncidentState::Dispatched => 1,
+            IncidentState::EnRoute => 2,
+            IncidentState::OnScene => 3,
+            IncidentState::Closed | IncidentState::Cancelled => 4,
+        };
+        if rank(next) > rank(self) {
+            next
+        } else {
+            self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(id: &str) -> UnitId {
+        UnitId::parse(id).unwrap()
+    }
+
+    fn cand(id: &str, d: f64) -> Candidate {
+        Candidate {
+            unit: unit(id),
+            distance_m: d,
+            eta_s: (d / 10.0) as u32,
+        }
+    }
+
+    fn plan(required: u8, max_offers: u16) -> ResponsePlan {
+        ResponsePlan {
+            units_required: required,
+            max_offers,
+            ..ResponsePlan::school_alarm_default()
+        }
+    }
+
+    fn offers(effects: &[Effect]) -> Vec<(OfferId, String)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Offer { offer_id, unit, .. } => Some((*offer_id, unit.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn find(effects: &[Effect]) -> Option<(usize, Vec<String>)> {
+        effects.iter().find_map(|e| match e {
+            Effect::FindUnits { count, exclude } => {
+                Some((*count, exclude.iter().map(|u| u.to_string()).collect()))
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn start_acks_received_and_asks_for_the_plan_size() {
+        let mut d = Dispatch::new(plan(2, 10));
+        let fx = d.start();
+        assert_eq!(
+            fx[0],
+            Effect::Ack {
+                state: AckState::Received,
+                eta_s: None
+            }
+        );
+        assert_eq!(find(&fx), Some((2, vec![])));
+    }
+
+    #[test]
+    fn offers_the_nearest_units_and_dispatches_on_accept() {
+        let mut d = Dispatch::new(plan(2, 10));
+        d.start();
+        let fx = d.on_candidates(vec![cand("a", 100.0), cand("b", 200.0)], 2);
+        let o = offers(&fx);
+        assert_eq!(
+            o.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(find(&fx).is_none(), "no search while both offers are out");
+        let fx = d.on_accept(o[1].0).unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::Ack {
+                state: AckState::Dispatched,
+                eta_s: Some(20)
+            }]
+        );
+        assert_eq!(d.state(), IncidentState::Dispatching, "one of two");
+        let fx = d.on_accept(o[0].0).unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::Ack {
+                state: AckState::Dispatched,
+                eta_s: Some(10)
+            }]
+        );
+        assert_eq!(d.state(), IncidentState::Dispatched);
+    }
+
+    #[test]
+    fn decline_and_timeout_move_to_the_next_unit_not_yet_asked() {
+        let mut d = Dispatch::new(plan(1, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 1));
+        let fx = d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
+        assert_eq!(find(&fx), Some((1, vec!["a".into()])));
+        let o = offers(&d.on_candidates(vec![cand("b", 300.0)], 1));
+        assert_eq!(o[0].1, "b");
+        let fx = d.on_offer_ended(o[0].0, OfferEnd::TimedOut).unwrap();
+        assert!(matches!(
+            fx[0],
+            Effect::Revoke {
+                reason: RevokeReason::Expired,
+                ..
+            }
+        ));
+        assert_eq!(find(&fx), Some((1, vec!["a".into(), "b".into()])));
+    }
+
+    #[test]
+    fn a_candidate_already_asked_is_skipped() {
+        let mut d = Dispatch::new(plan(1, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 1));
+        d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
+        let fx = d.on_candidates(vec![cand("a", 100.0), cand("b", 200.0)], 1);
+        assert_eq!(offers(&fx)[0].1, "b");
+    }
+
+    #[test]
+    fn no_unit_at_all_escalates_as_uncovered() {
+        let mut d = Dispatch::new(plan(2, 10));
+        d.start();
+        let fx = d.on_candidates(vec![], 2);
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Ack {
+                    state: AckState::Escalated,
+                    eta_s: None
+                },
+                Effect::Escalate {
+                    reason: EscalationReason::NoUnitsLeft
+                }
+            ]
+        );
+        assert_eq!(d.state(), IncidentState::Uncovered);
+    }
+
+    #[test]
+    fn escalation_waits_for_offers_in_flight() {
+        let mut d = Dispatch::new(plan(2, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 2));
+        assert_eq!(o.len(), 1);
+        assert_eq!(d.escalated(), None, "a is still deciding");
+        let fx = d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
+        let fx2 = d.on_candidates(vec![], find(&fx).unwrap().0);
+        assert!(fx2.contains(&Effect::Escalate {
+            reason: EscalationReason::NoUnitsLeft
+        }));
+    }
+
+    #[test]
+    fn partial_cover_escalates_but_stays_dispatched() {
+        let mut d = Dispatch::new(plan(2, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 2));
+        let fx = d.on_accept(o[0].0).unwrap();
+        assert_eq!(
+            find(&fx),
+            Some((1, vec!["a".into()])),
+            "one more unit is still needed"
+        );
+        let fx = d.on_candidates(vec![], 1);
+        assert_eq!(
+            fx,
+            vec![Effect::Escalate {
+                reason: EscalationReason::NoUnitsLeft
+            }]
+        );
+        assert_eq!(d.escalated(), Some(EscalationReason::NoUnitsLeft));
+        assert_eq!(d.state(), IncidentState::Dispatching);
+    }
+
+    #[test]
+    fn the_offer_budget_limits_attempts() {
+        let mut d = Dispatch::new(plan(1, 2));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0)], 1));
+        d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
+        let o = offers(&d.on_candidates(vec![cand("b", 2.0)], 1));
+        let fx = d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
+        assert!(fx.contains(&Effect::Escalate {
+            reason: EscalationReason::OfferLimitReached
+        }));
+        assert!(find(&fx).is_none());
+    }
+
+    #[test]
+    fn a_refused_offer_does_not_spend_the_budget() {
+        let mut d = Dispatch::new(plan(1, 1));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0)], 1));
+        let fx = d.on_offer_ended(o[0].0, OfferEnd::Refused).unwrap();
+        assert_eq!(find(&fx), Some((1, vec!["a".into()])));
+    }
+
+    #[test]
+    fn progress_runs_to_closure_when_every_unit_cleared() {
+        let mut d = Dispatch::new(plan(2, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0), cand("b", 2.0)], 2));
+        d.on_accept(o[0].0).unwrap();
+        d.on_accept(o[1].0).unwrap();
+        let (a, b) = (unit("a"), unit("b"));
+        assert!(d.on_progress(&a, Progress::EnRoute).unwrap().is_empty());
+        assert_eq!(d.state(), IncidentState::EnRoute);
+        let fx = d.on_progress(&a, Progress::OnScene).unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::Ack {
+                state: AckState::OnScene,
+                eta_s: None
+            }]
+        );
+        assert!(
+            d.on_progress(&b, Progress::OnScene).unwrap().is_empty(),
+            "on scene is acked once"
+        );
+        assert!(d.on_progress(&a, Progress::Cleared).unwrap().is_empty());
+        assert!(d.state().is_open());
+        let fx = d.on_progress(&b, Progress::Cleared).unwrap();
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Ack {
+                    state: AckState::Cleared,
+                    eta_s: None
+                },
+                Effect::Closed
+            ]
+        );
+        assert_eq!(d.state(), IncidentState::Closed);
+    }
+
+    #[test]
+    fn progress_from_a_stranger_or_backwards_is_refused() {
+        let mut d = Dispatch::new(plan(1, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0)], 1));
+        assert_eq!(
+            d.on_progress(&unit("x"), Progress::EnRoute),
+            Err(DispatchError::NotAssigned(unit("x")))
+        );
+        d.on_accept(o[0].0).unwrap();
+        d.on_progress(&unit("a"), Progress::OnScene).unwrap();
+        assert!(matches!(
+            d.on_progress(&unit("a"), Progress::EnRoute),
+            Err(DispatchError::ProgressBackwards { .. })
+        ));
+        assert_eq!(
+            d.on_accept(o[0].0),
+            Err(DispatchError::UnknownOffer(o[0].0)),
+            "accepted twice"
+        );
+    }
+
+    #[test]
+    fn cancel_revokes_offers_and_tells_assigned_units() {
+        let mut d = Dispatch::new(plan(2, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0), cand("b", 2.0)], 2));
+        d.on_accept(o[0].0).unwrap();
+        let fx = d.cancel();
+        assert_eq!(
+            fx[0],
+            Effect::Ack {
+                state: AckState::Cancelled,
+                eta_s: None
+            }
+        );
+        assert!(fx.contains(&Effect::CancelAssignment { unit: unit("a") }));
+        assert!(fx.contains(&Effect::Revoke {
+            offer_id: o[1].0,
+            unit: unit("b"),
+            reason: RevokeReason::Cancelled
+        }));
+        assert_eq!(fx.last(), Some(&Effect::Closed));
+        assert_eq!(d.state(), IncidentState::Cancelled);
+        assert!(d.cancel().is_empty(), "cancel is idempotent");
+    }
+}

@@ -1,0 +1,138 @@
+//! Plain domain values shared by the actors and the adapters.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// 1 is the most urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Priority(pub u8);
+
+/// What the tablet says about its crew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitStatus {
+    Available,
+    Busy,
+    OffDuty,
+}
+
+/// What a teacher's button reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    Intruder,
+    Medical,
+    Fire,
+    #[default]
+    Other,
+}
+
+/// What an incident is about; selects its response plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    SchoolAlarm,
+}
+
+impl IncidentKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IncidentKind::SchoolAlarm => "school_alarm",
+        }
+    }
+}
+
+/// Where an incident is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    /// Received, looking for units.
+    Dispatching,
+    /// Every unit the plan asks for has accepted.
+    Dispatched,
+    /// Nobody (or not enough units) accepted within the plan's limits; a dispatcher must act.
+    Uncovered,
+    EnRoute,
+    OnScene,
+    /// Every assigned unit has cleared.
+    Closed,
+    Cancelled,
+}
+
+impl IncidentState {
+    pub fn is_open(&self) -> bool {
+        !matches!(self, IncidentState::Closed | IncidentState::Cancelled)
+    }
+}
+
+/// A unit's progress on an incident, as its tablet reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    Accepted,
+    EnRoute,
+    OnScene,
+    Cleared,
+}
+
+/// What the button is told; one per step the school staff care about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckState {
+    Received,
+    Dispatched,
+    /// Nobody has accepted yet; a dispatcher is on it.
+    Escalated,
+    OnScene,
+    Cleared,
+    Cancelled,
+}
+
+/// How an incident of a kind is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsePlan {
+    pub priority: Priority,
+    /// Units that must accept for the incident to be covered.
+    pub units_required: u8,
+    /// Offers sent in all before escalating as uncovered.
+    pub max_offers: u16,
+    #[serde(with = "secs")]
+    pub offer_timeout: Duration,
+}
+
+impl ResponsePlan {
+    pub fn school_alarm_default() -> Self {
+        Self {
+            priority: Priority(1),
+            units_required: 2,
+            max_offers: 10,
+            offer_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Straight-line ETA: distance over an urban response speed, times a detour factor for streets.
+/// A rough figure until drive-time routing ranks units.
+pub fn straight_line_eta_s(distance_m: f64) -> u32 {
+    const RESPONSE_SPEED_MPS: f64 = 40.0 / 3.6;
+    const DETOUR_FACTOR: f64 = 1.3;
+    (distance_m * DETOUR_FACTOR / RESPONSE_SPEED_MPS).round() as u32
+}
