@@ -1,1 +1,173 @@
-fn main() {}
+//! The kuzet command line. Thin: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use kuzet::settings::{parse_mqtt_url, Settings};
+use kuzet::sim::{self, Behaviour, CityPlan};
+use kuzet::startup::Application;
+use kuzet::{brokerfiles, devices};
+use kuzet_actors::geo::GeoPoint;
+
+#[derive(Parser)]
+#[command(name = "kuzet", version, about = "Real-time alerting and dispatch for a city's police")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run kuzet with the settings file and the device registry it names.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run kuzet with an embedded broker and a simulated city around it.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        #[command(flatten)]
+        city: CityArgs,
+    },
+    /// Run only the simulated devices of a city against a broker (load tests).
+    Sim {
+        /// mqtt://host:port of the broker kuzet listens on.
+        #[arg(long)]
+        broker: String,
+        #[arg(long)]
+        duration: Option<u64>,
+        #[command(flatten)]
+        city: CityArgs,
+    },
+    /// Write Mosquitto credentials and ACL for the devices of a registry.
+    BrokerFiles {
+        #[arg(long, default_value = "config/registry.toml")]
+        registry: PathBuf,
+        /// Directory to write `acl` and `passwd.plain` into.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Measure alarm -> offer latency through a broker beside the raw broker round trip.
+    Bench(kuzet::bench::BenchArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct CityArgs {
+    #[arg(long, default_value_t = 12)]
+    schools: usize,
+    #[arg(long, default_value_t = 30)]
+    units: usize,
+    /// Mean seconds between presses, per school.
+    #[arg(long, default_value_t = 180.0)]
+    press_every: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl CityArgs {
+    fn plan(&self) -> CityPlan {
+        CityPlan {
+            // Almaty city centre.
+            centre: GeoPoint::new(43.2389, 76.8897).expect("constant point is valid"),
+            radius_m: 6_000.0,
+            schools: self.schools,
+            units: self.units,
+            seed: self.seed,
+        }
+    }
+
+    fn behaviour(&self) -> Behaviour {
+        Behaviour { press_every_s: self.press_every, ..Behaviour::default() }
+    }
+}
+
+fn init_logs(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
+}
+
+async fn until_stopped(duration: Option<u64>) {
+    match duration {
+        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let system = actix::System::new();
+    system.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let settings = Settings::load(config.as_deref())?;
+            init_logs(&settings.log.filter);
+            let devices = devices::load(&settings.registry.file)?;
+            let app = Application::build(settings, devices).await?;
+            if !app.wait_ready(Duration::from_secs(10)).await {
+                tracing::warn!("broker not reachable yet; retrying in the background");
+            }
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => tracing::info!(counters = ?app.metrics().snapshot(), "status"),
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+            app.stop().await;
+        }
+        Command::Demo { config, duration, city } => {
+            let settings = Settings::load(config.as_deref())?;
+            init_logs(&settings.log.filter);
+            let plan = city.plan();
+            let devices = sim::city(&plan);
+            let app = Application::build(settings, devices.clone()).await?;
+            anyhow::ensure!(app.wait_ready(Duration::from_secs(10)).await, "kuzet did not connect to its broker");
+            let (host, port) = app.broker();
+            tracing::info!(schools = plan.schools, units = plan.units, broker = %format!("{host}:{port}"),
+                "demo city starting: watch the incident steps below; Ctrl-C to stop");
+            let _tasks = sim::run_city(host, port, &devices, &plan, city.behaviour()).await?;
+            until_stopped(duration).await;
+            tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
+            app.stop().await;
+        }
+        Command::Sim { broker, duration, city } => {
+            init_logs("info");
+            let (host, port) = parse_mqtt_url(&broker)?;
+            let plan = city.plan();
+            let devices = sim::city(&plan);
+            let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour()).await?;
+            until_stopped(duration).await;
+        }
+        Command::BrokerFiles { registry, out, config } => {
+            let settings = Settings::load(config.as_deref())?;
+            let devices = devices::load(&registry)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let user = &settings.mqtt.username;
+            std::fs::write(out.join("acl"), brokerfiles::acl(&devices, user))?;
+            std::fs::write(
+                out.join("passwd.plain"),
+                brokerfiles::plaintext_passwords(&devices, user, settings.mqtt.password.expose()),
+            )?;
+            eprintln!("wrote {0}/acl and {0}/passwd.plain (hash it with: mosquitto_passwd -U {0}/passwd.plain)", out.display());
+        }
+        Command::Bench(args) => {
+            init_logs("warn");
+            kuzet::bench::run(args).await?;
+        }
+    }
+    Ok(())
+}

@@ -57,6 +57,13 @@ macro_rules! device_id {
             }
         }
 
+        // Lets maps keyed by id be searched with the &str taken from a topic.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(d)?;

@@ -3,8 +3,15 @@
 //! adapters talk to the actors through messages, and the actors talk back through
 //! [`outbound::Notify`].
 
+pub mod button;
 pub mod dispatch;
 pub mod geo;
 pub mod ids;
+pub mod incident;
 pub mod index;
 pub mod model;
+pub mod outbound;
+pub mod refusal;
+pub mod registry;
+pub mod router;
+pub mod unit;

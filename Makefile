@@ -1,0 +1,31 @@
+# kuzet developer tasks. `make` alone lists them.
+.DEFAULT_GOAL := help
+.PHONY: help demo test bench lint clean-services
+
+# Extra arguments for `kuzet demo`, e.g. make demo ARGS="--units 50".
+ARGS ?=
+
+help:
+	@echo "kuzet targets:"
+	@echo "  make demo [ARGS=...]  set up, then run the demo (release build)"
+	@echo "  make test             set-up, compose check, build and the whole test suite (what CI runs)"
+	@echo "  make bench            set up, then run the benchmarks (release build)"
+	@echo "  make lint             cargo fmt --check and clippy with warnings as errors"
+	@echo "  make clean-services   nothing to clean: tests and benches stop their own brokers"
+
+demo:
+	scripts/setup.sh
+	cargo run --release -- demo $(ARGS)
+
+test:
+	scripts/test.sh
+
+bench:
+	scripts/bench.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean-services:
+	@echo "clean-services: nothing to do (tests and benches start and stop private brokers)"

@@ -1,0 +1,484 @@
+//! Incident: one open incident. Holds the dispatch decisions (`dispatch::Dispatch`), the
+//! offer timers, the buttons to keep informed and the timeline of every hop, and carries
+//! out the effects the decisions return.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::dispatch::{
+    Assignment, Candidate, Dispatch, DispatchError, Effect, EscalationReason, OfferEnd, PendingOffer,
+};
+use crate::geo::GeoPoint;
+use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
+use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Priority, Progress, ResponsePlan};
+use crate::outbound::{ButtonAck, Notify, OfferOut, Outbox, Received, SiteRef};
+use crate::refusal::Refusal;
+use crate::router::{FindUnits, Router};
+use crate::unit::{Answer, IncidentEnded, OfferUnit, RevokeOffer, Unit};
+
+/// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
+/// latency of every hop of this alert can be read off directly.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub t_us: u64,
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub button: Option<ButtonId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A button whose alarm is part of this incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct Raiser {
+    pub button: ButtonId,
+    pub alarm_id: AlarmId,
+    pub room: Option<String>,
+    pub kind: AlarmKind,
+}
+
+/// The incident as published (retained) for consoles and integrations.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentSnapshot {
+    pub incident_id: IncidentId,
+    pub kind: IncidentKind,
+    pub priority: Priority,
+    pub state: IncidentState,
+    pub location: GeoPoint,
+    pub site: Option<SiteRef>,
+    pub raised_by: Vec<Raiser>,
+    pub opened_at: DateTime<Utc>,
+    pub units: Vec<Assignment>,
+    pub offers: Vec<PendingOffer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated: Option<EscalationReason>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// What an incident is opened with.
+pub struct IncidentSpec {
+    pub id: IncidentId,
+    pub kind: IncidentKind,
+    pub plan: ResponsePlan,
+    pub location: GeoPoint,
+    pub site: Option<SiteRef>,
+    pub raiser: Raiser,
+    pub received: Received,
+}
+
+pub struct Incident {
+    id: IncidentId,
+    kind: IncidentKind,
+    location: GeoPoint,
+    site: Option<SiteRef>,
+    raised_by: Vec<Raiser>,
+    opened: Received,
+    dispatch: Dispatch,
+    units: HashMap<UnitId, Addr<Unit>>,
+    timers: HashMap<OfferId, SpawnHandle>,
+    timeline: Vec<TimelineEntry>,
+    last_ack: (AckState, Option<u32>),
+    router: Addr<Router>,
+    outbox: Outbox,
+    on_end: Recipient<IncidentOver>,
+}
+
+/// Sent to the registry when an incident ends, so the site may open a new one.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct IncidentOver {
+    pub incident_id: IncidentId,
+    pub snapshot: Arc<IncidentSnapshot>,
+}
+
+impl Incident {
+    pub fn new(spec: IncidentSpec, router: Addr<Router>, outbox: Outbox, on_end: Recipient<IncidentOver>) -> Self {
+        let mut me = Self {
+            id: spec.id,
+            kind: spec.kind,
+            location: spec.location,
+            site: spec.site,
+            raised_by: vec![spec.raiser.clone()],
+            opened: spec.received,
+            dispatch: Dispatch::new(spec.plan),
+            units: HashMap::new(),
+            timers: HashMap::new(),
+            timeline: Vec::new(),
+            last_ack: (AckState::Received, None),
+            router,
+            outbox,
+            on_end,
+        };
+        me.record_at(spec.received, "alarm_received", None, Some(spec.raiser.button), None);
+        me
+    }
+
+    pub fn snapshot(&self) -> IncidentSnapshot {
+        IncidentSnapshot {
+            incident_id: self.id,
+            kind: self.kind,
+            priority: self.dispatch.plan().priority,
+            state: self.dispatch.state(),
+            location: self.location,
+            site: self.site.clone(),
+            raised_by: self.raised_by.clone(),
+            opened_at: self.opened.at,
+            units: self.dispatch.assigned().to_vec(),
+            offers: self.dispatch.pending().to_vec(),
+            escalated: self.dispatch.escalated(),
+            timeline: self.timeline.clone(),
+        }
+    }
+
+    fn record(&mut self, event: &'static str, unit: Option<UnitId>, detail: Option<String>) {
+        self.record_at(Received::now(), event, unit, None, detail);
+    }
+
+    fn record_at(
+        &mut self,
+        when: Received,
+        event: &'static str,
+        unit: Option<UnitId>,
+        button: Option<ButtonId>,
+        detail: Option<String>,
+    ) {
+        let t_us = when.instant.saturating_duration_since(self.opened.instant).as_micros() as u64;
+        tracing::info!(incident_id = %self.id, event, t_us, unit_id = ?unit.as_ref().map(|u| u.as_str()),
+            button_id = ?button.as_ref().map(|b| b.as_str()), detail = detail.as_deref().unwrap_or(""), "incident step");
+        self.timeline.push(TimelineEntry { at: when.at, t_us, event, unit, button, detail });
+    }
+
+    fn summary(&self) -> String {
+        let kinds: Vec<&str> = self.raised_by.iter().map(|r| alarm_kind_str(r.kind)).collect();
+        match &self.site {
+            Some(s) => format!(
+                "panic alarm ({}) at {}{}",
+                kinds.join(", "),
+                s.name,
+                s.room.as_deref().map(|r| format!(", room {r}")).unwrap_or_default()
+            ),
+            None => format!("panic alarm ({})", kinds.join(", ")),
+        }
+    }
+
+    fn publish(&self) {
+        self.outbox.send(Notify::Snapshot(Arc::new(self.snapshot())));
+    }
+
+    /// Acks every button once, naming its latest alarm.
+    fn ack_all(&self, state: AckState, eta_s: Option<u32>) {
+        for (i, r) in self.raised_by.iter().enumerate() {
+            if self.raised_by[i + 1..].iter().all(|later| later.button != r.button) {
+                self.ack_one(r, state, eta_s);
+            }
+        }
+    }
+
+    fn ack_one(&self, r: &Raiser, state: AckState, eta_s: Option<u32>) {
+        self.outbox.send(Notify::Ack {
+            button: r.button.clone(),
+            ack: ButtonAck { alarm_id: r.alarm_id, incident_id: self.id, state, eta_s },
+        });
+    }
+
+    /// Carries out the effects of one decision, then publishes the new snapshot.
+    fn apply(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        for e in effects {
+            self.apply_one(e, ctx);
+        }
+        self.publish();
+    }
+
+    fn apply_one(&mut self, effect: Effect, ctx: &mut Context<Self>) {
+        match effect {
+            Effect::FindUnits { count, exclude } => {
+                let find = self.router.send(FindUnits { to: self.location, count, exclude });
+                ctx.spawn(find.into_actor(self).map(move |res, act, ctx| {
+                    let found = res.unwrap_or_else(|e| {
+                        tracing::error!(incident_id = %act.id, error = %e, "router unreachable");
+                        Vec::new()
+                    });
+                    let mut candidates = Vec::with_capacity(found.len());
+                    for f in found {
+                        act.units.insert(f.candidate.unit.clone(), f.addr);
+                        candidates.push(f.candidate);
+                    }
+                    act.record("units_chosen", None, Some(describe(&candidates)));
+                    let fx = act.dispatch.on_candidates(candidates, count);
+                    act.apply(fx, ctx);
+                }));
+            }
+            Effect::Offer { offer_id, unit, distance_m, eta_s, expires_in } => {
+                let Some(addr) = self.units.get(&unit).cloned() else {
+                    return;
+                };
+                let offer = OfferOut {
+                    offer_id,
+                    incident_id: self.id,
+                    priority: self.dispatch.plan().priority,
+                    kind: self.kind,
+                    location: self.location,
+                    site: self.site.clone(),
+                    summary: self.summary(),
+                    distance_m: distance_m.round(),
+                    eta_s: Some(eta_s),
+                    expires_at: Utc::now() + expires_in,
+                };
+                let timer = ctx.run_later(expires_in, move |act, ctx| {
+                    act.timers.remove(&offer_id);
+                    act.offer_ended(offer_id, OfferEnd::TimedOut, "offer_timed_out", None, ctx);
+                });
+                self.timers.insert(offer_id, timer);
+                let sent = addr.send(OfferUnit { offer, incident: ctx.address() });
+                ctx.spawn(sent.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(Ok(())) => act.record("offer_published", Some(unit), None),
+                    Ok(Err(_)) | Err(_) => {
+                        if let Some(t) = act.timers.remove(&offer_id) {
+                            ctx.cancel_future(t);
+                        }
+                        act.offer_ended(offer_id, OfferEnd::Refused, "offer_refused", None, ctx);
+                    }
+                }));
+            }
+            Effect::Revoke { offer_id, unit, reason } => {
+                if let Some(t) = self.timers.remove(&offer_id) {
+                    ctx.cancel_future(t);
+                }
+                if let Some(addr) = self.units.get(&unit) {
+                    addr.do_send(RevokeOffer { offer_id, reason });
+                }
+            }
+            Effect::CancelAssignment { unit } => {
+                if let Some(addr) = self.units.get(&unit) {
+                    addr.do_send(IncidentEnded { incident_id: self.id, cancelled: true });
+                }
+            }
+            Effect::Ack { state, eta_s } => {
+                self.last_ack = (state, eta_s);
+                self.record(ack_event(state), None, eta_s.map(|e| format!("eta {e} s")));
+                self.ack_all(state, eta_s);
+            }
+            Effect::Escalate { reason } => {
+                tracing::warn!(incident_id = %self.id, ?reason, "incident escalated to dispatchers");
+                self.record("escalated", None, Some(format!("{reason:?}")));
+                self.outbox.send(Notify::Escalation {
+                    incident_id: self.id,
+                    reason,
+                    snapshot: Arc::new(self.snapshot()),
+                });
+            }
+            Effect::Closed => {
+                let cancelled = self.dispatch.state() == IncidentState::Cancelled;
+                for a in self.dispatch.assigned() {
+                    if let Some(addr) = self.units.get(&a.unit) {
+                        addr.do_send(IncidentEnded { incident_id: self.id, cancelled });
+                    }
+                }
+                self.record(if cancelled { "cancelled" } else { "closed" }, None, None);
+                for (_, t) in self.timers.drain() {
+                    ctx.cancel_future(t);
+                }
+                let snapshot = Arc::new(self.snapshot());
+                if let Err(e) = self.on_end.try_send(IncidentOver { incident_id: self.id, snapshot }) {
+                    tracing::error!(incident_id = %self.id, error = %e, "registry did not take the incident's end");
+                }
+                ctx.stop();
+            }
+        }
+    }
+
+    fn offer_ended(
+        &mut self,
+        offer_id: OfferId,
+        how: OfferEnd,
+        event: &'static str,
+        unit: Option<UnitId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let unit = unit.or_else(|| self.dispatch.pending().iter().find(|p| p.offer_id == offer_id).map(|p| p.unit.clone()));
+        match self.dispatch.on_offer_ended(offer_id, how) {
+            Ok(fx) => {
+                self.record(event, unit, None);
+                self.apply(fx, ctx);
+            }
+            Err(e) => tracing::debug!(incident_id = %self.id, error = %e, "offer already settled"),
+        }
+    }
+}
+
+fn describe(c: &[Candidate]) -> String {
+    let parts: Vec<String> = c.iter().map(|c| format!("{} {:.0} m", c.unit, c.distance_m)).collect();
+    if parts.is_empty() {
+        "none available".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn ack_event(s: AckState) -> &'static str {
+    match s {
+        AckState::Received => "ack_received",
+        AckState::Dispatched => "ack_dispatched",
+        AckState::Escalated => "ack_escalated",
+        AckState::OnScene => "ack_on_scene",
+        AckState::Cleared => "ack_cleared",
+        AckState::Cancelled => "ack_cancelled",
+    }
+}
+
+fn alarm_kind_str(k: AlarmKind) -> &'static str {
+    match k {
+        AlarmKind::Intruder => "intruder",
+        AlarmKind::Medical => "medical",
+        AlarmKind::Fire => "fire",
+        AlarmKind::Other => "other",
+    }
+}
+
+impl Actor for Incident {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+        let fx = self.dispatch.start();
+        self.apply(fx, ctx);
+    }
+}
+
+/// A unit's answer to one of this incident's offers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct OfferAnswer {
+    pub offer_id: OfferId,
+    pub unit: UnitId,
+    pub answer: Answer,
+    pub received: Received,
+}
+
+impl Handler<OfferAnswer> for Incident {
+    type Result = Result<(), Refusal>;
+
+    fn handle(&mut self, msg: OfferAnswer, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(t) = self.timers.remove(&msg.offer_id) {
+            ctx.cancel_future(t);
+        }
+        let (event, how, detail) = match msg.answer {
+            Answer::Accept => {
+                let fx = self.dispatch.on_accept(msg.offer_id)?;
+                self.record_at(msg.received, "reply_accept", Some(msg.unit), None, None);
+                self.apply(fx, ctx);
+                return Ok(());
+            }
+            Answer::Decline { reason } => ("reply_decline", OfferEnd::Declined, reason),
+            Answer::Gone => ("unit_offline", OfferEnd::UnitGone, None),
+        };
+        let fx = self.dispatch.on_offer_ended(msg.offer_id, how)?;
+        self.record_at(msg.received, event, Some(msg.unit), None, detail);
+        self.apply(fx, ctx);
+        Ok(())
+    }
+}
+
+/// A unit on this incident reports progress.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), DispatchError>")]
+pub struct UnitProgress {
+    pub unit: UnitId,
+    pub progress: Progress,
+    pub received: Received,
+}
+
+impl Handler<UnitProgress> for Incident {
+    type Result = Result<(), DispatchError>;
+
+    fn handle(&mut self, msg: UnitProgress, ctx: &mut Self::Context) -> Self::Result {
+        let fx = self.dispatch.on_progress(&msg.unit, msg.progress)?;
+        let event = match msg.progress {
+            Progress::Accepted => "accepted",
+            Progress::EnRoute => "en_route",
+            Progress::OnScene => "on_scene",
+            Progress::Cleared => "unit_cleared",
+        };
+        self.record_at(msg.received, event, Some(msg.unit), None, None);
+        self.apply(fx, ctx);
+        Ok(())
+    }
+}
+
+/// Another button's raise at the same site while this incident is open.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub raiser: Raiser,
+    pub received: Received,
+}
+
+impl Handler<Join> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, _: &mut Self::Context) {
+        let detail = msg.raiser.room.as_ref().map(|r| format!("room {r}"));
+        self.record_at(msg.received, "alarm_joined", None, Some(msg.raiser.button.clone()), detail);
+        // The new button hears where things stand, not from the start.
+        self.ack_one(&msg.raiser, AckState::Received, None);
+        if self.last_ack.0 != AckState::Received {
+            self.ack_one(&msg.raiser, self.last_ack.0, self.last_ack.1);
+        }
+        self.raised_by.push(msg.raiser);
+        self.publish();
+    }
+}
+
+/// A button (or later a dispatcher) cancels the incident.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Cancel {
+    pub by: ButtonId,
+    pub received: Received,
+}
+
+impl Handler<Cancel> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: Cancel, ctx: &mut Self::Context) {
+        self.record_at(msg.received, "cancel_requested", None, Some(msg.by), None);
+        let fx = self.dispatch.cancel();
+        self.apply(fx, ctx);
+    }
+}
+
+/// Re-sends the latest ack to one button (a redelivered alarm: the button may have missed it).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reack {
+    pub button: ButtonId,
+}
+
+impl Handler<Reack> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reack, _: &mut Self::Context) {
+        if let Some(r) = self.raised_by.iter().find(|r| r.button == msg.button) {
+            self.ack_one(r, self.last_ack.0, self.last_ack.1);
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "IncidentSnapshot")]
+pub struct GetSnapshot;
+
+impl Handler<GetSnapshot> for Incident {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _: GetSnapshot, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}

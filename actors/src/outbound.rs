@@ -1,0 +1,108 @@
+//! What the actors tell the outside world. An adapter (the MQTT gateway; later the console)
+//! receives these as `Notify` through a `Recipient`, so the domain never names a topic.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::dispatch::{EscalationReason, RevokeReason};
+use crate::geo::GeoPoint;
+use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, SiteId, UnitId};
+use crate::incident::IncidentSnapshot;
+use crate::model::{AckState, IncidentKind, Priority};
+
+/// The site an incident is at, as units and consoles see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteRef {
+    pub id: SiteId,
+    pub name: String,
+    pub room: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferOut {
+    pub offer_id: OfferId,
+    pub incident_id: IncidentId,
+    pub priority: Priority,
+    pub kind: IncidentKind,
+    pub location: GeoPoint,
+    pub site: Option<SiteRef>,
+    pub summary: String,
+    pub distance_m: f64,
+    pub eta_s: Option<u32>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An update about an incident a unit holds or was offered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum UnitUpdate {
+    /// The offer is no longer valid (it expired, or the incident ended).
+    OfferRevoked { offer_id: OfferId, reason: RevokeReason },
+    /// The incident the unit accepted was cancelled; stand down.
+    Cancelled,
+    /// Every unit cleared; the incident is closed.
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ButtonAck {
+    pub alarm_id: AlarmId,
+    pub incident_id: IncidentId,
+    pub state: AckState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_s: Option<u32>,
+}
+
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Notify {
+    Offer { unit: UnitId, offer: OfferOut },
+    Unit { unit: UnitId, incident_id: IncidentId, update: UnitUpdate },
+    Ack { button: ButtonId, ack: ButtonAck },
+    Snapshot(Arc<IncidentSnapshot>),
+    Escalation { incident_id: IncidentId, reason: EscalationReason, snapshot: Arc<IncidentSnapshot> },
+}
+
+/// A handle the actors publish through. The adapter behind it never blocks, so a full
+/// mailbox means the process is overloaded: the notification is dropped, logged and counted,
+/// and the incident's own timers (offer expiry, escalation) still move it on.
+#[derive(Clone)]
+pub struct Outbox {
+    to: Recipient<Notify>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Outbox {
+    pub fn new(to: Recipient<Notify>) -> Self {
+        Self { to, dropped: Arc::new(AtomicU64::new(0)) }
+    }
+
+    pub fn send(&self, n: Notify) {
+        if let Err(e) = self.to.try_send(n) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "outbound notification dropped");
+        }
+    }
+
+    /// Notifications dropped because the adapter's mailbox was full or gone.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// When kuzet received something, in wall time (for people) and monotonic time (for hops).
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub at: DateTime<Utc>,
+    pub instant: tokio::time::Instant,
+}
+
+impl Received {
+    pub fn now() -> Self {
+        Self { at: Utc::now(), instant: tokio::time::Instant::now() }
+    }
+}

@@ -1,0 +1,333 @@
+//! Unit: one patrol unit and its officer tablet. Holds what the tablet last said (position,
+//! status, online), the one offer it may hold and the one incident it may be on, and tells
+//! the router whenever it may or may not be offered work.
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use crate::dispatch::RevokeReason;
+use crate::geo::GeoPoint;
+use crate::ids::{IncidentId, OfferId, UnitId};
+use crate::incident::{Incident, OfferAnswer, UnitProgress};
+use crate::model::{Progress, UnitStatus};
+use crate::outbound::{Notify, OfferOut, Outbox, Received, UnitUpdate};
+use crate::refusal::Refusal;
+use crate::router::{Router, UnitState};
+
+struct HeldOffer {
+    offer_id: OfferId,
+    incident_id: IncidentId,
+    incident: Addr<Incident>,
+}
+
+struct OnIncident {
+    incident_id: IncidentId,
+    incident: Addr<Incident>,
+}
+
+pub struct Unit {
+    id: UnitId,
+    callsign: String,
+    status: UnitStatus,
+    /// None until the tablet says; a unit that reports positions is taken to be online.
+    online: Option<bool>,
+    position: Option<(GeoPoint, DateTime<Utc>)>,
+    offer: Option<HeldOffer>,
+    incident: Option<OnIncident>,
+    router: Addr<Router>,
+    outbox: Outbox,
+    last_eligible: bool,
+}
+
+impl Unit {
+    pub fn new(id: UnitId, callsign: String, router: Addr<Router>, outbox: Outbox) -> Self {
+        Self {
+            id,
+            callsign,
+            status: UnitStatus::Available,
+            online: None,
+            position: None,
+            offer: None,
+            incident: None,
+            router,
+            outbox,
+            last_eligible: false,
+        }
+    }
+
+    fn eligible(&self) -> bool {
+        self.online != Some(false)
+            && self.status == UnitStatus::Available
+            && self.offer.is_none()
+            && self.incident.is_none()
+    }
+
+    /// Tells the router when eligibility changed, or always when there is a new position.
+    fn report(&mut self, position: Option<(GeoPoint, tokio::time::Instant)>) {
+        let eligible = self.eligible();
+        if position.is_none() && eligible == self.last_eligible {
+            return;
+        }
+        self.last_eligible = eligible;
+        self.router.do_send(UnitState { unit: self.id.clone(), position, eligible });
+    }
+}
+
+impl Actor for Unit {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(64);
+    }
+}
+
+/// `kuzet/v1/units/{id}/position`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Position {
+    pub point: GeoPoint,
+    pub at: DateTime<Utc>,
+    pub received: Received,
+}
+
+impl Handler<Position> for Unit {
+    type Result = ();
+
+    fn handle(&mut self, msg: Position, _: &mut Self::Context) {
+        if let Some((_, last)) = self.position {
+            if msg.at < last {
+                // Out-of-order delivery: an older fix must not move the unit back.
+                return;
+            }
+        }
+        self.position = Some((msg.point, msg.at));
+        self.report(Some((msg.point, msg.received.instant)));
+    }
+}
+
+/// `kuzet/v1/units/{id}/status`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StatusReport {
+    pub status: UnitStatus,
+}
+
+impl Handler<StatusReport> for Unit {
+    type Result = ();
+
+    fn handle(&mut self, msg: StatusReport, _: &mut Self::Context) {
+        self.status = msg.status;
+        self.report(None);
+    }
+}
+
+/// `kuzet/v1/units/{id}/online`, the tablet's retained presence and last will.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Online(pub bool);
+
+impl Handler<Online> for Unit {
+    type Result = ();
+
+    fn handle(&mut self, msg: Online, _: &mut Self::Context) {
+        self.online = Some(msg.0);
+        if !msg.0 {
+            tracing::warn!(unit_id = %self.id, "unit tablet offline");
+            if let Some(held) = self.offer.take() {
+                held.incident.do_send(OfferAnswer {
+                    offer_id: held.offer_id,
+                    unit: self.id.clone(),
+                    answer: Answer::Gone,
+                    received: Received::now(),
+                });
+            }
+        }
+        self.report(None);
+    }
+}
+
+/// An incident offers itself to this unit. Refused when the unit cannot take it now.
+#[derive(Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct OfferUnit {
+    pub offer: OfferOut,
+    pub incident: Addr<Incident>,
+}
+
+impl Handler<OfferUnit> for Unit {
+    type Result = Result<(), Refusal>;
+
+    fn handle(&mut self, msg: OfferUnit, _: &mut Self::Context) -> Self::Result {
+        if !self.eligible() {
+            return Err(Refusal::Unavailable);
+        }
+        self.offer = Some(HeldOffer {
+            offer_id: msg.offer.offer_id,
+            incident_id: msg.offer.incident_id,
+            incident: msg.incident,
+        });
+        self.report(None);
+        tracing::info!(unit_id = %self.id, callsign = %self.callsign, incident_id = %msg.offer.incident_id,
+            distance_m = msg.offer.distance_m.round(), "offer sent");
+        self.outbox.send(Notify::Offer { unit: self.id.clone(), offer: msg.offer });
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Accept,
+    Decline { reason: Option<String> },
+    /// The tablet went offline holding the offer.
+    Gone,
+}
+
+/// `kuzet/v1/units/{id}/reply`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct Reply {
+    pub offer_id: OfferId,
+    pub accept: bool,
+    pub reason: Option<String>,
+    pub received: Received,
+}
+
+impl Handler<Reply> for Unit {
+    type Result = ResponseActFuture<Self, Result<(), Refusal>>;
+
+    fn handle(&mut self, msg: Reply, _: &mut Self::Context) -> Self::Result {
+        let held = match self.offer.take() {
+            Some(h) if h.offer_id == msg.offer_id => h,
+            other => {
+                self.offer = other;
+                return Box::pin(fut::ready(Err(Refusal::NotYourOffer(msg.offer_id))));
+            }
+        };
+        let answer = if msg.accept { Answer::Accept } else { Answer::Decline { reason: msg.reason } };
+        let accepted = answer == Answer::Accept;
+        let incident = held.incident.clone();
+        let sent = incident.send(OfferAnswer {
+            offer_id: msg.offer_id,
+            unit: self.id.clone(),
+            answer,
+            received: msg.received,
+        });
+        Box::pin(sent.into_actor(self).map(move |res, act, _| {
+            let res = res.map_err(Refusal::from).and_then(|r| r);
+            if accepted && res.is_ok() {
+                act.incident = Some(OnIncident { incident_id: held.incident_id, incident: held.incident });
+            }
+            act.report(None);
+            res
+        }))
+    }
+}
+
+/// `kuzet/v1/units/{id}/progress`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct ProgressReport {
+    pub incident_id: IncidentId,
+    pub progress: Progress,
+    pub received: Received,
+}
+
+impl Handler<ProgressReport> for Unit {
+    type Result = ResponseActFuture<Self, Result<(), Refusal>>;
+
+    fn handle(&mut self, msg: ProgressReport, _: &mut Self::Context) -> Self::Result {
+        let Some(on) = self.incident.as_ref().filter(|on| on.incident_id == msg.incident_id) else {
+            return Box::pin(fut::ready(Err(Refusal::NotYourIncident(msg.incident_id))));
+        };
+        let sent = on.incident.send(UnitProgress {
+            unit: self.id.clone(),
+            progress: msg.progress,
+            received: msg.received,
+        });
+        let cleared = msg.progress == Progress::Cleared;
+        Box::pin(sent.into_actor(self).map(move |res, act, _| {
+            let res = res.map_err(Refusal::from).and_then(|r| r.map_err(Refusal::from));
+            if cleared && res.is_ok() {
+                act.incident = None;
+                act.report(None);
+            }
+            res
+        }))
+    }
+}
+
+/// From the incident: the offer is withdrawn.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RevokeOffer {
+    pub offer_id: OfferId,
+    pub reason: RevokeReason,
+}
+
+impl Handler<RevokeOffer> for Unit {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevokeOffer, _: &mut Self::Context) {
+        let Some(held) = self.offer.take_if(|h| h.offer_id == msg.offer_id) else {
+            return;
+        };
+        self.outbox.send(Notify::Unit {
+            unit: self.id.clone(),
+            incident_id: held.incident_id,
+            update: UnitUpdate::OfferRevoked { offer_id: msg.offer_id, reason: msg.reason },
+        });
+        self.report(None);
+    }
+}
+
+/// From the incident: it ended while this unit was on it (cancelled, or closed by others).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct IncidentEnded {
+    pub incident_id: IncidentId,
+    pub cancelled: bool,
+}
+
+impl Handler<IncidentEnded> for Unit {
+    type Result = ();
+
+    fn handle(&mut self, msg: IncidentEnded, _: &mut Self::Context) {
+        if self.incident.as_ref().is_none_or(|on| on.incident_id != msg.incident_id) {
+            return;
+        }
+        self.incident = None;
+        let update = if msg.cancelled { UnitUpdate::Cancelled } else { UnitUpdate::Closed };
+        self.outbox.send(Notify::Unit { unit: self.id.clone(), incident_id: msg.incident_id, update });
+        self.report(None);
+    }
+}
+
+/// What the unit looks like now (for tests and status views).
+#[derive(Message)]
+#[rtype(result = "UnitView")]
+pub struct GetUnit;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitView {
+    pub status: UnitStatus,
+    pub online: Option<bool>,
+    pub eligible: bool,
+    pub offer: Option<OfferId>,
+    pub incident: Option<IncidentId>,
+    pub position: Option<GeoPoint>,
+}
+
+impl Handler<GetUnit> for Unit {
+    type Result = MessageResult<GetUnit>;
+
+    fn handle(&mut self, _: GetUnit, _: &mut Self::Context) -> Self::Result {
+        MessageResult(UnitView {
+            status: self.status,
+            online: self.online,
+            eligible: self.eligible(),
+            offer: self.offer.as_ref().map(|o| o.offer_id),
+            incident: self.incident.as_ref().map(|o| o.incident_id),
+            position: self.position.map(|p| p.0),
+        })
+    }
+}

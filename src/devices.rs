@@ -1,0 +1,18 @@
+//! The device registry file (TOML): sites with their panic buttons, and patrol units.
+//! See config/registry.toml for the format.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use kuzet_actors::registry::Devices;
+
+pub fn load(path: &Path) -> anyhow::Result<Devices> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read device registry {}", path.display()))?;
+    parse(&text).with_context(|| format!("invalid device registry {}", path.display()))
+}
+
+pub fn parse(text: &str) -> anyhow::Result<Devices> {
+    let devices: Devices = toml::from_str(text)?;
+    devices.validate()?;
+    Ok(devices)
+}

@@ -1,0 +1,47 @@
+//! Counters kept by the adapters: what came in, what was refused and why, what went out.
+//! Cheap atomics, read by `Application::metrics`, logged periodically by `serve`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::mqtt::codec::RejectCode;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub published: AtomicU64,
+    pub publish_failed: AtomicU64,
+    /// Position reports dropped because a unit's mailbox was full; the next report supersedes them.
+    pub positions_shed: AtomicU64,
+    pub broker_disconnects: AtomicU64,
+    rejects: [AtomicU64; RejectCode::ALL.len()],
+}
+
+impl Metrics {
+    pub fn reject(&self, code: RejectCode) {
+        self.rejects[code as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejects(&self, code: RejectCode) -> u64 {
+        self.rejects[code as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn rejects_total(&self) -> u64 {
+        self.rejects.iter().map(|r| r.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Every counter by name, for logs and tests.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        m.insert("received".into(), get(&self.received));
+        m.insert("published".into(), get(&self.published));
+        m.insert("publish_failed".into(), get(&self.publish_failed));
+        m.insert("positions_shed".into(), get(&self.positions_shed));
+        m.insert("broker_disconnects".into(), get(&self.broker_disconnects));
+        for code in RejectCode::ALL {
+            m.insert(format!("rejects.{}", code.as_str()), self.rejects(code));
+        }
+        m
+    }
+}

@@ -1,0 +1,347 @@
+//! Payloads of the MQTT contract v1: decoding and validating what devices send into the
+//! actors' messages, and encoding what the actors tell devices. Every refusal says why.
+
+use chrono::{DateTime, Utc};
+use kuzet_actors::button::{Alarm, AlarmAction};
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::{AlarmId, IncidentId, OfferId};
+use kuzet_actors::model::{AlarmKind, Progress, UnitStatus};
+use kuzet_actors::outbound::{Notify, Received};
+use kuzet_actors::unit::{Position, ProgressReport, Reply, StatusReport};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::topics::{self, Channel, DeviceKind, InboundTopic};
+
+/// Why a message was refused. `code` is the counter label and part of the reject payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    BadTopic,
+    BadId,
+    Oversize,
+    MalformedJson,
+    InvalidPayload,
+    UnknownDevice,
+    Refused,
+    Overloaded,
+}
+
+impl RejectCode {
+    pub const ALL: [RejectCode; 8] = [
+        RejectCode::BadTopic,
+        RejectCode::BadId,
+        RejectCode::Oversize,
+        RejectCode::MalformedJson,
+        RejectCode::InvalidPayload,
+        RejectCode::UnknownDevice,
+        RejectCode::Refused,
+        RejectCode::Overloaded,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectCode::BadTopic => "bad_topic",
+            RejectCode::BadId => "bad_id",
+            RejectCode::Oversize => "oversize",
+            RejectCode::MalformedJson => "malformed_json",
+            RejectCode::InvalidPayload => "invalid_payload",
+            RejectCode::UnknownDevice => "unknown_device",
+            RejectCode::Refused => "refused",
+            RejectCode::Overloaded => "overloaded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub code: RejectCode,
+    pub error: String,
+}
+
+impl Reject {
+    pub fn new(code: RejectCode, error: impl Into<String>) -> Self {
+        Self { code, error: error.into() }
+    }
+}
+
+/// The reject payload published on `kuzet/v1/rejects/{id}`.
+#[derive(Debug, Serialize)]
+pub struct RejectOut<'a> {
+    pub topic: &'a str,
+    pub code: RejectCode,
+    pub error: &'a str,
+}
+
+/// A decoded inbound message, ready for its actor.
+#[derive(Debug)]
+pub enum Message {
+    Alarm(Alarm),
+    Heartbeat { at: DateTime<Utc>, battery_pct: Option<f64> },
+    Online(bool),
+    Position(Position),
+    Status(StatusReport),
+    Reply(Reply),
+    Progress(ProgressReport),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ActionIn {
+    Raise,
+    Cancel,
+}
+
+#[derive(Deserialize)]
+struct AlarmIn {
+    alarm_id: Uuid,
+    action: ActionIn,
+    #[serde(default)]
+    kind: Option<AlarmKind>,
+    at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct HeartbeatIn {
+    at: DateTime<Utc>,
+    #[serde(default)]
+    battery_pct: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct PositionIn {
+    at: DateTime<Utc>,
+    lat: f64,
+    lon: f64,
+    #[serde(default)]
+    speed_mps: Option<f64>,
+    #[serde(default)]
+    heading_deg: Option<f64>,
+    #[serde(default)]
+    accuracy_m: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct StatusIn {
+    #[allow(dead_code)]
+    at: DateTime<Utc>,
+    status: UnitStatus,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DecisionIn {
+    Accept,
+    Decline,
+}
+
+#[derive(Deserialize)]
+struct ReplyIn {
+    offer_id: Uuid,
+    decision: DecisionIn,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ProgressIn {
+    EnRoute,
+    OnScene,
+    Cleared,
+}
+
+#[derive(Deserialize)]
+struct ProgressMsgIn {
+    incident_id: Uuid,
+    state: ProgressIn,
+    #[allow(dead_code)]
+    at: DateTime<Utc>,
+}
+
+const MAX_REASON_CHARS: usize = 500;
+
+fn json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Reject> {
+    serde_json::from_slice(payload).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => RejectCode::InvalidPayload,
+            _ => RejectCode::MalformedJson,
+        };
+        Reject::new(code, e.to_string())
+    })
+}
+
+fn invalid(msg: impl Into<String>) -> Reject {
+    Reject::new(RejectCode::InvalidPayload, msg)
+}
+
+/// An optional number that must be finite and inside `range` when present.
+fn check_opt(name: &str, v: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Result<(), Reject> {
+    match v {
+        Some(x) if !x.is_finite() || !range.contains(&x) => Err(invalid(format!(
+            "{name} must be a finite number in [{}, {}], got {x}",
+            range.start(),
+            range.end()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Decodes and validates one payload for a parsed topic.
+pub fn decode(topic: &InboundTopic<'_>, payload: &[u8], max_bytes: usize, received: Received) -> Result<Message, Reject> {
+    if payload.len() > max_bytes {
+        return Err(Reject::new(
+            RejectCode::Oversize,
+            format!("payload is {} bytes, the limit is {max_bytes}", payload.len()),
+        ));
+    }
+    Ok(match topic.channel {
+        Channel::Alarm => {
+            let a: AlarmIn = json(payload)?;
+            Message::Alarm(Alarm {
+                alarm_id: AlarmId(a.alarm_id),
+                action: match a.action {
+                    ActionIn::Raise => AlarmAction::Raise,
+                    ActionIn::Cancel => AlarmAction::Cancel,
+                },
+                kind: a.kind.unwrap_or_default(),
+                at: a.at,
+                received,
+            })
+        }
+        Channel::Heartbeat => {
+            let h: HeartbeatIn = json(payload)?;
+            check_opt("battery_pct", h.battery_pct, 0.0..=100.0)?;
+            Message::Heartbeat { at: h.at, battery_pct: h.battery_pct }
+        }
+        Channel::Online => Message::Online(json::<bool>(payload)?),
+        Channel::Position => {
+            let p: PositionIn = json(payload)?;
+            let point = GeoPoint::new(p.lat, p.lon).map_err(|e| invalid(e.to_string()))?;
+            check_opt("speed_mps", p.speed_mps, 0.0..=150.0)?;
+            check_opt("heading_deg", p.heading_deg, 0.0..=360.0)?;
+            check_opt("accuracy_m", p.accuracy_m, 0.0..=100_000.0)?;
+            Message::Position(Position { point, at: p.at, received })
+        }
+        Channel::Status => {
+            let s: StatusIn = json(payload)?;
+            Message::Status(StatusReport { status: s.status })
+        }
+        Channel::Reply => {
+            let r: ReplyIn = json(payload)?;
+            if r.reason.as_ref().is_some_and(|s| s.chars().count() > MAX_REASON_CHARS) {
+                return Err(invalid(format!("reason is longer than {MAX_REASON_CHARS} characters")));
+            }
+            Message::Reply(Reply {
+                offer_id: OfferId(r.offer_id),
+                accept: matches!(r.decision, DecisionIn::Accept),
+                reason: r.reason,
+                received,
+            })
+        }
+        Channel::Progress => {
+            let p: ProgressMsgIn = json(payload)?;
+            Message::Progress(ProgressReport {
+                incident_id: IncidentId(p.incident_id),
+                progress: match p.state {
+                    ProgressIn::EnRoute => Progress::EnRoute,
+                    ProgressIn::OnScene => Progress::OnScene,
+                    ProgressIn::Cleared => Progress::Cleared,
+                },
+                received,
+            })
+        }
+    })
+}
+
+/// One publish: topic, JSON payload, retained or not.
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+#[derive(Serialize)]
+struct UnitIncidentOut<'a> {
+    incident_id: IncidentId,
+    #[serde(flatten)]
+    update: &'a kuzet_actors::outbound::UnitUpdate,
+}
+
+#[derive(Serialize)]
+struct EscalationOut<'a> {
+    incident_id: IncidentId,
+    reason: kuzet_actors::dispatch::EscalationReason,
+    incident: &'a kuzet_actors::incident::IncidentSnapshot,
+}
+
+/// Encodes a notification from the actors as one publish.
+pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
+    Ok(match n {
+        Notify::Offer { unit, offer } => {
+            Outgoing { topic: topics::offers(unit.as_str()), payload: serde_json::to_vec(offer)?, retain: false }
+        }
+        Notify::Unit { unit, incident_id, update } => Outgoing {
+            topic: topics::unit_incident(unit.as_str(), incident_id),
+            payload: serde_json::to_vec(&UnitIncidentOut { incident_id: *incident_id, update })?,
+            retain: false,
+        },
+        Notify::Ack { button, ack } => {
+            Outgoing { topic: topics::button_ack(button.as_str()), payload: serde_json::to_vec(ack)?, retain: false }
+        }
+        Notify::Snapshot(s) => {
+            Outgoing { topic: topics::incident(&s.incident_id), payload: serde_json::to_vec(&**s)?, retain: true }
+        }
+        Notify::Escalation { incident_id, reason, snapshot } => Outgoing {
+            topic: topics::ESCALATIONS.to_owned(),
+            payload: serde_json::to_vec(&EscalationOut { incident_id: *incident_id, reason: *reason, incident: snapshot })?,
+            retain: false,
+        },
+    })
+}
+
+/// The kind of device a topic names, for log lines.
+pub fn kind_name(k: DeviceKind) -> &'static str {
+    match k {
+        DeviceKind::Button => "button",
+        DeviceKind::Unit => "unit",
+        DeviceKind::Camera => "camera",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::topics::parse;
+
+    fn dec(topic: &str, payload: &str) -> Result<Message, Reject> {
+        decode(&parse(topic).unwrap(), payload.as_bytes(), 16 * 1024, Received::now())
+    }
+
+    const POS: &str = "kuzet/v1/units/u1/position";
+
+    #[test]
+    fn decodes_a_position() {
+        let Ok(Message::Position(p)) = dec(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":43.2,"lon":76.9,"speed_mps":8.5}"#) else {
+            panic!("position not decoded");
+        };
+        assert_eq!(p.point.lat(), 43.2);
+    }
+
+    #[test]
+    fn classifies_each_bad_input() {
+        let code = |t: &str, p: &str| dec(t, p).unwrap_err().code;
+        assert_eq!(code(POS, "{not json"), RejectCode::MalformedJson);
+        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":NaN,"lon":1}"#), RejectCode::MalformedJson);
+        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":"43","lon":1}"#), RejectCode::InvalidPayload);
+        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":91,"lon":1}"#), RejectCode::InvalidPayload);
+        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1e999}"#), RejectCode::MalformedJson);
+        assert_eq!(code(POS, r#"{"at":"yesterday","lat":1,"lon":1}"#), RejectCode::InvalidPayload);
+        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1,"speed_mps":-1}"#), RejectCode::InvalidPayload);
+        assert_eq!(code("kuzet/v1/buttons/b/alarm", r#"{"alarm_id":"nope","action":"raise","at":"2026-11-25T10:00:00Z"}"#), RejectCode::InvalidPayload);
+        assert_eq!(code("kuzet/v1/buttons/b/alarm", r#"{"alarm_id":"6f1c1a7e-8d1f-4a53-9b59-1d2b3c4d5e6f","action":"explode","at":"2026-11-25T10:00:00Z"}"#), RejectCode::InvalidPayload);
+        assert_eq!(code("kuzet/v1/units/u/online", "maybe"), RejectCode::MalformedJson);
+        let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(17 * 1024));
+        assert_eq!(code(POS, &big), RejectCode::Oversize);
+    }
+}

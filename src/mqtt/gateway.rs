@@ -1,0 +1,240 @@
+//! The MQTT gateway. Inbound: one task polls the client's event loop, parses and validates
+//! each publish and delivers it to the device's actor, awaiting delivery so that a slow
+//! actor slows the reading instead of growing a queue (positions alone are shed when a
+//! unit's mailbox is full: the next one supersedes them). Inbound refusals become rejects.
+//! Outbound: the `Gateway` actor turns `Notify` into QoS 1 publishes without ever blocking.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use kuzet_actors::button::{ButtonOnline, Heartbeat};
+use kuzet_actors::outbound::{Notify, Received};
+use kuzet_actors::registry::Directory;
+use kuzet_actors::unit::Online;
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS, SubscribeFilter};
+use tokio::sync::watch;
+
+use super::codec::{self, Message, Reject, RejectCode, RejectOut};
+use super::topics::{self, DeviceKind};
+use crate::metrics::Metrics;
+
+/// Publishes what the actors say.
+pub struct Gateway {
+    client: AsyncClient,
+    metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    pub fn new(client: AsyncClient, metrics: Arc<Metrics>) -> Self {
+        Self { client, metrics }
+    }
+}
+
+impl Actor for Gateway {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Handling a Notify is a non-blocking enqueue; the outbox drops and counts on overflow.
+        ctx.set_mailbox_capacity(8192);
+    }
+}
+
+impl Handler<Notify> for Gateway {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _: &mut Self::Context) {
+        let out = match codec::encode(&msg) {
+            Ok(o) => o,
+            Err(e) => {
+                self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "cannot encode notification");
+                return;
+            }
+        };
+        match self.client.try_publish(out.topic, QoS::AtLeastOnce, out.retain, out.payload) {
+            Ok(()) => {
+                self.metrics.published.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "publish not queued");
+            }
+        }
+    }
+}
+
+/// Connection state reported by the inbound task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    /// Connected and subscribed.
+    Ready,
+}
+
+pub struct Listener {
+    pub eventloop: EventLoop,
+    pub client: AsyncClient,
+    pub directory: Directory,
+    pub metrics: Arc<Metrics>,
+    pub max_payload_bytes: usize,
+    pub link: watch::Sender<Link>,
+}
+
+/// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
+/// payloads to arrive (so they can be refused with a reason rather than break the link).
+pub fn options(
+    client_id: &str,
+    host: &str,
+    port: u16,
+    username: &str,
+    password: &str,
+    keep_alive: Duration,
+    inflight: u16,
+) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, host, port);
+    o.set_clean_session(false);
+    o.set_keep_alive(keep_alive);
+    o.set_credentials(username, password);
+    o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+    o.set_inflight(inflight);
+    o
+}
+
+impl Listener {
+    /// Polls until the process stops. Never returns an error: a broken link is logged,
+    /// counted and retried with backoff (100 ms doubling to 10 s).
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(session_present = ack.session_present, "connected to broker");
+                    if ack.session_present {
+                        let _ = self.link.send(Link::Ready);
+                    } else {
+                        let filters = topics::SUBSCRIPTIONS
+                            .iter()
+                            .map(|t| SubscribeFilter::new((*t).to_owned(), QoS::AtLeastOnce));
+                        if let Err(e) = self.client.try_subscribe_many(filters) {
+                            tracing::error!(error = %e, "cannot queue subscriptions");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                    let _ = self.link.send(Link::Ready);
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    self.metrics.received.fetch_add(1, Ordering::Relaxed);
+                    self.deliver(&p.topic, &p.payload).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.metrics.broker_disconnects.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.link.send(Link::Connecting);
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, topic: &str, payload: &[u8]) {
+        let received = Received::now();
+        let parsed = match topics::parse(topic) {
+            Ok(t) => t,
+            Err(e) => {
+                let code = if matches!(e, topics::TopicError::Id(_)) { RejectCode::BadId } else { RejectCode::BadTopic };
+                self.refuse(e.device_id(), "unknown", topic, Reject::new(code, e.to_string()));
+                return;
+            }
+        };
+        let kind = codec::kind_name(parsed.kind);
+        let msg = match codec::decode(&parsed, payload, self.max_payload_bytes, received) {
+            Ok(m) => m,
+            Err(r) => {
+                self.refuse(Some(parsed.id), kind, topic, r);
+                return;
+            }
+        };
+        let result = match parsed.kind {
+            DeviceKind::Button => self.to_button(parsed.id, msg).await,
+            DeviceKind::Unit => self.to_unit(parsed.id, msg).await,
+            DeviceKind::Camera => Err(Reject::new(RejectCode::UnknownDevice, "no camera is registered")),
+        };
+        if let Err(r) = result {
+            self.refuse(Some(parsed.id), kind, topic, r);
+        }
+    }
+
+    async fn to_button(&self, id: &str, msg: Message) -> Result<(), Reject> {
+        let addr = self
+            .directory
+            .button(id)
+            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no button {id} is registered")))?;
+        match msg {
+            Message::Alarm(a) => {
+                let alarm_id = a.alarm_id;
+                let outcome = addr.send(a).await.map_err(overloaded)?.map_err(refused)?;
+                tracing::info!(button_id = id, %alarm_id, ?outcome, "alarm handled");
+            }
+            Message::Heartbeat { at, battery_pct } => addr.send(Heartbeat { at, battery_pct }).await.map_err(overloaded)?,
+            Message::Online(on) => addr.send(ButtonOnline(on)).await.map_err(overloaded)?,
+            _ => unreachable!("topics::parse only yields button channels for buttons"),
+        }
+        Ok(())
+    }
+
+    async fn to_unit(&self, id: &str, msg: Message) -> Result<(), Reject> {
+        let addr = self
+            .directory
+            .unit(id)
+            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no unit {id} is registered")))?;
+        match msg {
+            Message::Position(p) => {
+                if let Err(SendError::Full(_)) = addr.try_send(p) {
+                    self.metrics.positions_shed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Message::Status(s) => addr.send(s).await.map_err(overloaded)?,
+            Message::Online(on) => addr.send(Online(on)).await.map_err(overloaded)?,
+            Message::Reply(r) => addr.send(r).await.map_err(overloaded)?.map_err(refused)?,
+            Message::Progress(p) => addr.send(p).await.map_err(overloaded)?.map_err(refused)?,
+            _ => unreachable!("topics::parse only yields unit channels for units"),
+        }
+        Ok(())
+    }
+
+    /// Logs, counts and (when the topic names a valid id) tells the device.
+    fn refuse(&self, device: Option<&str>, kind: &str, topic: &str, reject: Reject) {
+        self.metrics.reject(reject.code);
+        tracing::warn!(device_kind = kind, device_id = device.unwrap_or("-"), topic, code = reject.code.as_str(),
+            error = %reject.error, "message refused");
+        let Some(device) = device else { return };
+        let body = RejectOut { topic, code: reject.code, error: &reject.error };
+        match serde_json::to_vec(&body) {
+            Ok(payload) => {
+                if self.client.try_publish(topics::rejects(device), QoS::AtLeastOnce, false, payload).is_err() {
+                    self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode reject"),
+        }
+    }
+}
+
+fn overloaded(e: MailboxError) -> Reject {
+    Reject::new(RejectCode::Overloaded, format!("actor did not take the message: {e}"))
+}
+
+fn refused(e: kuzet_actors::refusal::Refusal) -> Reject {
+    Reject::new(RejectCode::Refused, e.to_string())
+}
+
+/// Waits until the link is ready, for at most `timeout`.
+pub async fn wait_ready(mut rx: watch::Receiver<Link>, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, rx.wait_for(|l| *l == Link::Ready)).await.is_ok_and(|r| r.is_ok())
+}

@@ -1,0 +1,265 @@
+//! Typed settings: `config/default.toml` (compiled in), then an optional file, then
+//! `KUZET_SECTION__KEY` environment variables. Unknown keys are refused so a typo fails loudly.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kuzet_actors::model::{IncidentKind, ResponsePlan};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("settings file {path} is not valid TOML: {source}")]
+    Parse { path: String, source: Box<toml::de::Error> },
+    #[error("invalid settings: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub mqtt: MqttSettings,
+    pub broker: BrokerSettings,
+    pub dispatch: DispatchSettings,
+    pub registry: RegistrySettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    pub url: String,
+    pub client_id: String,
+    pub username: String,
+    pub password: Secret,
+    pub keep_alive_s: u64,
+    pub max_payload_bytes: usize,
+    pub inflight: u16,
+    pub request_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSettings {
+    pub listen: SocketAddr,
+    pub require_auth: bool,
+    pub max_payload_bytes: usize,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    pub position_max_age_s: u64,
+    pub plans: HashMap<IncidentKind, ResponsePlan>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+/// A value that must never reach a log.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Where kuzet's MQTT client connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerTarget {
+    Embedded,
+    External { host: String, port: u16 },
+}
+
+impl MqttSettings {
+    pub fn target(&self) -> Result<BrokerTarget, SettingsError> {
+        if self.url == "embedded" {
+            return Ok(BrokerTarget::Embedded);
+        }
+        parse_mqtt_url(&self.url).map(|(host, port)| BrokerTarget::External { host, port })
+    }
+}
+
+/// Parses `mqtt://host:port` (or `tcp://`); the port defaults to 1883.
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), SettingsError> {
+    let bad = || SettingsError::Invalid(format!("mqtt url {url:?} is not mqtt://host:port"));
+    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() || host.contains('/') || host.contains('@') {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+impl DispatchSettings {
+    pub fn position_max_age(&self) -> Duration {
+        Duration::from_secs(self.position_max_age_s)
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Only the compiled-in defaults (tests start from these and adjust fields).
+    pub fn defaults() -> Self {
+        Self::load_from(None, &[]).unwrap_or_else(|e| panic!("compiled-in defaults are invalid: {e}"))
+    }
+
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, SettingsError> {
+        let mut merged = parse_toml("config/default.toml", DEFAULTS)?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?;
+            merge(&mut merged, parse_toml(&path.display().to_string(), &text)?);
+        }
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("KUZET_") else { continue };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut merged, &path, env_value(value));
+        }
+        let settings: Settings =
+            merged.try_into().map_err(|e: toml::de::Error| SettingsError::Invalid(e.message().to_owned()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.mqtt.target()?;
+        if self.mqtt.max_payload_bytes >= self.broker.max_payload_bytes {
+            return Err(SettingsError::Invalid(
+                "broker.max_payload_bytes must exceed mqtt.max_payload_bytes, so oversize payloads reach kuzet and are refused with a reason".into(),
+            ));
+        }
+        for (kind, plan) in &self.dispatch.plans {
+            if plan.units_required == 0 || plan.max_offers < u16::from(plan.units_required) {
+                return Err(SettingsError::Invalid(format!(
+                    "plan {}: units_required must be at least 1 and max_offers at least units_required",
+                    kind.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_toml(name: &str, text: &str) -> Result<toml::Table, SettingsError> {
+    text.parse::<toml::Table>()
+        .map_err(|source| SettingsError::Parse { path: name.to_owned(), source: Box::new(source) })
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut t = table;
+    for p in parents {
+        let entry = t.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else { return };
+        t = next;
+    }
+    t.insert(last.clone(), value);
+}
+
+/// An environment value as a TOML scalar when it parses as one (numbers, booleans),
+/// otherwise as a string.
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table() && !v.is_array())
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_name_the_embedded_broker() {
+        let s = Settings::defaults();
+        assert_eq!(s.mqtt.target().unwrap(), BrokerTarget::Embedded);
+        assert_eq!(s.dispatch.plans[&IncidentKind::SchoolAlarm].units_required, 2);
+        assert_eq!(s.mqtt.max_payload_bytes, 16 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_files_and_keeps_types() {
+        let env = vec![
+            ("KUZET_MQTT__URL".to_owned(), "mqtt://broker.local:1884".to_owned()),
+            ("KUZET_DISPATCH__POSITION_MAX_AGE_S".to_owned(), "30".to_owned()),
+            ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT".to_owned(), "2.5".to_owned()),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ];
+        let s = Settings::load_from(None, &env).unwrap();
+        assert_eq!(s.mqtt.target().unwrap(), BrokerTarget::External { host: "broker.local".into(), port: 1884 });
+        assert_eq!(s.dispatch.position_max_age_s, 30);
+        assert_eq!(s.dispatch.plans[&IncidentKind::SchoolAlarm].offer_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused() {
+        let env = vec![("KUZET_MQTT__PASWORD".to_owned(), "x".to_owned())];
+        assert!(Settings::load_from(None, &env).is_err());
+        for url in ["http://x:1", "mqtt://", "mqtt://h:notaport", "mqtt://u@h:1"] {
+            let env = vec![("KUZET_MQTT__URL".to_owned(), url.to_owned())];
+            assert!(Settings::load_from(None, &env).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings::defaults();
+        assert!(!format!("{s:?}").contains("kuzet-dev-password"));
+    }
+}

@@ -1,0 +1,331 @@
+//! The simulated city: real MQTT clients standing in for the people and devices of a city.
+//! Units drive around and report positions; tablets accept or decline offers after a
+//! human-like delay and report progress; schools press their panic buttons now and then.
+//! Used by `kuzet demo`, `kuzet sim` (against any broker) and `kuzet bench`.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
+use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rumqttc::{AsyncClient, Event, Incoming, LastWill, MqttOptions, QoS};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::mqtt::topics::{self, DeviceKind};
+
+/// How to build a city.
+#[derive(Debug, Clone)]
+pub struct CityPlan {
+    pub centre: GeoPoint,
+    pub radius_m: f64,
+    pub schools: usize,
+    pub units: usize,
+    pub seed: u64,
+}
+
+/// The password every simulated device uses; only for the demo and load tests.
+pub fn sim_password(id: &str) -> String {
+    format!("sim-{id}")
+}
+
+/// Generates a city's devices: schools with two buttons each, and patrol units.
+pub fn city(plan: &CityPlan) -> Devices {
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let mut d = Devices::default();
+    for i in 1..=plan.schools {
+        let loc = random_point(&mut rng, plan.centre, plan.radius_m);
+        let buttons = [("a", "101"), ("b", "staff room")]
+            .iter()
+            .map(|(suffix, room)| {
+                let id = format!("btn-{i:03}-{suffix}");
+                ButtonSpec {
+                    password: Some(sim_password(&id)),
+                    id: ButtonId::parse(&id).expect("generated id matches the pattern"),
+                    room: Some((*room).to_owned()),
+                }
+            })
+            .collect();
+        d.sites.push(SiteSpec {
+            id: SiteId::parse(&format!("school-{i:03}")).expect("generated id matches the pattern"),
+            name: format!("School No. {i}"),
+            kind: SiteKind::School,
+            location: loc,
+            buttons,
+        });
+    }
+    for i in 1..=plan.units {
+        let id = format!("unit-{i:04}");
+        d.units.push(UnitSpec {
+            password: Some(sim_password(&id)),
+            id: UnitId::parse(&id).expect("generated id matches the pattern"),
+            callsign: format!("Patrol {i}"),
+        });
+    }
+    d
+}
+
+pub fn random_point(rng: &mut impl Rng, centre: GeoPoint, radius_m: f64) -> GeoPoint {
+    let r = radius_m * rng.random::<f64>().sqrt();
+    let a = rng.random::<f64>() * std::f64::consts::TAU;
+    centre.offset(r * a.cos(), r * a.sin())
+}
+
+/// A device's MQTT connection: publishes go out through `client`, everything received on
+/// its subscriptions comes out of `rx` as (topic, JSON).
+pub struct DeviceLink {
+    pub client: AsyncClient,
+    pub rx: mpsc::Receiver<(String, Value)>,
+}
+
+/// Connects as device `id` of `kind`, with its last will on the online topic, and
+/// subscribes to `subscriptions`. Returns once the subscriptions are acknowledged.
+pub async fn connect_device(
+    host: &str,
+    port: u16,
+    kind: DeviceKind,
+    id: &str,
+    password: &str,
+    subscriptions: &[String],
+) -> anyhow::Result<DeviceLink> {
+    let mut o = MqttOptions::new(id, host, port);
+    o.set_credentials(id, password);
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    let online = topics::device(kind, id, "online");
+    o.set_last_will(LastWill::new(online.clone(), "false", QoS::AtLeastOnce, true));
+    let (client, mut eventloop) = AsyncClient::new(o, 64);
+    for s in subscriptions {
+        client.subscribe(s.clone(), QoS::AtLeastOnce).await?;
+    }
+    client.publish(online, QoS::AtLeastOnce, true, "true").await?;
+    let (tx, rx) = mpsc::channel(256);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let mut acks = 0;
+    let want = subscriptions.len();
+    if want == 0 {
+        if let Some(r) = ready_tx.take() {
+            let _ = r.send(Ok(()));
+        }
+    }
+    let device = id.to_owned();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                    acks += 1;
+                    if acks == want {
+                        if let Some(r) = ready_tx.take() {
+                            let _ = r.send(Ok(()));
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    if tx.send((p.topic.clone(), v)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(r) = ready_tx.take() {
+                        let _ = r.send(Err(anyhow::anyhow!("device {device} cannot connect: {e}")));
+                        return;
+                    }
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+    ready_rx.await.map_err(|_| anyhow::anyhow!("device connection task ended"))??;
+    Ok(DeviceLink { client, rx })
+}
+
+/// How the simulated people behave.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Mean seconds between presses, per school.
+    pub press_every_s: f64,
+    /// Share of offers accepted.
+    pub accept_ratio: f64,
+    /// Seconds an officer takes to answer an offer (uniform range).
+    pub answer_delay_s: (f64, f64),
+    /// Seconds spent on scene before clearing.
+    pub on_scene_s: (f64, f64),
+    /// Speed while patrolling and while responding, m/s.
+    pub patrol_mps: f64,
+    pub respond_mps: f64,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            press_every_s: 240.0,
+            accept_ratio: 0.8,
+            answer_delay_s: (1.5, 6.0),
+            on_scene_s: (15.0, 40.0),
+            patrol_mps: 8.0,
+            respond_mps: 14.0,
+        }
+    }
+}
+
+/// Starts every simulated device of `devices` against the broker and returns their tasks.
+pub async fn run_city(
+    host: &str,
+    port: u16,
+    devices: &Devices,
+    plan: &CityPlan,
+    behaviour: Behaviour,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    for (n, u) in devices.units.iter().enumerate() {
+        let id = u.id.to_string();
+        let pass = u.password.clone().unwrap_or_else(|| sim_password(&id));
+        let subs = vec![topics::offers(&id), format!("kuzet/v1/units/{id}/incidents/+")];
+        let link = connect_device(host, port, DeviceKind::Unit, &id, &pass, &subs).await?;
+        let mut rng = StdRng::seed_from_u64(plan.seed ^ (n as u64 + 1) * 0x9E37_79B9);
+        let start = random_point(&mut rng, plan.centre, plan.radius_m);
+        tasks.push(tokio::spawn(sim_unit(id, link, start, plan.clone(), behaviour.clone(), rng)));
+    }
+    for (n, s) in devices.sites.iter().enumerate() {
+        let mut links = Vec::new();
+        for b in &s.buttons {
+            let id = b.id.to_string();
+            let pass = b.password.clone().unwrap_or_else(|| sim_password(&id));
+            let link = connect_device(host, port, DeviceKind::Button, &id, &pass, &[topics::button_ack(&id)]).await?;
+            links.push((id, link));
+        }
+        let rng = StdRng::seed_from_u64(plan.seed ^ (n as u64 + 7) * 0x85EB_CA6B);
+        tasks.push(tokio::spawn(sim_school(s.name.clone(), links, behaviour.clone(), rng)));
+    }
+    Ok(tasks)
+}
+
+enum Task {
+    Patrol,
+    Responding { incident: String, to: GeoPoint },
+    OnScene { incident: String, until: tokio::time::Instant },
+}
+
+async fn sim_unit(id: String, mut link: DeviceLink, start: GeoPoint, plan: CityPlan, b: Behaviour, mut rng: StdRng) {
+    let mut pos = start;
+    let mut waypoint = random_point(&mut rng, plan.centre, plan.radius_m);
+    let mut task = Task::Patrol;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (answer_tx, mut answer_rx) = mpsc::channel::<(String, String, GeoPoint, bool)>(8);
+    let pub_json = |ch: &str, v: Value| {
+        let c = link.client.clone();
+        let t = topics::device(DeviceKind::Unit, &id, ch);
+        async move {
+            let _ = c.publish(t, QoS::AtLeastOnce, false, v.to_string()).await;
+        }
+    };
+    pub_json("status", json!({"at": Utc::now(), "status": "available"})).await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let (target, speed) = match &task {
+                    Task::Patrol => (waypoint, b.patrol_mps),
+                    Task::Responding { to, .. } => (*to, b.respond_mps),
+                    Task::OnScene { .. } => (pos, 0.0),
+                };
+                let d = pos.distance_m(&target);
+                if d <= speed.max(1.0) {
+                    pos = target;
+                    match &task {
+                        Task::Patrol => waypoint = random_point(&mut rng, plan.centre, plan.radius_m),
+                        Task::Responding { incident, .. } => {
+                            let incident = incident.clone();
+                            pub_json("progress", json!({"incident_id": incident, "state": "on_scene", "at": Utc::now()})).await;
+                            let stay = rng.random_range(b.on_scene_s.0..=b.on_scene_s.1);
+                            task = Task::OnScene { incident, until: tokio::time::Instant::now() + Duration::from_secs_f64(stay) };
+                        }
+                        Task::OnScene { incident, until } if tokio::time::Instant::now() >= *until => {
+                            pub_json("progress", json!({"incident_id": incident, "state": "cleared", "at": Utc::now()})).await;
+                            task = Task::Patrol;
+                        }
+                        Task::OnScene { .. } => {}
+                    }
+                } else {
+                    let f = speed / d;
+                    let north = (target.lat() - pos.lat()).to_radians() * kuzet_actors::geo::EARTH_RADIUS_M * f;
+                    let east = (target.lon() - pos.lon()).to_radians() * kuzet_actors::geo::EARTH_RADIUS_M * pos.lat().to_radians().cos() * f;
+                    pos = pos.offset(north, east);
+                }
+                pub_json("position", json!({"at": Utc::now(), "lat": pos.lat(), "lon": pos.lon(), "speed_mps": speed})).await;
+            }
+            Some((offer_id, incident, to, accept)) = answer_rx.recv() => {
+                if accept && matches!(task, Task::Patrol) {
+                    pub_json("reply", json!({"offer_id": offer_id, "decision": "accept"})).await;
+                    pub_json("progress", json!({"incident_id": incident, "state": "en_route", "at": Utc::now()})).await;
+                    task = Task::Responding { incident, to };
+                } else {
+                    pub_json("reply", json!({"offer_id": offer_id, "decision": "decline", "reason": "finishing a traffic stop"})).await;
+                }
+            }
+            msg = link.rx.recv() => {
+                let Some((topic, v)) = msg else { return };
+                if topic.ends_with("/offers") {
+                    let (Some(offer_id), Some(incident), Some(lat), Some(lon)) = (
+                        v["offer_id"].as_str(), v["incident_id"].as_str(), v["location"]["lat"].as_f64(), v["location"]["lon"].as_f64(),
+                    ) else { continue };
+                    let Ok(to) = GeoPoint::new(lat, lon) else { continue };
+                    let delay = rng.random_range(b.answer_delay_s.0..=b.answer_delay_s.1);
+                    let accept = rng.random_bool(b.accept_ratio.clamp(0.0, 1.0));
+                    let tx = answer_tx.clone();
+                    let (offer_id, incident) = (offer_id.to_owned(), incident.to_owned());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                        let _ = tx.send((offer_id, incident, to, accept)).await;
+                    });
+                } else if v["event"] == "cancelled" || v["event"] == "closed" {
+                    if matches!(&task, Task::Responding { incident, .. } | Task::OnScene { incident, .. } if v["incident_id"].as_str() == Some(incident.as_str())) {
+                        task = Task::Patrol;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sim_school(name: String, links: Vec<(String, DeviceLink)>, b: Behaviour, mut rng: StdRng) {
+    let mut clients = Vec::with_capacity(links.len());
+    for (id, mut link) in links {
+        clients.push((id.clone(), link.client.clone()));
+        // What the staff would read on the button's display.
+        tokio::spawn(async move {
+            while let Some((_, ack)) = link.rx.recv().await {
+                tracing::info!(button_id = %id, state = %ack["state"], eta_s = %ack["eta_s"], "button shows");
+            }
+        });
+    }
+    loop {
+        // Exponential gaps: presses are independent events.
+        let gap = -b.press_every_s * (1.0 - rng.random::<f64>()).ln();
+        tokio::time::sleep(Duration::from_secs_f64(gap.clamp(1.0, 86_400.0))).await;
+        let which = rng.random_range(0..clients.len());
+        let (id, client) = &clients[which];
+        let alarm_id = uuid::Uuid::new_v4();
+        let kind = ["intruder", "medical", "fire", "other"][rng.random_range(0..4)];
+        let raise = json!({"alarm_id": alarm_id, "action": "raise", "kind": kind, "at": Utc::now()});
+        tracing::info!(school = %name, button_id = %id, kind, "simulated panic button pressed");
+        let topic = topics::device(DeviceKind::Button, id, "alarm");
+        if client.publish(topic.clone(), QoS::AtLeastOnce, false, raise.to_string()).await.is_err() {
+            continue;
+        }
+        // One press in ten is a mistake, cancelled a few seconds later.
+        if rng.random_bool(0.1) {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()});
+            let _ = client.publish(topic, QoS::AtLeastOnce, false, cancel.to_string()).await;
+        }
+    }
+}

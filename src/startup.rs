@@ -1,0 +1,137 @@
+//! `Application::build`: starts the broker (when embedded), the actors and the MQTT gateway,
+//! and reports where it listens. `main` and the tests both start kuzet through it. Must be
+//! called inside an actix `System`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use kuzet_actors::incident::IncidentSnapshot;
+use kuzet_actors::outbound::Outbox;
+use kuzet_actors::registry::{Devices, Directory, ListIncidents, Registry, RegistryConfig};
+use kuzet_actors::router::{AvailableCount, Router};
+use rumqttc::AsyncClient;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::mqtt::gateway::{self, Gateway, Link, Listener};
+use crate::mqtt::broker;
+use crate::settings::{BrokerTarget, Settings};
+
+pub struct Application {
+    broker: (String, u16),
+    embedded: Option<SocketAddr>,
+    registry: Addr<Registry>,
+    router: Addr<Router>,
+    directory: Directory,
+    metrics: Arc<Metrics>,
+    outbox: Outbox,
+    link: watch::Receiver<Link>,
+    client: AsyncClient,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, devices: Devices) -> anyhow::Result<Self> {
+        devices.validate().context("invalid device registry")?;
+        let (host, port, embedded) = match settings.mqtt.target()? {
+            BrokerTarget::Embedded => {
+                let credentials = settings.broker.require_auth.then(|| {
+                    let mut c = device_credentials(&devices);
+                    c.insert(settings.mqtt.username.clone(), settings.mqtt.password.expose().to_owned());
+                    c
+                });
+                let listen = broker::start(&settings.broker, credentials)?;
+                (listen.ip().to_string(), listen.port(), Some(listen))
+            }
+            BrokerTarget::External { host, port } => (host, port, None),
+        };
+
+        let metrics = Arc::new(Metrics::default());
+        let opts = gateway::options(
+            &settings.mqtt.client_id,
+            &host,
+            port,
+            &settings.mqtt.username,
+            settings.mqtt.password.expose(),
+            Duration::from_secs(settings.mqtt.keep_alive_s),
+            settings.mqtt.inflight,
+        );
+        let (client, eventloop) = AsyncClient::new(opts, settings.mqtt.request_capacity);
+        let gateway = Gateway::new(client.clone(), metrics.clone()).start();
+        let outbox = Outbox::new(gateway.recipient());
+
+        let router = Router::new(settings.dispatch.position_max_age()).start();
+        let registry = Registry::new(
+            devices,
+            RegistryConfig { plans: settings.dispatch.plans.clone() },
+            router.clone(),
+            outbox.clone(),
+        );
+        let directory = registry.directory();
+        let registry = registry.start();
+
+        let (link_tx, link) = watch::channel(Link::Connecting);
+        let inbound = Listener {
+            eventloop,
+            client: client.clone(),
+            directory: directory.clone(),
+            metrics: metrics.clone(),
+            max_payload_bytes: settings.mqtt.max_payload_bytes,
+            link: link_tx,
+        };
+        actix::spawn(inbound.run());
+        tracing::info!(broker = %format!("{host}:{port}"), embedded = embedded.is_some(), "kuzet started");
+        Ok(Self { broker: (host, port), embedded, registry, router, directory, metrics, outbox, link, client })
+    }
+
+    /// Waits until kuzet is connected and subscribed; false after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        gateway::wait_ready(self.link.clone(), timeout).await
+    }
+
+    /// The broker kuzet talks to, as (host, port).
+    pub fn broker(&self) -> (&str, u16) {
+        (&self.broker.0, self.broker.1)
+    }
+
+    /// The embedded broker's address, when kuzet runs one.
+    pub fn embedded_broker(&self) -> Option<SocketAddr> {
+        self.embedded
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Notifications dropped on the way to the gateway (should stay 0).
+    pub fn notifications_dropped(&self) -> u64 {
+        self.outbox.dropped()
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    pub async fn incidents(&self) -> Vec<IncidentSnapshot> {
+        self.registry.send(ListIncidents).await.unwrap_or_default()
+    }
+
+    pub async fn available_units(&self) -> usize {
+        self.router.send(AvailableCount).await.unwrap_or(0)
+    }
+
+    /// Disconnects from the broker; the actors stop with the System.
+    pub async fn stop(&self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+/// Every device's broker credential from the registry (those that carry one).
+pub fn device_credentials(devices: &Devices) -> HashMap<String, String> {
+    let buttons = devices.sites.iter().flat_map(|s| &s.buttons).filter_map(|b| Some((b.id.to_string(), b.password.clone()?)));
+    let units = devices.units.iter().filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
+    buttons.chain(units).collect()
+}
