@@ -79,6 +79,21 @@ pub fn random_point(rng: &mut impl Rng, centre: GeoPoint, radius_m: f64) -> GeoP
 pub struct DeviceLink {
     pub client: AsyncClient,
     pub rx: mpsc::Receiver<(String, Value)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeviceLink {
+    /// Drops the connection without a DISCONNECT, as a tablet that loses power or signal
+    /// does: the broker then publishes the device's last will.
+    pub fn kill(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for DeviceLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Connects as device `id` of `kind`, with its last will on the online topic, and
@@ -91,17 +106,46 @@ pub async fn connect_device(
     password: &str,
     subscriptions: &[String],
 ) -> anyhow::Result<DeviceLink> {
-    let mut o = MqttOptions::new(id, host, port);
-    o.set_credentials(id, password);
+    connect(host, port, id, id, password, Some(kind), subscriptions).await
+}
+
+/// Connects a plain client (a console or integration, no presence topic) as `username`.
+pub async fn connect_observer(
+    host: &str,
+    port: u16,
+    username: &str,
+    password: &str,
+    subscriptions: &[String],
+) -> anyhow::Result<DeviceLink> {
+    let client_id = format!("{username}-observer-{}", uuid::Uuid::new_v4().simple());
+    connect(host, port, &client_id, username, password, None, subscriptions).await
+}
+
+async fn connect(
+    host: &str,
+    port: u16,
+    client_id: &str,
+    username: &str,
+    password: &str,
+    presence: Option<DeviceKind>,
+    subscriptions: &[String],
+) -> anyhow::Result<DeviceLink> {
+    let id = client_id;
+    let mut o = MqttOptions::new(client_id, host, port);
+    o.set_credentials(username, password);
     o.set_keep_alive(Duration::from_secs(10));
     o.set_max_packet_size(1024 * 1024, 1024 * 1024);
-    let online = topics::device(kind, id, "online");
-    o.set_last_will(LastWill::new(online.clone(), "false", QoS::AtLeastOnce, true));
+    let online = presence.map(|kind| topics::device(kind, username, "online"));
+    if let Some(t) = &online {
+        o.set_last_will(LastWill::new(t.clone(), "false", QoS::AtLeastOnce, true));
+    }
     let (client, mut eventloop) = AsyncClient::new(o, 64);
     for s in subscriptions {
         client.subscribe(s.clone(), QoS::AtLeastOnce).await?;
     }
-    client.publish(online, QoS::AtLeastOnce, true, "true").await?;
+    if let Some(t) = online {
+        client.publish(t, QoS::AtLeastOnce, true, "true").await?;
+    }
     let (tx, rx) = mpsc::channel(256);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let mut ready_tx = Some(ready_tx);
@@ -113,7 +157,7 @@ pub async fn connect_device(
         }
     }
     let device = id.to_owned();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
@@ -145,7 +189,7 @@ pub async fn connect_device(
         }
     });
     ready_rx.await.map_err(|_| anyhow::anyhow!("device connection task ended"))??;
-    Ok(DeviceLink { client, rx })
+    Ok(DeviceLink { client, rx, task })
 }
 
 /// How the simulated people behave.

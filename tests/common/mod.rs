@@ -1,0 +1,259 @@
+//! Shared helpers for the integration tests: a private Mosquitto per test (with the
+//! credentials and ACL `kuzet broker-files` generates), kuzet on either broker, and real
+//! MQTT clients standing in for buttons and tablets.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use kuzet::brokerfiles;
+use kuzet::mqtt::topics::{self, DeviceKind};
+use kuzet::settings::Settings;
+use kuzet::sim::{connect_device, connect_observer, DeviceLink};
+use kuzet::startup::Application;
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
+use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use rumqttc::QoS;
+use serde_json::{json, Value};
+
+pub const SERVICE_PASSWORD: &str = "service-secret";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn find_bin(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = PathBuf::from(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found: run scripts/setup.sh");
+}
+
+/// A private Mosquitto on a free port, killed when dropped.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto with a password per device and the per-device ACL.
+    pub fn start(devices: &Devices) -> Mosquitto {
+        let dir = tempfile::Builder::new().prefix("kuzet-mosq-").tempdir_in("/tmp").expect("temp dir");
+        let path = dir.path();
+        // Mosquitto started as root drops to its own user, which must read these files.
+        set_mode(path, 0o755);
+        let port = free_port();
+        std::fs::write(path.join("acl"), brokerfiles::acl(devices, "kuzet")).expect("write acl");
+        std::fs::write(path.join("passwd"), brokerfiles::plaintext_passwords(devices, "kuzet", SERVICE_PASSWORD))
+            .expect("write passwd");
+        let hashed = Command::new(find_bin("mosquitto_passwd"))
+            .arg("-U")
+            .arg(path.join("passwd"))
+            .status()
+            .expect("run mosquitto_passwd");
+        assert!(hashed.success(), "mosquitto_passwd -U failed");
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {0}/passwd\nacl_file {0}/acl\n\
+             persistence false\nmax_packet_size 262144\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+            path.display()
+        );
+        std::fs::write(path.join("mosquitto.conf"), conf).expect("write conf");
+        for f in ["acl", "passwd", "mosquitto.conf"] {
+            set_mode(&path.join(f), 0o644);
+        }
+        let child = Command::new(find_bin("mosquitto"))
+            .arg("-c")
+            .arg(path.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mosquitto");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto { port, child, _dir: dir }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_mode(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    Embedded,
+    Mosquitto,
+}
+
+/// kuzet running against a broker, with the broker kept alive as long as this lives.
+pub struct TestApp {
+    pub app: Application,
+    pub host: String,
+    pub port: u16,
+    pub devices: Devices,
+    _mosquitto: Option<Mosquitto>,
+}
+
+/// Settings for tests: the embedded broker on a free port, short timeouts.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::defaults();
+    s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
+    s.mqtt.password = kuzet::settings::Secret::new(SERVICE_PASSWORD);
+    s.mqtt.client_id = format!("kuzet-test-{}", uuid::Uuid::new_v4().simple());
+    s
+}
+
+pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    let mosquitto = match kind {
+        BrokerKind::Embedded => None,
+        BrokerKind::Mosquitto => {
+            let m = Mosquitto::start(&devices);
+            settings.mqtt.url = format!("mqtt://127.0.0.1:{}", m.port);
+            Some(m)
+        }
+    };
+    tweak(&mut settings);
+    let app = Application::build(settings, devices.clone()).await.expect("kuzet starts");
+    assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
+    let (host, port) = app.broker();
+    TestApp { host: host.to_owned(), port, devices, app, _mosquitto: mosquitto }
+}
+
+/// The test city's school, near Almaty's centre.
+pub fn school_location() -> GeoPoint {
+    GeoPoint::new(43.2389, 76.8897).expect("valid point")
+}
+
+pub fn pw(id: &str) -> String {
+    format!("pw-{id}")
+}
+
+/// One school with buttons `btn-a` and `btn-b`, and the given units.
+pub fn city(units: &[&str]) -> Devices {
+    let buttons = ["btn-a", "btn-b"]
+        .iter()
+        .map(|id| ButtonSpec { id: ButtonId::parse(id).unwrap(), room: Some("12".into()), password: Some(pw(id)) })
+        .collect();
+    Devices {
+        sites: vec![SiteSpec {
+            id: SiteId::parse("school-1").unwrap(),
+            name: "School No. 1".into(),
+            kind: SiteKind::School,
+            location: school_location(),
+            buttons,
+        }],
+        units: units
+            .iter()
+            .map(|id| UnitSpec { id: UnitId::parse(id).unwrap(), callsign: id.to_uppercase(), password: Some(pw(id)) })
+            .collect(),
+    }
+}
+
+impl TestApp {
+    pub async fn button(&self, id: &str) -> DeviceLink {
+        let subs = [topics::button_ack(id), topics::rejects(id)];
+        connect_device(&self.host, self.port, DeviceKind::Button, id, &pw(id), &subs).await.expect("button connects")
+    }
+
+    /// A client with kuzet's service account, as a console or integration would connect.
+    pub async fn observer(&self, subscriptions: &[&str]) -> DeviceLink {
+        let subs: Vec<String> = subscriptions.iter().map(|s| (*s).to_owned()).collect();
+        connect_observer(&self.host, self.port, "kuzet", SERVICE_PASSWORD, &subs).await.expect("observer connects")
+    }
+
+    /// A tablet, placed `north_m` metres north of the school with a fresh position.
+    pub async fn unit_at(&self, id: &str, north_m: f64) -> DeviceLink {
+        let subs = [topics::offers(id), format!("kuzet/v1/units/{id}/incidents/+"), topics::rejects(id)];
+        let link = connect_device(&self.host, self.port, DeviceKind::Unit, id, &pw(id), &subs).await.expect("unit connects");
+        publish(&link, DeviceKind::Unit, id, "position", position(school_location().offset(north_m, 0.0))).await;
+        link
+    }
+
+    /// Waits until the router holds `n` available units (positions are asynchronous).
+    pub async fn wait_available(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.app.available_units().await != n {
+            assert!(tokio::time::Instant::now() < deadline, "expected {n} available units, have {}", self.app.available_units().await);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until kuzet has received `n` messages in all.
+    pub async fn wait_received(&self, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.app.metrics().received.load(std::sync::atomic::Ordering::Relaxed) < n {
+            assert!(tokio::time::Instant::now() < deadline, "kuzet did not receive {n} messages");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+pub fn position(p: GeoPoint) -> Value {
+    json!({"at": Utc::now(), "lat": p.lat(), "lon": p.lon(), "speed_mps": 0.0})
+}
+
+pub fn raise(alarm_id: &uuid::Uuid) -> Value {
+    json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
+}
+
+pub async fn publish(link: &DeviceLink, kind: DeviceKind, id: &str, channel: &str, v: Value) {
+    publish_raw(link, &topics::device(kind, id, channel), v.to_string().into_bytes()).await;
+}
+
+pub async fn publish_raw(link: &DeviceLink, topic: &str, payload: Vec<u8>) {
+    link.client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("publish queued");
+}
+
+/// The next message on `link` whose topic ends with `suffix`, within 10 s.
+pub async fn next_on(link: &mut DeviceLink, suffix: &str) -> Value {
+    let wait = async {
+        loop {
+            match link.rx.recv().await {
+                Some((topic, v)) if topic.ends_with(suffix) => return v,
+                Some(_) => continue,
+                None => panic!("device link closed"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap_or_else(|_| panic!("nothing on *{suffix} within 10 s"))
+}
+
+/// Asserts nothing arrives on `link` with a topic ending in `suffix` for `quiet`.
+pub async fn nothing_on(link: &mut DeviceLink, suffix: &str, quiet: Duration) {
+    let wait = async {
+        loop {
+            match link.rx.recv().await {
+                Some((topic, v)) if topic.ends_with(suffix) => return v,
+                Some(_) => continue,
+                None => std::future::pending().await,
+            }
+        }
+    };
+    if let Ok(v) = tokio::time::timeout(quiet, wait).await {
+        panic!("unexpected message on *{suffix}: {v}");
+    }
+}
+
+/// The next ack's state on a button link.
+pub async fn next_ack(link: &mut DeviceLink) -> Value {
+    next_on(link, "/ack").await
+}
