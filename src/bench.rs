@@ -1,4 +1,6 @@
 //! `kuzet bench`: placeholder replaced below.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {}
-pub async fn run(_a: BenchArgs) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+pub async fn run(_a: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use kuzet_actors::registry::Devices;
 
 pub fn load(path: &Path) -> anyhow::Result<Devices> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read device registry {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read device registry {}", path.display()))?;
     parse(&text).with_context(|| format!("invalid device registry {}", path.display()))
 }
 

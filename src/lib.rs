@@ -1,6 +1,7 @@
 //! kuzet: real-time alerting and dispatch. This crate holds the adapters (MQTT, settings,
 //! the simulated city) and the wiring; the domain lives in `kuzet-actors`.
 
+pub mod bench;
 pub mod brokerfiles;
 pub mod devices;
 pub mod metrics;
@@ -8,4 +9,3 @@ pub mod mqtt;
 pub mod settings;
 pub mod sim;
 pub mod startup;
-pub mod bench;

@@ -12,7 +12,11 @@ use kuzet::{brokerfiles, devices};
 use kuzet_actors::geo::GeoPoint;
 
 #[derive(Parser)]
-#[command(name = "kuzet", version, about = "Real-time alerting and dispatch for a city's police")]
+#[command(
+    name = "kuzet",
+    version,
+    about = "Real-time alerting and dispatch for a city's police"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,14 +89,21 @@ impl CityArgs {
     }
 
     fn behaviour(&self) -> Behaviour {
-        Behaviour { press_every_s: self.press_every, ..Behaviour::default() }
+        Behaviour {
+            press_every_s: self.press_every,
+            ..Behaviour::default()
+        }
     }
 }
 
 fn init_logs(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .compact()
+        .init();
 }
 
 async fn until_stopped(duration: Option<u64>) {
@@ -129,13 +140,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             app.stop().await;
         }
-        Command::Demo { config, duration, city } => {
+        Command::Demo {
+            config,
+            duration,
+            city,
+        } => {
             let settings = Settings::load(config.as_deref())?;
             init_logs(&settings.log.filter);
             let plan = city.plan();
             let devices = sim::city(&plan);
             let app = Application::build(settings, devices.clone()).await?;
-            anyhow::ensure!(app.wait_ready(Duration::from_secs(10)).await, "kuzet did not connect to its broker");
+            anyhow::ensure!(
+                app.wait_ready(Duration::from_secs(10)).await,
+                "kuzet did not connect to its broker"
+            );
             let (host, port) = app.broker();
             tracing::info!(schools = plan.schools, units = plan.units, broker = %format!("{host}:{port}"),
                 "demo city starting: watch the incident steps below; Ctrl-C to stop");
@@ -144,7 +162,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
             app.stop().await;
         }
-        Command::Sim { broker, duration, city } => {
+        Command::Sim {
+            broker,
+            duration,
+            city,
+        } => {
             init_logs("info");
             let (host, port) = parse_mqtt_url(&broker)?;
             let plan = city.plan();
@@ -152,10 +174,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour()).await?;
             until_stopped(duration).await;
         }
-        Command::BrokerFiles { registry, out, config } => {
+        Command::BrokerFiles {
+            registry,
+            out,
+            config,
+        } => {
             let settings = Settings::load(config.as_deref())?;
             let devices = devices::load(&registry)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
             let user = &settings.mqtt.username;
             std::fs::write(out.join("acl"), brokerfiles::acl(&devices, user))?;
             std::fs::write(

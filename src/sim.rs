@@ -118,7 +118,16 @@ pub async fn connect_observer(
     subscriptions: &[String],
 ) -> anyhow::Result<DeviceLink> {
     let client_id = format!("{username}-observer-{}", uuid::Uuid::new_v4().simple());
-    connect(host, port, &client_id, username, password, None, subscriptions).await
+    connect(
+        host,
+        port,
+        &client_id,
+        username,
+        password,
+        None,
+        subscriptions,
+    )
+    .await
 }
 
 async fn connect(
@@ -151,15 +160,15 @@ async fn connect(
     let mut ready_tx = Some(ready_tx);
     let mut acks = 0;
     let want = subscriptions.len();
-    if want == 0 {
-        if let Some(r) = ready_tx.take() {
-            let _ = r.send(Ok(()));
-        }
-    }
     let device = id.to_owned();
     let task = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) if want == 0 => {
+                    if let Some(r) = ready_tx.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                }
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
                     acks += 1;
                     if acks == want {
@@ -188,7 +197,9 @@ async fn connect(
             }
         }
     });
-    ready_rx.await.map_err(|_| anyhow::anyhow!("device connection task ended"))??;
+    ready_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("device connection task ended"))??;
     Ok(DeviceLink { client, rx, task })
 }
 
@@ -233,33 +244,69 @@ pub async fn run_city(
     for (n, u) in devices.units.iter().enumerate() {
         let id = u.id.to_string();
         let pass = u.password.clone().unwrap_or_else(|| sim_password(&id));
-        let subs = vec![topics::offers(&id), format!("kuzet/v1/units/{id}/incidents/+")];
+        let subs = vec![
+            topics::offers(&id),
+            format!("kuzet/v1/units/{id}/incidents/+"),
+        ];
         let link = connect_device(host, port, DeviceKind::Unit, &id, &pass, &subs).await?;
-        let mut rng = StdRng::seed_from_u64(plan.seed ^ (n as u64 + 1) * 0x9E37_79B9);
+        let mut rng = StdRng::seed_from_u64(plan.seed ^ ((n as u64 + 1) * 0x9E37_79B9));
         let start = random_point(&mut rng, plan.centre, plan.radius_m);
-        tasks.push(tokio::spawn(sim_unit(id, link, start, plan.clone(), behaviour.clone(), rng)));
+        tasks.push(tokio::spawn(sim_unit(
+            id,
+            link,
+            start,
+            plan.clone(),
+            behaviour.clone(),
+            rng,
+        )));
     }
     for (n, s) in devices.sites.iter().enumerate() {
         let mut links = Vec::new();
         for b in &s.buttons {
             let id = b.id.to_string();
             let pass = b.password.clone().unwrap_or_else(|| sim_password(&id));
-            let link = connect_device(host, port, DeviceKind::Button, &id, &pass, &[topics::button_ack(&id)]).await?;
+            let link = connect_device(
+                host,
+                port,
+                DeviceKind::Button,
+                &id,
+                &pass,
+                &[topics::button_ack(&id)],
+            )
+            .await?;
             links.push((id, link));
         }
-        let rng = StdRng::seed_from_u64(plan.seed ^ (n as u64 + 7) * 0x85EB_CA6B);
-        tasks.push(tokio::spawn(sim_school(s.name.clone(), links, behaviour.clone(), rng)));
+        let rng = StdRng::seed_from_u64(plan.seed ^ ((n as u64 + 7) * 0x85EB_CA6B));
+        tasks.push(tokio::spawn(sim_school(
+            s.name.clone(),
+            links,
+            behaviour.clone(),
+            rng,
+        )));
     }
     Ok(tasks)
 }
 
 enum Task {
     Patrol,
-    Responding { incident: String, to: GeoPoint },
-    OnScene { incident: String, until: tokio::time::Instant },
+    Responding {
+        incident: String,
+        to: GeoPoint,
+    },
+    OnScene {
+        incident: String,
+        until: tokio::time::Instant,
+    },
 }
 
-async fn sim_unit(id: String, mut link: DeviceLink, start: GeoPoint, plan: CityPlan, b: Behaviour, mut rng: StdRng) {
+async fn sim_unit(
+    id: String,
+    mut link: DeviceLink,
+    start: GeoPoint,
+    plan: CityPlan,
+    b: Behaviour,
+    mut rng: StdRng,
+) {
     let mut pos = start;
     let mut waypoint = random_point(&mut rng, plan.centre, plan.radius_m);
     let mut task = Task::Patrol;
@@ -330,10 +377,10 @@ async fn sim_unit(id: String, mut link: DeviceLink, start: GeoPoint, plan: CityP
                         tokio::time::sleep(Duration::from_secs_f64(delay)).await;
                         let _ = tx.send((offer_id, incident, to, accept)).await;
                     });
-                } else if v["event"] == "cancelled" || v["event"] == "closed" {
-                    if matches!(&task, Task::Responding { incident, .. } | Task::OnScene { incident, .. } if v["incident_id"].as_str() == Some(incident.as_str())) {
-                        task = Task::Patrol;
-                    }
+                } else if (v["event"] == "cancelled" || v["event"] == "closed")
+                    && matches!(&task, Task::Responding { incident, .. } | Task::OnScene { incident, .. } if v["incident_id"].as_str() == Some(incident.as_str()))
+                {
+                    task = Task::Patrol;
                 }
             }
         }
@@ -359,17 +406,24 @@ async fn sim_school(name: String, links: Vec<(String, DeviceLink)>, b: Behaviour
         let (id, client) = &clients[which];
         let alarm_id = uuid::Uuid::new_v4();
         let kind = ["intruder", "medical", "fire", "other"][rng.random_range(0..4)];
-        let raise = json!({"alarm_id": alarm_id, "action": "raise", "kind": kind, "at": Utc::now()});
+        let raise =
+            json!({"alarm_id": alarm_id, "action": "raise", "kind": kind, "at": Utc::now()});
         tracing::info!(school = %name, button_id = %id, kind, "simulated panic button pressed");
         let topic = topics::device(DeviceKind::Button, id, "alarm");
-        if client.publish(topic.clone(), QoS::AtLeastOnce, false, raise.to_string()).await.is_err() {
+        if client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, raise.to_string())
+            .await
+            .is_err()
+        {
             continue;
         }
         // One press in ten is a mistake, cancelled a few seconds later.
         if rng.random_bool(0.1) {
             tokio::time::sleep(Duration::from_secs(4)).await;
             let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()});
-            let _ = client.publish(topic, QoS::AtLeastOnce, false, cancel.to_string()).await;
+            let _ = client
+                .publish(topic, QoS::AtLeastOnce, false, cancel.to_string())
+                .await;
         }
     }
 }

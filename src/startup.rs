@@ -17,8 +17,8 @@ use rumqttc::AsyncClient;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::mqtt::broker;
+use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::settings::{BrokerTarget, Settings};
 
 pub struct Application {
@@ -40,7 +40,10 @@ impl Application {
             BrokerTarget::Embedded => {
                 let credentials = settings.broker.require_auth.then(|| {
                     let mut c = device_credentials(&devices);
-                    c.insert(settings.mqtt.username.clone(), settings.mqtt.password.expose().to_owned());
+                    c.insert(
+                        settings.mqtt.username.clone(),
+                        settings.mqtt.password.expose().to_owned(),
+                    );
                     c
                 });
                 let listen = broker::start(&settings.broker, credentials)?;
@@ -66,7 +69,9 @@ impl Application {
         let router = Router::new(settings.dispatch.position_max_age()).start();
         let registry = Registry::new(
             devices,
-            RegistryConfig { plans: settings.dispatch.plans.clone() },
+            RegistryConfig {
+                plans: settings.dispatch.plans.clone(),
+            },
             router.clone(),
             outbox.clone(),
         );
@@ -84,7 +89,17 @@ impl Application {
         };
         actix::spawn(inbound.run());
         tracing::info!(broker = %format!("{host}:{port}"), embedded = embedded.is_some(), "kuzet started");
-        Ok(Self { broker: (host, port), embedded, registry, router, directory, metrics, outbox, link, client })
+        Ok(Self {
+            broker: (host, port),
+            embedded,
+            registry,
+            router,
+            directory,
+            metrics,
+            outbox,
+            link,
+            client,
+        })
     }
 
     /// Waits until kuzet is connected and subscribed; false after `timeout`.
@@ -131,7 +146,14 @@ impl Application {
 
 /// Every device's broker credential from the registry (those that carry one).
 pub fn device_credentials(devices: &Devices) -> HashMap<String, String> {
-    let buttons = devices.sites.iter().flat_map(|s| &s.buttons).filter_map(|b| Some((b.id.to_string(), b.password.clone()?)));
-    let units = devices.units.iter().filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
+    let buttons = devices
+        .sites
+        .iter()
+        .flat_map(|s| &s.buttons)
+        .filter_map(|b| Some((b.id.to_string(), b.password.clone()?)));
+    let units = devices
+        .units
+        .iter()
+        .filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
     buttons.chain(units).collect()
 }

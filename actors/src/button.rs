@@ -88,12 +88,18 @@ impl Handler<Alarm> for PanicButton {
     type Result = ResponseActFuture<Self, Result<AlarmOutcome, Refusal>>;
 
     fn handle(&mut self, msg: Alarm, _: &mut Self::Context) -> Self::Result {
-        let known = self.recent.iter().find(|(a, _, _)| *a == msg.alarm_id).map(|(_, i, addr)| (*i, addr.clone()));
+        let known = self
+            .recent
+            .iter()
+            .find(|(a, _, _)| *a == msg.alarm_id)
+            .map(|(_, i, addr)| (*i, addr.clone()));
         match msg.action {
             AlarmAction::Raise => {
                 if let Some((incident_id, addr)) = known {
                     tracing::info!(button_id = %self.id, alarm_id = %msg.alarm_id, %incident_id, "duplicate alarm");
-                    addr.do_send(Reack { button: self.id.clone() });
+                    addr.do_send(Reack {
+                        button: self.id.clone(),
+                    });
                     return Box::pin(fut::ready(Ok(AlarmOutcome::Duplicate(incident_id))));
                 }
                 let open = self.registry.send(OpenIncident {
@@ -124,7 +130,10 @@ impl Handler<Alarm> for PanicButton {
                 let Some((incident_id, addr)) = target.filter(|(_, a)| a.connected()) else {
                     return Box::pin(fut::ready(Err(Refusal::NothingToCancel(msg.alarm_id))));
                 };
-                addr.do_send(Cancel { by: self.id.clone(), received: msg.received });
+                addr.do_send(Cancel {
+                    by: self.id.clone(),
+                    received: msg.received,
+                });
                 Box::pin(fut::ready(Ok(AlarmOutcome::Cancelled(incident_id))))
             }
         }

@@ -10,11 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::dispatch::{
-    Assignment, Candidate, Dispatch, DispatchError, Effect, EscalationReason, OfferEnd, PendingOffer,
+    Assignment, Candidate, Dispatch, DispatchError, Effect, EscalationReason, OfferEnd,
+    PendingOffer,
 };
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
-use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Priority, Progress, ResponsePlan};
+use crate::model::{
+    AckState, AlarmKind, IncidentKind, IncidentState, Priority, Progress, ResponsePlan,
+};
 use crate::outbound::{ButtonAck, Notify, OfferOut, Outbox, Received, SiteRef};
 use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
@@ -99,7 +102,12 @@ pub struct IncidentOver {
 }
 
 impl Incident {
-    pub fn new(spec: IncidentSpec, router: Addr<Router>, outbox: Outbox, on_end: Recipient<IncidentOver>) -> Self {
+    pub fn new(
+        spec: IncidentSpec,
+        router: Addr<Router>,
+        outbox: Outbox,
+        on_end: Recipient<IncidentOver>,
+    ) -> Self {
         let mut me = Self {
             id: spec.id,
             kind: spec.kind,
@@ -116,7 +124,13 @@ impl Incident {
             outbox,
             on_end,
         };
-        me.record_at(spec.received, "alarm_received", None, Some(spec.raiser.button), None);
+        me.record_at(
+            spec.received,
+            "alarm_received",
+            None,
+            Some(spec.raiser.button),
+            None,
+        );
         me
     }
 
@@ -149,33 +163,54 @@ impl Incident {
         button: Option<ButtonId>,
         detail: Option<String>,
     ) {
-        let t_us = when.instant.saturating_duration_since(self.opened.instant).as_micros() as u64;
+        let t_us = when
+            .instant
+            .saturating_duration_since(self.opened.instant)
+            .as_micros() as u64;
         tracing::info!(incident_id = %self.id, event, t_us, unit_id = ?unit.as_ref().map(|u| u.as_str()),
             button_id = ?button.as_ref().map(|b| b.as_str()), detail = detail.as_deref().unwrap_or(""), "incident step");
-        self.timeline.push(TimelineEntry { at: when.at, t_us, event, unit, button, detail });
+        self.timeline.push(TimelineEntry {
+            at: when.at,
+            t_us,
+            event,
+            unit,
+            button,
+            detail,
+        });
     }
 
     fn summary(&self) -> String {
-        let kinds: Vec<&str> = self.raised_by.iter().map(|r| alarm_kind_str(r.kind)).collect();
+        let kinds: Vec<&str> = self
+            .raised_by
+            .iter()
+            .map(|r| alarm_kind_str(r.kind))
+            .collect();
         match &self.site {
             Some(s) => format!(
                 "panic alarm ({}) at {}{}",
                 kinds.join(", "),
                 s.name,
-                s.room.as_deref().map(|r| format!(", room {r}")).unwrap_or_default()
+                s.room
+                    .as_deref()
+                    .map(|r| format!(", room {r}"))
+                    .unwrap_or_default()
             ),
             None => format!("panic alarm ({})", kinds.join(", ")),
         }
     }
 
     fn publish(&self) {
-        self.outbox.send(Notify::Snapshot(Arc::new(self.snapshot())));
+        self.outbox
+            .send(Notify::Snapshot(Arc::new(self.snapshot())));
     }
 
     /// Acks every button once, naming its latest alarm.
     fn ack_all(&self, state: AckState, eta_s: Option<u32>) {
         for (i, r) in self.raised_by.iter().enumerate() {
-            if self.raised_by[i + 1..].iter().all(|later| later.button != r.button) {
+            if self.raised_by[i + 1..]
+                .iter()
+                .all(|later| later.button != r.button)
+            {
                 self.ack_one(r, state, eta_s);
             }
         }
@@ -184,7 +219,12 @@ impl Incident {
     fn ack_one(&self, r: &Raiser, state: AckState, eta_s: Option<u32>) {
         self.outbox.send(Notify::Ack {
             button: r.button.clone(),
-            ack: ButtonAck { alarm_id: r.alarm_id, incident_id: self.id, state, eta_s },
+            ack: ButtonAck {
+                alarm_id: r.alarm_id,
+                incident_id: self.id,
+                state,
+                eta_s,
+            },
         });
     }
 
@@ -199,7 +239,11 @@ impl Incident {
     fn apply_one(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::FindUnits { count, exclude } => {
-                let find = self.router.send(FindUnits { to: self.location, count, exclude });
+                let find = self.router.send(FindUnits {
+                    to: self.location,
+                    count,
+                    exclude,
+                });
                 ctx.spawn(find.into_actor(self).map(move |res, act, ctx| {
                     let found = res.unwrap_or_else(|e| {
                         tracing::error!(incident_id = %act.id, error = %e, "router unreachable");
@@ -215,7 +259,13 @@ impl Incident {
                     act.apply(fx, ctx);
                 }));
             }
-            Effect::Offer { offer_id, unit, distance_m, eta_s, expires_in } => {
+            Effect::Offer {
+                offer_id,
+                unit,
+                distance_m,
+                eta_s,
+                expires_in,
+            } => {
                 let Some(addr) = self.units.get(&unit).cloned() else {
                     return;
                 };
@@ -236,7 +286,10 @@ impl Incident {
                     act.offer_ended(offer_id, OfferEnd::TimedOut, "offer_timed_out", None, ctx);
                 });
                 self.timers.insert(offer_id, timer);
-                let sent = addr.send(OfferUnit { offer, incident: ctx.address() });
+                let sent = addr.send(OfferUnit {
+                    offer,
+                    incident: ctx.address(),
+                });
                 ctx.spawn(sent.into_actor(self).map(move |res, act, ctx| match res {
                     Ok(Ok(())) => act.record("offer_published", Some(unit), None),
                     Ok(Err(_)) | Err(_) => {
@@ -247,7 +300,11 @@ impl Incident {
                     }
                 }));
             }
-            Effect::Revoke { offer_id, unit, reason } => {
+            Effect::Revoke {
+                offer_id,
+                unit,
+                reason,
+            } => {
                 if let Some(t) = self.timers.remove(&offer_id) {
                     ctx.cancel_future(t);
                 }
@@ -257,7 +314,10 @@ impl Incident {
             }
             Effect::CancelAssignment { unit } => {
                 if let Some(addr) = self.units.get(&unit) {
-                    addr.do_send(IncidentEnded { incident_id: self.id, cancelled: true });
+                    addr.do_send(IncidentEnded {
+                        incident_id: self.id,
+                        cancelled: true,
+                    });
                 }
             }
             Effect::Ack { state, eta_s } => {
@@ -278,7 +338,10 @@ impl Incident {
                 let cancelled = self.dispatch.state() == IncidentState::Cancelled;
                 for a in self.dispatch.assigned() {
                     if let Some(addr) = self.units.get(&a.unit) {
-                        addr.do_send(IncidentEnded { incident_id: self.id, cancelled });
+                        addr.do_send(IncidentEnded {
+                            incident_id: self.id,
+                            cancelled,
+                        });
                     }
                 }
                 self.record(if cancelled { "cancelled" } else { "closed" }, None, None);
@@ -286,7 +349,10 @@ impl Incident {
                     ctx.cancel_future(t);
                 }
                 let snapshot = Arc::new(self.snapshot());
-                if let Err(e) = self.on_end.try_send(IncidentOver { incident_id: self.id, snapshot }) {
+                if let Err(e) = self.on_end.try_send(IncidentOver {
+                    incident_id: self.id,
+                    snapshot,
+                }) {
                     tracing::error!(incident_id = %self.id, error = %e, "registry did not take the incident's end");
                 }
                 ctx.stop();
@@ -302,7 +368,13 @@ impl Incident {
         unit: Option<UnitId>,
         ctx: &mut Context<Self>,
     ) {
-        let unit = unit.or_else(|| self.dispatch.pending().iter().find(|p| p.offer_id == offer_id).map(|p| p.unit.clone()));
+        let unit = unit.or_else(|| {
+            self.dispatch
+                .pending()
+                .iter()
+                .find(|p| p.offer_id == offer_id)
+                .map(|p| p.unit.clone())
+        });
         match self.dispatch.on_offer_ended(offer_id, how) {
             Ok(fx) => {
                 self.record(event, unit, None);
@@ -314,7 +386,10 @@ impl Incident {
 }
 
 fn describe(c: &[Candidate]) -> String {
-    let parts: Vec<String> = c.iter().map(|c| format!("{} {:.0} m", c.unit, c.distance_m)).collect();
+    let parts: Vec<String> = c
+        .iter()
+        .map(|c| format!("{} {:.0} m", c.unit, c.distance_m))
+        .collect();
     if parts.is_empty() {
         "none available".into()
     } else {
@@ -425,7 +500,13 @@ impl Handler<Join> for Incident {
 
     fn handle(&mut self, msg: Join, _: &mut Self::Context) {
         let detail = msg.raiser.room.as_ref().map(|r| format!("room {r}"));
-        self.record_at(msg.received, "alarm_joined", None, Some(msg.raiser.button.clone()), detail);
+        self.record_at(
+            msg.received,
+            "alarm_joined",
+            None,
+            Some(msg.raiser.button.clone()),
+            detail,
+        );
         // The new button hears where things stand, not from the start.
         self.ack_one(&msg.raiser, AckState::Received, None);
         if self.last_ack.0 != AckState::Received {

@@ -41,7 +41,10 @@ pub struct OfferOut {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum UnitUpdate {
     /// The offer is no longer valid (it expired, or the incident ended).
-    OfferRevoked { offer_id: OfferId, reason: RevokeReason },
+    OfferRevoked {
+        offer_id: OfferId,
+        reason: RevokeReason,
+    },
     /// The incident the unit accepted was cancelled; stand down.
     Cancelled,
     /// Every unit cleared; the incident is closed.
@@ -60,11 +63,25 @@ pub struct ButtonAck {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub enum Notify {
-    Offer { unit: UnitId, offer: OfferOut },
-    Unit { unit: UnitId, incident_id: IncidentId, update: UnitUpdate },
-    Ack { button: ButtonId, ack: ButtonAck },
+    Offer {
+        unit: UnitId,
+        offer: OfferOut,
+    },
+    Unit {
+        unit: UnitId,
+        incident_id: IncidentId,
+        update: UnitUpdate,
+    },
+    Ack {
+        button: ButtonId,
+        ack: ButtonAck,
+    },
     Snapshot(Arc<IncidentSnapshot>),
-    Escalation { incident_id: IncidentId, reason: EscalationReason, snapshot: Arc<IncidentSnapshot> },
+    Escalation {
+        incident_id: IncidentId,
+        reason: EscalationReason,
+        snapshot: Arc<IncidentSnapshot>,
+    },
 }
 
 /// A handle the actors publish through. The adapter behind it never blocks, so a full
@@ -78,7 +95,10 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(to: Recipient<Notify>) -> Self {
-        Self { to, dropped: Arc::new(AtomicU64::new(0)) }
+        Self {
+            to,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     pub fn send(&self, n: Notify) {
@@ -103,6 +123,9 @@ pub struct Received {
 
 impl Received {
     pub fn now() -> Self {
-        Self { at: Utc::now(), instant: tokio::time::Instant::now() }
+        Self {
+            at: Utc::now(),
+            instant: tokio::time::Instant::now(),
+        }
     }
 }

@@ -25,7 +25,11 @@ pub struct Router {
 
 impl Router {
     pub fn new(max_age: Duration) -> Self {
-        Self { index: UnitIndex::new(), units: HashMap::new(), max_age }
+        Self {
+            index: UnitIndex::new(),
+            units: HashMap::new(),
+            max_age,
+        }
     }
 }
 
@@ -114,7 +118,11 @@ impl Handler<FindUnits> for Router {
             .filter_map(|n| {
                 let addr = self.units.get(&n.unit)?.clone();
                 Some(Found {
-                    candidate: Candidate { eta_s: straight_line_eta_s(n.distance_m), unit: n.unit, distance_m: n.distance_m },
+                    candidate: Candidate {
+                        eta_s: straight_line_eta_s(n.distance_m),
+                        unit: n.unit,
+                        distance_m: n.distance_m,
+                    },
                     addr,
                 })
             })

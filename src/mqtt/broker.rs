@@ -16,10 +16,16 @@ use crate::settings::BrokerSettings;
 
 /// Starts the broker on its own threads and returns once it accepts connections.
 /// `credentials` maps usernames to passwords; `None` lets anyone in.
-pub fn start(settings: &BrokerSettings, credentials: Option<HashMap<String, String>>) -> anyhow::Result<SocketAddr> {
+pub fn start(
+    settings: &BrokerSettings,
+    credentials: Option<HashMap<String, String>>,
+) -> anyhow::Result<SocketAddr> {
     let listen = settings.listen;
     // rumqttd only logs a failed bind from its own thread; find out here instead.
-    drop(std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen} for the embedded broker"))?);
+    drop(
+        std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen} for the embedded broker"))?,
+    );
     let mut v4 = HashMap::new();
     v4.insert(
         "v4-1".to_owned(),

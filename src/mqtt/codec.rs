@@ -61,7 +61,10 @@ pub struct Reject {
 
 impl Reject {
     pub fn new(code: RejectCode, error: impl Into<String>) -> Self {
-        Self { code, error: error.into() }
+        Self {
+            code,
+            error: error.into(),
+        }
     }
 }
 
@@ -77,7 +80,10 @@ pub struct RejectOut<'a> {
 #[derive(Debug)]
 pub enum Message {
     Alarm(Alarm),
-    Heartbeat { at: DateTime<Utc>, battery_pct: Option<f64> },
+    Heartbeat {
+        at: DateTime<Utc>,
+        battery_pct: Option<f64>,
+    },
     Online(bool),
     Position(Position),
     Status(StatusReport),
@@ -176,7 +182,11 @@ fn invalid(msg: impl Into<String>) -> Reject {
 }
 
 /// An optional number that must be finite and inside `range` when present.
-fn check_opt(name: &str, v: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Result<(), Reject> {
+fn check_opt(
+    name: &str,
+    v: Option<f64>,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<(), Reject> {
     match v {
         Some(x) if !x.is_finite() || !range.contains(&x) => Err(invalid(format!(
             "{name} must be a finite number in [{}, {}], got {x}",
@@ -188,11 +198,19 @@ fn check_opt(name: &str, v: Option<f64>, range: std::ops::RangeInclusive<f64>) -
 }
 
 /// Decodes and validates one payload for a parsed topic.
-pub fn decode(topic: &InboundTopic<'_>, payload: &[u8], max_bytes: usize, received: Received) -> Result<Message, Reject> {
+pub fn decode(
+    topic: &InboundTopic<'_>,
+    payload: &[u8],
+    max_bytes: usize,
+    received: Received,
+) -> Result<Message, Reject> {
     if payload.len() > max_bytes {
         return Err(Reject::new(
             RejectCode::Oversize,
-            format!("payload is {} bytes, the limit is {max_bytes}", payload.len()),
+            format!(
+                "payload is {} bytes, the limit is {max_bytes}",
+                payload.len()
+            ),
         ));
     }
     Ok(match topic.channel {
@@ -212,7 +230,10 @@ pub fn decode(topic: &InboundTopic<'_>, payload: &[u8], max_bytes: usize, receiv
         Channel::Heartbeat => {
             let h: HeartbeatIn = json(payload)?;
             check_opt("battery_pct", h.battery_pct, 0.0..=100.0)?;
-            Message::Heartbeat { at: h.at, battery_pct: h.battery_pct }
+            Message::Heartbeat {
+                at: h.at,
+                battery_pct: h.battery_pct,
+            }
         }
         Channel::Online => Message::Online(json::<bool>(payload)?),
         Channel::Position => {
@@ -221,7 +242,11 @@ pub fn decode(topic: &InboundTopic<'_>, payload: &[u8], max_bytes: usize, receiv
             check_opt("speed_mps", p.speed_mps, 0.0..=150.0)?;
             check_opt("heading_deg", p.heading_deg, 0.0..=360.0)?;
             check_opt("accuracy_m", p.accuracy_m, 0.0..=100_000.0)?;
-            Message::Position(Position { point, at: p.at, received })
+            Message::Position(Position {
+                point,
+                at: p.at,
+                received,
+            })
         }
         Channel::Status => {
             let s: StatusIn = json(payload)?;
@@ -229,8 +254,13 @@ pub fn decode(topic: &InboundTopic<'_>, payload: &[u8], max_bytes: usize, receiv
         }
         Channel::Reply => {
             let r: ReplyIn = json(payload)?;
-            if r.reason.as_ref().is_some_and(|s| s.chars().count() > MAX_REASON_CHARS) {
-                return Err(invalid(format!("reason is longer than {MAX_REASON_CHARS} characters")));
+            if r.reason
+                .as_ref()
+                .is_some_and(|s| s.chars().count() > MAX_REASON_CHARS)
+            {
+                return Err(invalid(format!(
+                    "reason is longer than {MAX_REASON_CHARS} characters"
+                )));
             }
             Message::Reply(Reply {
                 offer_id: OfferId(r.offer_id),
@@ -278,23 +308,44 @@ struct EscalationOut<'a> {
 /// Encodes a notification from the actors as one publish.
 pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
     Ok(match n {
-        Notify::Offer { unit, offer } => {
-            Outgoing { topic: topics::offers(unit.as_str()), payload: serde_json::to_vec(offer)?, retain: false }
-        }
-        Notify::Unit { unit, incident_id, update } => Outgoing {
-            topic: topics::unit_incident(unit.as_str(), incident_id),
-            payload: serde_json::to_vec(&UnitIncidentOut { incident_id: *incident_id, update })?,
+        Notify::Offer { unit, offer } => Outgoing {
+            topic: topics::offers(unit.as_str()),
+            payload: serde_json::to_vec(offer)?,
             retain: false,
         },
-        Notify::Ack { button, ack } => {
-            Outgoing { topic: topics::button_ack(button.as_str()), payload: serde_json::to_vec(ack)?, retain: false }
-        }
-        Notify::Snapshot(s) => {
-            Outgoing { topic: topics::incident(&s.incident_id), payload: serde_json::to_vec(&**s)?, retain: true }
-        }
-        Notify::Escalation { incident_id, reason, snapshot } => Outgoing {
+        Notify::Unit {
+            unit,
+            incident_id,
+            update,
+        } => Outgoing {
+            topic: topics::unit_incident(unit.as_str(), incident_id),
+            payload: serde_json::to_vec(&UnitIncidentOut {
+                incident_id: *incident_id,
+                update,
+            })?,
+            retain: false,
+        },
+        Notify::Ack { button, ack } => Outgoing {
+            topic: topics::button_ack(button.as_str()),
+            payload: serde_json::to_vec(ack)?,
+            retain: false,
+        },
+        Notify::Snapshot(s) => Outgoing {
+            topic: topics::incident(&s.incident_id),
+            payload: serde_json::to_vec(&**s)?,
+            retain: true,
+        },
+        Notify::Escalation {
+            incident_id,
+            reason,
+            snapshot,
+        } => Outgoing {
             topic: topics::ESCALATIONS.to_owned(),
-            payload: serde_json::to_vec(&EscalationOut { incident_id: *incident_id, reason: *reason, incident: snapshot })?,
+            payload: serde_json::to_vec(&EscalationOut {
+                incident_id: *incident_id,
+                reason: *reason,
+                incident: snapshot,
+            })?,
             retain: false,
         },
     })
@@ -315,14 +366,22 @@ mod tests {
     use crate::mqtt::topics::parse;
 
     fn dec(topic: &str, payload: &str) -> Result<Message, Reject> {
-        decode(&parse(topic).unwrap(), payload.as_bytes(), 16 * 1024, Received::now())
+        decode(
+            &parse(topic).unwrap(),
+            payload.as_bytes(),
+            16 * 1024,
+            Received::now(),
+        )
     }
 
     const POS: &str = "kuzet/v1/units/u1/position";
 
     #[test]
     fn decodes_a_position() {
-        let Ok(Message::Position(p)) = dec(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":43.2,"lon":76.9,"speed_mps":8.5}"#) else {
+        let Ok(Message::Position(p)) = dec(
+            POS,
+            r#"{"at":"2026-11-25T10:00:00Z","lat":43.2,"lon":76.9,"speed_mps":8.5}"#,
+        ) else {
             panic!("position not decoded");
         };
         assert_eq!(p.point.lat(), 43.2);
@@ -332,15 +391,51 @@ mod tests {
     fn classifies_each_bad_input() {
         let code = |t: &str, p: &str| dec(t, p).unwrap_err().code;
         assert_eq!(code(POS, "{not json"), RejectCode::MalformedJson);
-        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":NaN,"lon":1}"#), RejectCode::MalformedJson);
-        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":"43","lon":1}"#), RejectCode::InvalidPayload);
-        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":91,"lon":1}"#), RejectCode::InvalidPayload);
-        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1e999}"#), RejectCode::MalformedJson);
-        assert_eq!(code(POS, r#"{"at":"yesterday","lat":1,"lon":1}"#), RejectCode::InvalidPayload);
-        assert_eq!(code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1,"speed_mps":-1}"#), RejectCode::InvalidPayload);
-        assert_eq!(code("kuzet/v1/buttons/b/alarm", r#"{"alarm_id":"nope","action":"raise","at":"2026-11-25T10:00:00Z"}"#), RejectCode::InvalidPayload);
-        assert_eq!(code("kuzet/v1/buttons/b/alarm", r#"{"alarm_id":"6f1c1a7e-8d1f-4a53-9b59-1d2b3c4d5e6f","action":"explode","at":"2026-11-25T10:00:00Z"}"#), RejectCode::InvalidPayload);
-        assert_eq!(code("kuzet/v1/units/u/online", "maybe"), RejectCode::MalformedJson);
+        assert_eq!(
+            code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":NaN,"lon":1}"#),
+            RejectCode::MalformedJson
+        );
+        assert_eq!(
+            code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":"43","lon":1}"#),
+            RejectCode::InvalidPayload
+        );
+        assert_eq!(
+            code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":91,"lon":1}"#),
+            RejectCode::InvalidPayload
+        );
+        assert_eq!(
+            code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1e999}"#),
+            RejectCode::MalformedJson
+        );
+        assert_eq!(
+            code(POS, r#"{"at":"yesterday","lat":1,"lon":1}"#),
+            RejectCode::InvalidPayload
+        );
+        assert_eq!(
+            code(
+                POS,
+                r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1,"speed_mps":-1}"#
+            ),
+            RejectCode::InvalidPayload
+        );
+        assert_eq!(
+            code(
+                "kuzet/v1/buttons/b/alarm",
+                r#"{"alarm_id":"nope","action":"raise","at":"2026-11-25T10:00:00Z"}"#
+            ),
+            RejectCode::InvalidPayload
+        );
+        assert_eq!(
+            code(
+                "kuzet/v1/buttons/b/alarm",
+                r#"{"alarm_id":"6f1c1a7e-8d1f-4a53-9b59-1d2b3c4d5e6f","action":"explode","at":"2026-11-25T10:00:00Z"}"#
+            ),
+            RejectCode::InvalidPayload
+        );
+        assert_eq!(
+            code("kuzet/v1/units/u/online", "maybe"),
+            RejectCode::MalformedJson
+        );
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(17 * 1024));
         assert_eq!(code(POS, &big), RejectCode::Oversize);
     }

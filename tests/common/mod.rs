@@ -23,7 +23,10 @@ use serde_json::{json, Value};
 pub const SERVICE_PASSWORD: &str = "service-secret";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn find_bin(name: &str) -> PathBuf {
@@ -46,14 +49,20 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts Mosquitto with a password per device and the per-device ACL.
     pub fn start(devices: &Devices) -> Mosquitto {
-        let dir = tempfile::Builder::new().prefix("kuzet-mosq-").tempdir_in("/tmp").expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("kuzet-mosq-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         let path = dir.path();
         // Mosquitto started as root drops to its own user, which must read these files.
         set_mode(path, 0o755);
         let port = free_port();
         std::fs::write(path.join("acl"), brokerfiles::acl(devices, "kuzet")).expect("write acl");
-        std::fs::write(path.join("passwd"), brokerfiles::plaintext_passwords(devices, "kuzet", SERVICE_PASSWORD))
-            .expect("write passwd");
+        std::fs::write(
+            path.join("passwd"),
+            brokerfiles::plaintext_passwords(devices, "kuzet", SERVICE_PASSWORD),
+        )
+        .expect("write passwd");
         let hashed = Command::new(find_bin("mosquitto_passwd"))
             .arg("-U")
             .arg(path.join("passwd"))
@@ -78,10 +87,17 @@ impl Mosquitto {
             .expect("start mosquitto");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Mosquitto { port, child, _dir: dir }
+        Mosquitto {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 }
 
@@ -115,13 +131,19 @@ pub struct TestApp {
 /// Settings for tests: the embedded broker on a free port, short timeouts.
 pub fn test_settings() -> Settings {
     let mut s = Settings::defaults();
-    s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
+    s.broker.listen = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("socket address");
     s.mqtt.password = kuzet::settings::Secret::new(SERVICE_PASSWORD);
     s.mqtt.client_id = format!("kuzet-test-{}", uuid::Uuid::new_v4().simple());
     s
 }
 
-pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_app(
+    kind: BrokerKind,
+    devices: Devices,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings();
     let mosquitto = match kind {
         BrokerKind::Embedded => None,
@@ -132,10 +154,21 @@ pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&m
         }
     };
     tweak(&mut settings);
-    let app = Application::build(settings, devices.clone()).await.expect("kuzet starts");
-    assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
+    let app = Application::build(settings, devices.clone())
+        .await
+        .expect("kuzet starts");
+    assert!(
+        app.wait_ready(Duration::from_secs(10)).await,
+        "kuzet connected and subscribed"
+    );
     let (host, port) = app.broker();
-    TestApp { host: host.to_owned(), port, devices, app, _mosquitto: mosquitto }
+    TestApp {
+        host: host.to_owned(),
+        port,
+        devices,
+        app,
+        _mosquitto: mosquitto,
+    }
 }
 
 /// The test city's school, near Almaty's centre.
@@ -151,7 +184,11 @@ pub fn pw(id: &str) -> String {
 pub fn city(units: &[&str]) -> Devices {
     let buttons = ["btn-a", "btn-b"]
         .iter()
-        .map(|id| ButtonSpec { id: ButtonId::parse(id).unwrap(), room: Some("12".into()), password: Some(pw(id)) })
+        .map(|id| ButtonSpec {
+            id: ButtonId::parse(id).unwrap(),
+            room: Some("12".into()),
+            password: Some(pw(id)),
+        })
         .collect();
     Devices {
         sites: vec![SiteSpec {
@@ -163,7 +200,11 @@ pub fn city(units: &[&str]) -> Devices {
         }],
         units: units
             .iter()
-            .map(|id| UnitSpec { id: UnitId::parse(id).unwrap(), callsign: id.to_uppercase(), password: Some(pw(id)) })
+            .map(|id| UnitSpec {
+                id: UnitId::parse(id).unwrap(),
+                callsign: id.to_uppercase(),
+                password: Some(pw(id)),
+            })
             .collect(),
     }
 }
@@ -171,20 +212,44 @@ pub fn city(units: &[&str]) -> Devices {
 impl TestApp {
     pub async fn button(&self, id: &str) -> DeviceLink {
         let subs = [topics::button_ack(id), topics::rejects(id)];
-        connect_device(&self.host, self.port, DeviceKind::Button, id, &pw(id), &subs).await.expect("button connects")
+        connect_device(
+            &self.host,
+            self.port,
+            DeviceKind::Button,
+            id,
+            &pw(id),
+            &subs,
+        )
+        .await
+        .expect("button connects")
     }
 
     /// A client with kuzet's service account, as a console or integration would connect.
     pub async fn observer(&self, subscriptions: &[&str]) -> DeviceLink {
         let subs: Vec<String> = subscriptions.iter().map(|s| (*s).to_owned()).collect();
-        connect_observer(&self.host, self.port, "kuzet", SERVICE_PASSWORD, &subs).await.expect("observer connects")
+        connect_observer(&self.host, self.port, "kuzet", SERVICE_PASSWORD, &subs)
+            .await
+            .expect("observer connects")
     }
 
     /// A tablet, placed `north_m` metres north of the school with a fresh position.
     pub async fn unit_at(&self, id: &str, north_m: f64) -> DeviceLink {
-        let subs = [topics::offers(id), format!("kuzet/v1/units/{id}/incidents/+"), topics::rejects(id)];
-        let link = connect_device(&self.host, self.port, DeviceKind::Unit, id, &pw(id), &subs).await.expect("unit connects");
-        publish(&link, DeviceKind::Unit, id, "position", position(school_location().offset(north_m, 0.0))).await;
+        let subs = [
+            topics::offers(id),
+            format!("kuzet/v1/units/{id}/incidents/+"),
+            topics::rejects(id),
+        ];
+        let link = connect_device(&self.host, self.port, DeviceKind::Unit, id, &pw(id), &subs)
+            .await
+            .expect("unit connects");
+        publish(
+            &link,
+            DeviceKind::Unit,
+            id,
+            "position",
+            position(school_location().offset(north_m, 0.0)),
+        )
+        .await;
         link
     }
 
@@ -192,7 +257,11 @@ impl TestApp {
     pub async fn wait_available(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while self.app.available_units().await != n {
-            assert!(tokio::time::Instant::now() < deadline, "expected {n} available units, have {}", self.app.available_units().await);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} available units, have {}",
+                self.app.available_units().await
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -200,8 +269,17 @@ impl TestApp {
     /// Waits until kuzet has received `n` messages in all.
     pub async fn wait_received(&self, n: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.app.metrics().received.load(std::sync::atomic::Ordering::Relaxed) < n {
-            assert!(tokio::time::Instant::now() < deadline, "kuzet did not receive {n} messages");
+        while self
+            .app
+            .metrics()
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < n
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "kuzet did not receive {n} messages"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -216,11 +294,19 @@ pub fn raise(alarm_id: &uuid::Uuid) -> Value {
 }
 
 pub async fn publish(link: &DeviceLink, kind: DeviceKind, id: &str, channel: &str, v: Value) {
-    publish_raw(link, &topics::device(kind, id, channel), v.to_string().into_bytes()).await;
+    publish_raw(
+        link,
+        &topics::device(kind, id, channel),
+        v.to_string().into_bytes(),
+    )
+    .await;
 }
 
 pub async fn publish_raw(link: &DeviceLink, topic: &str, payload: Vec<u8>) {
-    link.client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("publish queued");
+    link.client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .expect("publish queued");
 }
 
 /// The next message on `link` whose topic ends with `suffix`, within 10 s.
@@ -234,7 +320,9 @@ pub async fn next_on(link: &mut DeviceLink, suffix: &str) -> Value {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap_or_else(|_| panic!("nothing on *{suffix} within 10 s"))
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("nothing on *{suffix} within 10 s"))
 }
 
 /// Asserts nothing arrives on `link` with a topic ending in `suffix` for `quiet`.

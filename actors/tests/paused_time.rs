@@ -1,0 +1,173 @@
+//! The actors without any broker, on paused time: offer timeouts move the incident on
+//! after exactly the plan's timeout, and an incident nobody takes is escalated.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use kuzet_actors::button::{Alarm, AlarmAction, AlarmOutcome};
+use kuzet_actors::dispatch::{EscalationReason, RevokeReason};
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
+use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
+use kuzet_actors::outbound::{Notify, Outbox, Received, UnitUpdate};
+use kuzet_actors::registry::{
+    ButtonSpec, Devices, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec,
+};
+use kuzet_actors::router::{AvailableCount, Router};
+use kuzet_actors::unit::Position;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Stands in for the MQTT gateway: hands every notification to the test.
+struct Collector(mpsc::UnboundedSender<Notify>);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Notify> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _: &mut Self::Context) {
+        let _ = self.0.send(msg);
+    }
+}
+
+fn devices(school: GeoPoint) -> Devices {
+    Devices {
+        sites: vec![SiteSpec {
+            id: SiteId::parse("school-1").unwrap(),
+            name: "School No. 1".into(),
+            kind: SiteKind::School,
+            location: school,
+            buttons: vec![ButtonSpec {
+                id: ButtonId::parse("btn").unwrap(),
+                room: None,
+                password: None,
+            }],
+        }],
+        units: ["near", "far"]
+            .iter()
+            .map(|id| UnitSpec {
+                id: UnitId::parse(id).unwrap(),
+                callsign: id.to_string(),
+                password: None,
+            })
+            .collect(),
+    }
+}
+
+/// The next notification that is not a snapshot.
+async fn next(rx: &mut mpsc::UnboundedReceiver<Notify>) -> Notify {
+    loop {
+        match rx.recv().await.expect("collector alive") {
+            Notify::Snapshot(_) => continue,
+            n => return n,
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn timeouts_move_the_offer_on_and_then_escalate() {
+    tokio::time::pause();
+    let school = GeoPoint::new(43.2389, 76.8897).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let outbox = Outbox::new(Collector(tx).start().recipient());
+    let router = Router::new(Duration::from_secs(120)).start();
+    let plan = ResponsePlan {
+        units_required: 1,
+        offer_timeout: Duration::from_secs(15),
+        ..ResponsePlan::school_alarm_default()
+    };
+    let registry = Registry::new(
+        devices(school),
+        RegistryConfig {
+            plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]),
+        },
+        router.clone(),
+        outbox,
+    );
+    let directory = registry.directory();
+    registry.start();
+    tokio::task::yield_now().await;
+
+    for (id, north) in [("near", 200.0), ("far", 900.0)] {
+        let unit = directory.unit(id).expect("unit actor");
+        unit.send(Position {
+            point: school.offset(north, 0.0),
+            at: Utc::now(),
+            received: Received::now(),
+        })
+        .await
+        .unwrap();
+    }
+    while router.send(AvailableCount).await.unwrap() < 2 {
+        tokio::task::yield_now().await;
+    }
+
+    let start = Instant::now();
+    let button = directory.button("btn").unwrap();
+    let alarm = Alarm {
+        alarm_id: AlarmId::new_random(),
+        action: AlarmAction::Raise,
+        kind: AlarmKind::Intruder,
+        at: Utc::now(),
+        received: Received::now(),
+    };
+    let outcome = button.send(alarm).await.unwrap().unwrap();
+    assert!(matches!(outcome, AlarmOutcome::Opened(_)));
+
+    assert!(
+        matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Received)
+    );
+    let Notify::Offer { unit, .. } = next(&mut rx).await else {
+        panic!("first offer expected")
+    };
+    assert_eq!(unit.as_str(), "near");
+
+    // Nobody answers: after exactly the plan's timeout the offer is revoked and moves on.
+    let Notify::Unit {
+        unit,
+        update: UnitUpdate::OfferRevoked { reason, .. },
+        ..
+    } = next(&mut rx).await
+    else {
+        panic!("revoke expected")
+    };
+    assert_eq!((unit.as_str(), reason), ("near", RevokeReason::Expired));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(15) && waited < Duration::from_millis(15_100),
+        "{waited:?}"
+    );
+    let Notify::Offer { unit, .. } = next(&mut rx).await else {
+        panic!("second offer expected")
+    };
+    assert_eq!(unit.as_str(), "far");
+
+    // The second offer expires too; nobody is left, so dispatchers get it.
+    assert!(matches!(next(&mut rx).await, Notify::Unit { .. }));
+    assert!(
+        matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Escalated)
+    );
+    let Notify::Escalation {
+        reason, snapshot, ..
+    } = next(&mut rx).await
+    else {
+        panic!("escalation expected")
+    };
+    assert_eq!(reason, EscalationReason::NoUnitsLeft);
+    assert!(start.elapsed() >= Duration::from_secs(30));
+    assert_eq!(
+        snapshot
+            .timeline
+            .iter()
+            .filter(|e| e.event == "offer_timed_out")
+            .count(),
+        2
+    );
+    // Both units are free again once their offers expired.
+    assert_eq!(router.send(AvailableCount).await.unwrap(), 2);
+}

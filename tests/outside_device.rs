@@ -1,0 +1,138 @@
+//! kuzet driven by Mosquitto's own command-line clients, as a device maker's firmware or an
+//! integrator's script would: nothing of kuzet's code on the device side.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn bin(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+        let p = format!("{dir}/{name}");
+        if std::path::Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found: run scripts/setup.sh");
+}
+
+fn pub_as(port: u16, user: &str, topic: &str, payload: &str) {
+    let st = Command::new(bin("mosquitto_pub"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            &pw(user),
+            "-i",
+            &format!("{user}-pub"),
+        ])
+        .args(["-q", "1", "-t", topic, "-m", payload])
+        .status()
+        .expect("run mosquitto_pub");
+    assert!(st.success(), "mosquitto_pub as {user} on {topic} failed");
+}
+
+/// Starts `mosquitto_sub` for `count` messages; returns its child process.
+fn sub_as(port: u16, user: &str, topic: &str, count: u32) -> std::process::Child {
+    Command::new(bin("mosquitto_sub"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            &pw(user),
+            "-i",
+            &format!("{user}-sub"),
+        ])
+        .args(["-q", "1", "-t", topic, "-C", &count.to_string(), "-W", "15"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run mosquitto_sub")
+}
+
+async fn lines(child: std::process::Child) -> Vec<Value> {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("mosquitto_sub output");
+    assert!(out.status.success(), "mosquitto_sub timed out or failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn mosquitto_pub_and_sub_as_button_and_tablet() {
+    let t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), |s| {
+        let plan = s
+            .dispatch
+            .plans
+            .get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm)
+            .unwrap();
+        plan.units_required = 1;
+    })
+    .await;
+    let port = t.port;
+    let offers = sub_as(port, "u1", "kuzet/v1/units/u1/offers", 1);
+    let acks = sub_as(port, "btn-a", "kuzet/v1/buttons/btn-a/ack", 2);
+    // mosquitto_sub has no "subscribed" signal; give both a moment to connect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let p = school_location().offset(250.0, 0.0);
+    let now = chrono::Utc::now().to_rfc3339();
+    pub_as(port, "u1", "kuzet/v1/units/u1/online", "true");
+    pub_as(
+        port,
+        "u1",
+        "kuzet/v1/units/u1/position",
+        &format!(r#"{{"at":"{now}","lat":{},"lon":{}}}"#, p.lat(), p.lon()),
+    );
+    t.wait_available(1).await;
+    pub_as(
+        port,
+        "btn-a",
+        "kuzet/v1/buttons/btn-a/alarm",
+        &format!(
+            r#"{{"alarm_id":"{}","action":"raise","kind":"medical","at":"{now}"}}"#,
+            uuid::Uuid::new_v4()
+        ),
+    );
+    let offer = lines(offers).await.remove(0);
+    assert_eq!(offer["site"]["room"], "12");
+    assert!(
+        (offer["distance_m"].as_f64().unwrap() - 250.0).abs() < 2.0,
+        "{offer}"
+    );
+    assert!(
+        offer["summary"].as_str().unwrap().contains("medical"),
+        "{offer}"
+    );
+    pub_as(
+        port,
+        "u1",
+        "kuzet/v1/units/u1/reply",
+        &format!(
+            r#"{{"offer_id":"{}","decision":"accept"}}"#,
+            offer["offer_id"].as_str().unwrap()
+        ),
+    );
+    let acks = lines(acks).await;
+    assert_eq!(
+        acks.iter()
+            .map(|a| a["state"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["received", "dispatched"]
+    );
+    assert_eq!(acks[1]["incident_id"], offer["incident_id"]);
+}
