@@ -1,6 +1,484 @@
-//! `kuzet bench`: placeholder replaced below.
+//! `kuzet bench`: alarm -> offer latency end to end through a private broker while units
+//! report positions, beside the raw broker round trip measured in the same run with the
+//! same client library and payload size; and the nearest-unit query over 100k units beside
+//! a brute-force scan. Prints a Markdown report.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use chrono::Utc;
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::UnitId;
+use kuzet_actors::index::UnitIndex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::mosquitto::MosquittoProcess;
+use crate::settings::Settings;
+use crate::sim::{self, CityPlan};
+use crate::startup::Application;
+
 #[derive(clap::Args, Clone, Debug)]
-pub struct BenchArgs {}
-pub async fn run(_a: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub struct BenchArgs {
+    /// Alarms to measure end to end.
+    #[arg(long, default_value_t = 10_000)]
+    pub alarms: usize,
+    /// Units reporting a position once a second during the run.
+    #[arg(long, default_value_t = 1_000)]
+    pub units: usize,
+    /// Broker to run through: mosquitto (a private instance) or embedded.
+    #[arg(long, default_value = "mosquitto")]
+    pub broker: String,
+    /// Units in the nearest-unit query benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub index_units: usize,
+}
+
+pub struct Percentiles {
+    pub n: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+}
+
+pub fn percentiles(mut v: Vec<Duration>) -> Percentiles {
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    Percentiles {
+        n: v.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: v[v.len() - 1],
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
+fn row(name: &str, p: &Percentiles) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {} | {} |",
+        p.n,
+        us(p.p50),
+        us(p.p99),
+        us(p.p999),
+        us(p.max)
+    )
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    println!("## kuzet bench\n");
+    println!(
+        "machine: {}, {} cores\n",
+        cpu_model(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    index_bench(args.index_units);
+    mqtt_bench(&args).await
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".into())
+}
+
+/// Nearest available unit among `n`: the R-tree query beside a brute-force scan.
+fn index_bench(n: usize) {
+    let mut rng = StdRng::seed_from_u64(42);
+    let centre = GeoPoint::new(43.2389, 76.8897).expect("constant point");
+    let now = Instant::now();
+    let mut idx = UnitIndex::new();
+    let mut pts = Vec::with_capacity(n);
+    let build = Instant::now();
+    for i in 0..n {
+        let id = UnitId::parse(&format!("u{i}")).expect("generated id");
+        let p = sim::random_point(&mut rng, centre, 30_000.0);
+        idx.set_eligible(&id, true);
+        idx.update_position(&id, p, now);
+        pts.push(p);
+    }
+    let build = build.elapsed();
+    let max_age = Duration::from_secs(120);
+    let queries: Vec<GeoPoint> = (0..100_000)
+        .map(|_| sim::random_point(&mut rng, centre, 30_000.0))
+        .collect();
+    let mut one = Vec::with_capacity(queries.len());
+    let mut eight = Vec::with_capacity(queries.len());
+    for q in &queries {
+        let t = Instant::now();
+        std::hint::black_box(idx.nearest(q, 1, &[], max_age, now));
+        one.push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(idx.nearest(q, 8, &[], max_age, now));
+        eight.push(t.elapsed());
+    }
+    let mut brute = Vec::new();
+    for q in queries.iter().take(300) {
+        let t = Instant::now();
+        let best = pts
+            .iter()
+            .map(|p| q.distance_m(p))
+            .fold(f64::INFINITY, f64::min);
+        std::hint::black_box(best);
+        brute.push(t.elapsed());
+    }
+    // A position update is a remove and an insert in the tree.
+    let mut moves = Vec::with_capacity(10_000);
+    for i in 0..10_000 {
+        let id = UnitId::parse(&format!("u{}", i % n)).expect("generated id");
+        let p = sim::random_point(&mut rng, centre, 30_000.0);
+        let t = Instant::now();
+        idx.update_position(&id, p, now);
+        moves.push(t.elapsed());
+    }
+    let (one, eight, brute, moves) = (
+        percentiles(one),
+        percentiles(eight),
+        percentiles(brute),
+        percentiles(moves),
+    );
+    println!(
+        "### Nearest available unit, {n} units (index built in {:.0} ms)\n",
+        build.as_secs_f64() * 1e3
+    );
+    println!("| query | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|");
+    println!("{}", row("R-tree, 1 nearest", &one));
+    println!("{}", row("R-tree, 8 nearest", &eight));
+    println!("{}", row("brute-force scan, 1 nearest (baseline)", &brute));
+    println!("{}", row("position update (remove + insert)", &moves));
+    println!(
+        "\nR-tree 1-NN p99 is {:.0}x faster than the scan's p50.\n",
+        brute.p50.as_secs_f64() / one.p99.as_secs_f64().max(1e-9)
+    );
+}
+
+/// A QoS 1 client whose received publishes come out of a channel with their arrival time.
+async fn client(
+    host: &str,
+    port: u16,
+    id: &str,
+    creds: Option<(&str, &str)>,
+    subs: &[&str],
+) -> anyhow::Result<(
+    AsyncClient,
+    mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
+)> {
+    let mut o = MqttOptions::new(id, host, port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_inflight(1000);
+    if let Some((u, p)) = creds {
+        o.set_credentials(u, p);
+    }
+    let (c, mut el) = AsyncClient::new(o, 10_000);
+    crate::mqtt::gateway::no_delay(&mut el);
+    for s in subs {
+        c.subscribe(*s, QoS::AtLeastOnce).await?;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(pump(el, tx, subs.len(), ready_tx));
+    tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .context("bench client did not connect")??;
+    Ok((c, rx))
+}
+
+async fn pump(
+    mut el: EventLoop,
+    tx: mpsc::UnboundedSender<(Instant, String, bytes::Bytes)>,
+    subs: usize,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut acks = 0;
+    loop {
+        match el.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) if subs == 0 => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(());
+                }
+            }
+            Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                acks += 1;
+                if acks == subs {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                if tx.send((Instant::now(), p.topic, p.payload)).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn next_where(
+    rx: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
+    f: impl Fn(&str, &Value) -> bool,
+) -> anyhow::Result<(Instant, Value)> {
+    let wait = async {
+        while let Some((at, topic, payload)) = rx.recv().await {
+            let v: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+            if f(&topic, &v) {
+                return Some((at, v));
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(Some(x)) => Ok(x),
+        _ => bail!("expected message did not arrive within 10 s"),
+    }
+}
+
+async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let plan = CityPlan {
+        centre: GeoPoint::new(43.2389, 76.8897).expect("constant point"),
+        radius_m: 8_000.0,
+        schools: 200,
+        units: args.units,
+        seed: 3,
+    };
+    let devices = sim::city(&plan);
+    let mut settings = Settings::defaults();
+    settings.mqtt.client_id = "kuzet-bench".into();
+    settings.broker.require_auth = false;
+    settings.broker.listen = format!("127.0.0.1:{}", crate::mosquitto::free_port()?).parse()?;
+    let _mosquitto = match args.broker.as_str() {
+        "mosquitto" => {
+            let m = MosquittoProcess::start(None)?;
+            settings.mqtt.url = format!("mqtt://127.0.0.1:{}", m.port);
+            Some(m)
+        }
+        "embedded" => None,
+        other => bail!("--broker must be mosquitto or embedded, not {other}"),
+    };
+    if let Some(p) = settings
+        .dispatch
+        .plans
+        .get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm)
+    {
+        p.units_required = 1;
+    }
+    let app = Application::build(settings, devices.clone()).await?;
+    anyhow::ensure!(
+        app.wait_ready(Duration::from_secs(10)).await,
+        "kuzet did not connect"
+    );
+    let (host, port) = (app.broker().0.to_owned(), app.broker().1);
+
+    // The alarm as a button sends it; the raw baseline uses a payload of the same size.
+    let sample_alarm = json!({"alarm_id": uuid::Uuid::new_v4(), "action": "raise", "kind": "intruder", "at": Utc::now()}).to_string();
+
+    // Raw broker round trip: publish -> subscriber, QoS 1, same library, same payload size.
+    let (raw_pub, _) = client(&host, port, "bench-raw-pub", None, &[]).await?;
+    let (_raw_sub, mut raw_rx) = client(&host, port, "bench-raw-sub", None, &["bench/raw"]).await?;
+
+    // Units moving: positions for every unit once a second, spread evenly over the second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut movers = Vec::new();
+    let publishers = 4usize.min(args.units.max(1));
+    for k in 0..publishers {
+        let (c, _) = client(&host, port, &format!("bench-positions-{k}"), None, &[]).await?;
+        let ids: Vec<String> = devices
+            .units
+            .iter()
+            .skip(k)
+            .step_by(publishers)
+            .map(|u| u.id.to_string())
+            .collect();
+        let stop = stop.clone();
+        let centre = plan.centre;
+        movers.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(k as u64);
+            let mut pos: Vec<GeoPoint> = ids
+                .iter()
+                .map(|_| sim::random_point(&mut rng, centre, 8_000.0))
+                .collect();
+            let gap = Duration::from_secs_f64(1.0 / ids.len().max(1) as f64);
+            let mut tick = tokio::time::interval(gap);
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let p = pos[i].offset(rng.random_range(-10.0..10.0), rng.random_range(-10.0..10.0));
+                pos[i] = p;
+                let body =
+                    json!({"at": Utc::now(), "lat": p.lat(), "lon": p.lon(), "speed_mps": 9.0})
+                        .to_string();
+                let _ = c
+                    .publish(
+                        format!("kuzet/v1/units/{}/position", ids[i]),
+                        QoS::AtLeastOnce,
+                        false,
+                        body,
+                    )
+                    .await;
+                i = (i + 1) % ids.len();
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.available_units().await < args.units {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} units reported within 15 s",
+                app.available_units().await,
+                args.units
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (button, mut acks) = client(
+        &host,
+        port,
+        "bench-buttons",
+        None,
+        &["kuzet/v1/buttons/+/ack"],
+    )
+    .await?;
+    let (_tablets, mut offers) = client(
+        &host,
+        port,
+        "bench-tablets",
+        None,
+        &["kuzet/v1/units/+/offers", "kuzet/v1/units/+/incidents/+"],
+    )
+    .await?;
+
+    let buttons: Vec<String> = devices
+        .sites
+        .iter()
+        .map(|s| s.buttons[0].id.to_string())
+        .collect();
+    let mut raw = Vec::with_capacity(args.alarms);
+    let mut e2e = Vec::with_capacity(args.alarms);
+    let started = Instant::now();
+    for i in 0..args.alarms {
+        // Interleave the baseline with the real thing so both see the same load.
+        let payload = sample_alarm.clone().into_bytes();
+        let t = Instant::now();
+        raw_pub
+            .publish("bench/raw", QoS::AtLeastOnce, false, payload)
+            .await?;
+        let (at, _) = next_where(&mut raw_rx, |_, _| true).await?;
+        raw.push(at - t);
+
+        let btn = &buttons[i % buttons.len()];
+        let alarm_id = uuid::Uuid::new_v4();
+        let body =
+            json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
+                .to_string();
+        let t = Instant::now();
+        button
+            .publish(
+                format!("kuzet/v1/buttons/{btn}/alarm"),
+                QoS::AtLeastOnce,
+                false,
+                body,
+            )
+            .await?;
+        let (at, offer) = next_where(&mut offers, |topic, _| topic.ends_with("/offers")).await?;
+        e2e.push(at - t);
+        // Cancel, and wait until the unit is released and the school's incident is over.
+        let cancel =
+            json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
+        button
+            .publish(
+                format!("kuzet/v1/buttons/{btn}/alarm"),
+                QoS::AtLeastOnce,
+                false,
+                cancel,
+            )
+            .await?;
+        let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
+        next_where(&mut offers, |topic, v| {
+            topic.contains("/incidents/") && v["incident_id"] == incident.as_str()
+        })
+        .await?;
+        next_where(&mut acks, |_, v| {
+            v["state"] == "cancelled" && v["incident_id"] == incident.as_str()
+        })
+        .await?;
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for m in movers {
+        let _ = m.await;
+    }
+    let (raw, e2e) = (percentiles(raw), percentiles(e2e));
+    println!(
+        "### Alarm -> offer at the tablet, through {} on loopback, {} units reporting at 1 Hz\n",
+        if args.broker == "embedded" {
+            "the embedded broker"
+        } else {
+            "Mosquitto"
+        },
+        args.units
+    );
+    println!("| path | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|");
+    println!(
+        "{}",
+        row("raw broker publish -> subscriber (baseline)", &raw)
+    );
+    println!("{}", row("button alarm -> kuzet -> tablet offer", &e2e));
+    println!(
+        "\np99 ratio (kuzet / raw broker): {:.2}x; p50 ratio {:.2}x. Run took {:.1} s; kuzet received {} messages, refused {}, shed {} positions.\n",
+        e2e.p99.as_secs_f64() / raw.p99.as_secs_f64(),
+        e2e.p50.as_secs_f64() / raw.p50.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        app.metrics().received.load(Ordering::Relaxed),
+        app.metrics().rejects_total(),
+        app.metrics().positions_shed.load(Ordering::Relaxed),
+    );
+    app.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<Duration> = (1..=1000).map(Duration::from_micros).collect();
+        let p = percentiles(v);
+        assert_eq!(
+            (p.p50, p.p99, p.p999, p.max),
+            (
+                Duration::from_micros(500),
+                Duration::from_micros(990),
+                Duration::from_micros(999),
+                Duration::from_micros(1000)
+            )
+        );
+    }
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod brokerfiles;
 pub mod devices;
 pub mod metrics;
+pub mod mosquitto;
 pub mod mqtt;
 pub mod settings;
 pub mod sim;

@@ -149,6 +149,7 @@ async fn connect(
         o.set_last_will(LastWill::new(t.clone(), "false", QoS::AtLeastOnce, true));
     }
     let (client, mut eventloop) = AsyncClient::new(o, 64);
+    crate::mqtt::gateway::no_delay(&mut eventloop);
     for s in subscriptions {
         client.subscribe(s.clone(), QoS::AtLeastOnce).await?;
     }

@@ -62,7 +62,8 @@ impl Application {
             Duration::from_secs(settings.mqtt.keep_alive_s),
             settings.mqtt.inflight,
         );
-        let (client, eventloop) = AsyncClient::new(opts, settings.mqtt.request_capacity);
+        let (client, mut eventloop) = AsyncClient::new(opts, settings.mqtt.request_capacity);
+        gateway::no_delay(&mut eventloop);
         let gateway = Gateway::new(client.clone(), metrics.clone()).start();
         let outbox = Outbox::new(gateway.recipient());
 

@@ -9,14 +9,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn bin(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
-        let p = format!("{dir}/{name}");
-        if std::path::Path::new(&p).exists() {
-            return p;
-        }
-    }
-    panic!("{name} not found: run scripts/setup.sh");
+fn bin(name: &str) -> std::path::PathBuf {
+    kuzet::mosquitto::find_bin(name).expect("mosquitto clients installed")
 }
 
 fn pub_as(port: u16, user: &str, topic: &str, payload: &str) {

@@ -269,6 +269,14 @@ fn refused(e: kuzet_actors::refusal::Refusal) -> Reject {
     Reject::new(RejectCode::Refused, e.to_string())
 }
 
+/// Turns Nagle's algorithm off: MQTT messages here are small and latency-bound, and with
+/// Nagle on, a publish can wait for the previous one's TCP ACK (tens of milliseconds).
+pub fn no_delay(eventloop: &mut EventLoop) {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    eventloop.set_network_options(n);
+}
+
 /// Waits until the link is ready, for at most `timeout`.
 pub async fn wait_ready(mut rx: watch::Receiver<Link>, timeout: Duration) -> bool {
     tokio::time::timeout(timeout, rx.wait_for(|l| *l == Link::Ready))

@@ -3,13 +3,11 @@
 //! MQTT clients standing in for buttons and tablets.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
 use kuzet::brokerfiles;
+use kuzet::mosquitto::{Access, MosquittoProcess};
 use kuzet::mqtt::topics::{self, DeviceKind};
 use kuzet::settings::Settings;
 use kuzet::sim::{connect_device, connect_observer, DeviceLink};
@@ -23,94 +21,16 @@ use serde_json::{json, Value};
 pub const SERVICE_PASSWORD: &str = "service-secret";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    kuzet::mosquitto::free_port().expect("a free port")
 }
 
-fn find_bin(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let p = PathBuf::from(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} not found: run scripts/setup.sh");
-}
-
-/// A private Mosquitto on a free port, killed when dropped.
-pub struct Mosquitto {
-    pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Mosquitto {
-    /// Starts Mosquitto with a password per device and the per-device ACL.
-    pub fn start(devices: &Devices) -> Mosquitto {
-        let dir = tempfile::Builder::new()
-            .prefix("kuzet-mosq-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let path = dir.path();
-        // Mosquitto started as root drops to its own user, which must read these files.
-        set_mode(path, 0o755);
-        let port = free_port();
-        std::fs::write(path.join("acl"), brokerfiles::acl(devices, "kuzet")).expect("write acl");
-        std::fs::write(
-            path.join("passwd"),
-            brokerfiles::plaintext_passwords(devices, "kuzet", SERVICE_PASSWORD),
-        )
-        .expect("write passwd");
-        let hashed = Command::new(find_bin("mosquitto_passwd"))
-            .arg("-U")
-            .arg(path.join("passwd"))
-            .status()
-            .expect("run mosquitto_passwd");
-        assert!(hashed.success(), "mosquitto_passwd -U failed");
-        let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {0}/passwd\nacl_file {0}/acl\n\
-             persistence false\nmax_packet_size 262144\nlog_dest stderr\nlog_type error\nlog_type warning\n",
-            path.display()
-        );
-        std::fs::write(path.join("mosquitto.conf"), conf).expect("write conf");
-        for f in ["acl", "passwd", "mosquitto.conf"] {
-            set_mode(&path.join(f), 0o644);
-        }
-        let child = Command::new(find_bin("mosquitto"))
-            .arg("-c")
-            .arg(path.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start mosquitto");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mosquitto did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn set_mode(p: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+/// A private Mosquitto with a password per device and the generated per-device ACL.
+pub fn mosquitto_with_acl(devices: &Devices) -> MosquittoProcess {
+    let access = Access {
+        passwords_plain: brokerfiles::plaintext_passwords(devices, "kuzet", SERVICE_PASSWORD),
+        acl: brokerfiles::acl(devices, "kuzet"),
+    };
+    MosquittoProcess::start(Some(access)).expect("mosquitto starts")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +45,7 @@ pub struct TestApp {
     pub host: String,
     pub port: u16,
     pub devices: Devices,
-    _mosquitto: Option<Mosquitto>,
+    _mosquitto: Option<MosquittoProcess>,
 }
 
 /// Settings for tests: the embedded broker on a free port, short timeouts.
@@ -148,7 +68,7 @@ pub async fn spawn_app(
     let mosquitto = match kind {
         BrokerKind::Embedded => None,
         BrokerKind::Mosquitto => {
-            let m = Mosquitto::start(&devices);
+            let m = mosquitto_with_acl(&devices);
             settings.mqtt.url = format!("mqtt://127.0.0.1:{}", m.port);
             Some(m)
         }

@@ -1,0 +1,111 @@
+//! A private Mosquitto process on a free loopback port, for the integration tests and
+//! `kuzet bench`: the real broker, isolated from any system instance. Killed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+/// Credentials and ACL for the broker; without them it admits anonymous clients.
+pub struct Access {
+    /// `user:password` lines (hashed with `mosquitto_passwd -U` before start).
+    pub passwords_plain: String,
+    pub acl: String,
+}
+
+pub struct MosquittoProcess {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Finds a Mosquitto binary; Debian puts the broker in /usr/sbin, often not on PATH.
+pub fn find_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let dirs = path
+        .split(':')
+        .map(PathBuf::from)
+        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin"].map(PathBuf::from));
+    for d in dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("{name} not found (run scripts/setup.sh)")
+}
+
+impl MosquittoProcess {
+    pub fn start(access: Option<Access>) -> anyhow::Result<Self> {
+        // Under /tmp: Mosquitto started as root drops to its own user, which must read the files.
+        let dir =
+            std::env::temp_dir().join(format!("kuzet-mosquitto-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        set_mode(&dir, 0o755)?;
+        let port = free_port()?;
+        let mut conf = format!(
+            "listener {port} 127.0.0.1\nset_tcp_nodelay true\npersistence false\nmax_packet_size 262144\nmax_queued_messages 100000\n\
+             log_dest stderr\nlog_type error\nlog_type warning\n"
+        );
+        match access {
+            None => conf.push_str("allow_anonymous true\n"),
+            Some(a) => {
+                std::fs::write(dir.join("acl"), a.acl)?;
+                std::fs::write(dir.join("passwd"), a.passwords_plain)?;
+                let st = Command::new(find_bin("mosquitto_passwd")?)
+                    .arg("-U")
+                    .arg(dir.join("passwd"))
+                    .status()?;
+                if !st.success() {
+                    bail!("mosquitto_passwd -U failed");
+                }
+                for f in ["acl", "passwd"] {
+                    set_mode(&dir.join(f), 0o644)?;
+                }
+                conf.push_str(&format!(
+                    "allow_anonymous false\npassword_file {0}/passwd\nacl_file {0}/acl\n",
+                    dir.display()
+                ));
+            }
+        }
+        std::fs::write(dir.join("mosquitto.conf"), conf)?;
+        set_mode(&dir.join("mosquitto.conf"), 0o644)?;
+        let child = Command::new(find_bin("mosquitto")?)
+            .arg("-c")
+            .arg(dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start mosquitto")?;
+        let me = Self { port, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on port {port} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(me)
+    }
+}
+
+impl Drop for MosquittoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", p.display()))
+}
