@@ -50,13 +50,7 @@ pub struct Percentiles {
 pub fn percentiles(mut v: Vec<Duration>) -> Percentiles {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
-    Percentiles {
-        n: v.len(),
-        p50: at(0.50),
-        p99: at(0.99),
-        p999: at(0.999),
-        max: v[v.len() - 1],
-    }
+    Percentiles { n: v.len(), p50: at(0.50), p99: at(0.99), p999: at(0.999), max: v[v.len() - 1] }
 }
 
 fn us(d: Duration) -> String {
@@ -64,14 +58,7 @@ fn us(d: Duration) -> String {
 }
 
 fn row(name: &str, p: &Percentiles) -> String {
-    format!(
-        "| {name} | {} | {} | {} | {} | {} |",
-        p.n,
-        us(p.p50),
-        us(p.p99),
-        us(p.p999),
-        us(p.max)
-    )
+    format!("| {name} | {} | {} | {} | {} | {} |", p.n, us(p.p50), us(p.p99), us(p.p999), us(p.max))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -79,9 +66,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "machine: {}, {} cores\n",
         cpu_model(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     index_bench(args.index_units);
     mqtt_bench(&args).await
@@ -116,9 +101,8 @@ fn index_bench(n: usize) {
     }
     let build = build.elapsed();
     let max_age = Duration::from_secs(120);
-    let queries: Vec<GeoPoint> = (0..100_000)
-        .map(|_| sim::random_point(&mut rng, centre, 30_000.0))
-        .collect();
+    let queries: Vec<GeoPoint> =
+        (0..100_000).map(|_| sim::random_point(&mut rng, centre, 30_000.0)).collect();
     let mut one = Vec::with_capacity(queries.len());
     let mut eight = Vec::with_capacity(queries.len());
     for q in &queries {
@@ -132,10 +116,7 @@ fn index_bench(n: usize) {
     let mut brute = Vec::new();
     for q in queries.iter().take(300) {
         let t = Instant::now();
-        let best = pts
-            .iter()
-            .map(|p| q.distance_m(p))
-            .fold(f64::INFINITY, f64::min);
+        let best = pts.iter().map(|p| q.distance_m(p)).fold(f64::INFINITY, f64::min);
         std::hint::black_box(best);
         brute.push(t.elapsed());
     }
@@ -148,16 +129,9 @@ fn index_bench(n: usize) {
         idx.update_position(&id, p, now);
         moves.push(t.elapsed());
     }
-    let (one, eight, brute, moves) = (
-        percentiles(one),
-        percentiles(eight),
-        percentiles(brute),
-        percentiles(moves),
-    );
-    println!(
-        "### Nearest available unit, {n} units (index built in {:.0} ms)\n",
-        build.as_secs_f64() * 1e3
-    );
+    let (one, eight, brute, moves) =
+        (percentiles(one), percentiles(eight), percentiles(brute), percentiles(moves));
+    println!("### Nearest available unit, {n} units (index built in {:.0} ms)\n", build.as_secs_f64() * 1e3);
     println!("| query | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|");
     println!("{}", row("R-tree, 1 nearest", &one));
     println!("{}", row("R-tree, 8 nearest", &eight));
@@ -176,10 +150,7 @@ async fn client(
     id: &str,
     creds: Option<(&str, &str)>,
     subs: &[&str],
-) -> anyhow::Result<(
-    AsyncClient,
-    mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
-)> {
+) -> anyhow::Result<(AsyncClient, mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>)> {
     let mut o = MqttOptions::new(id, host, port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(1 << 20, 1 << 20);
@@ -281,174 +252,54 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
         "embedded" => None,
         other => bail!("--broker must be mosquitto or embedded, not {other}"),
     };
-    if let Some(p) = settings
-        .dispatch
-        .plans
-        .get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm)
-    {
+    if let Some(p) = settings.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm) {
         p.units_required = 1;
     }
     let app = Application::build(settings, devices.clone()).await?;
-    anyhow::ensure!(
-        app.wait_ready(Duration::from_secs(10)).await,
-        "kuzet did not connect"
-    );
+    anyhow::ensure!(app.wait_ready(Duration::from_secs(10)).await, "kuzet did not connect");
     let (host, port) = (app.broker().0.to_owned(), app.broker().1);
 
-    // The alarm as a button sends it; the raw baseline uses a payload of the same size.
-    let sample_alarm = json!({"alarm_id": uuid::Uuid::new_v4(), "action": "raise", "kind": "intruder", "at": Utc::now()}).to_string();
-
-    // Raw broker round trip: publish -> subscriber, QoS 1, same library, same payload size.
-    let (raw_pub, _) = client(&host, port, "bench-raw-pub", None, &[]).await?;
-    let (_raw_sub, mut raw_rx) = client(&host, port, "bench-raw-sub", None, &["bench/raw"]).await?;
-
-    // Units moving: positions for every unit once a second, spread evenly over the second.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut movers = Vec::new();
-    let publishers = 4usize.min(args.units.max(1));
-    for k in 0..publishers {
-        let (c, _) = client(&host, port, &format!("bench-positions-{k}"), None, &[]).await?;
-        let ids: Vec<String> = devices
-            .units
-            .iter()
-            .skip(k)
-            .step_by(publishers)
-            .map(|u| u.id.to_string())
-            .collect();
-        let stop = stop.clone();
-        let centre = plan.centre;
-        movers.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(k as u64);
-            let mut pos: Vec<GeoPoint> = ids
-                .iter()
-                .map(|_| sim::random_point(&mut rng, centre, 8_000.0))
-                .collect();
-            let gap = Duration::from_secs_f64(1.0 / ids.len().max(1) as f64);
-            let mut tick = tokio::time::interval(gap);
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let p = pos[i].offset(rng.random_range(-10.0..10.0), rng.random_range(-10.0..10.0));
-                pos[i] = p;
-                let body =
-                    json!({"at": Utc::now(), "lat": p.lat(), "lon": p.lon(), "speed_mps": 9.0})
-                        .to_string();
-                let _ = c
-                    .publish(
-                        format!("kuzet/v1/units/{}/position", ids[i]),
-                        QoS::AtLeastOnce,
-                        false,
-                        body,
-                    )
-                    .await;
-                i = (i + 1) % ids.len();
-            }
-        }));
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // The devices run on a thread and runtime of their own, as they would in other processes:
+    // kuzet's actors keep the actix thread to themselves.
+    let (movers_tx, movers_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    let harness = Harness {
+        host,
+        port,
+        alarms: args.alarms,
+        units: devices.units.iter().map(|u| u.id.to_string()).collect(),
+        buttons: devices.sites.iter().map(|s| s.buttons[0].id.to_string()).collect(),
+        centre: plan.centre,
+        movers_started: movers_tx,
+        go: go_rx,
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name("bench-devices".into()).spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(devices_side(harness)));
+        let _ = done_tx.send(result);
+    })?;
+    movers_rx.await.context("device thread ended early")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
     while app.available_units().await < args.units {
         if Instant::now() > deadline {
-            bail!(
-                "only {} of {} units reported within 15 s",
-                app.available_units().await,
-                args.units
-            );
+            bail!("only {} of {} units reported within 30 s", app.available_units().await, args.units);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    let (button, mut acks) = client(
-        &host,
-        port,
-        "bench-buttons",
-        None,
-        &["kuzet/v1/buttons/+/ack"],
-    )
-    .await?;
-    let (_tablets, mut offers) = client(
-        &host,
-        port,
-        "bench-tablets",
-        None,
-        &["kuzet/v1/units/+/offers", "kuzet/v1/units/+/incidents/+"],
-    )
-    .await?;
-
-    let buttons: Vec<String> = devices
-        .sites
-        .iter()
-        .map(|s| s.buttons[0].id.to_string())
-        .collect();
-    let mut raw = Vec::with_capacity(args.alarms);
-    let mut e2e = Vec::with_capacity(args.alarms);
-    let started = Instant::now();
-    for i in 0..args.alarms {
-        // Interleave the baseline with the real thing so both see the same load.
-        let payload = sample_alarm.clone().into_bytes();
-        let t = Instant::now();
-        raw_pub
-            .publish("bench/raw", QoS::AtLeastOnce, false, payload)
-            .await?;
-        let (at, _) = next_where(&mut raw_rx, |_, _| true).await?;
-        raw.push(at - t);
-
-        let btn = &buttons[i % buttons.len()];
-        let alarm_id = uuid::Uuid::new_v4();
-        let body =
-            json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
-                .to_string();
-        let t = Instant::now();
-        button
-            .publish(
-                format!("kuzet/v1/buttons/{btn}/alarm"),
-                QoS::AtLeastOnce,
-                false,
-                body,
-            )
-            .await?;
-        let (at, offer) = next_where(&mut offers, |topic, _| topic.ends_with("/offers")).await?;
-        e2e.push(at - t);
-        // Cancel, and wait until the unit is released and the school's incident is over.
-        let cancel =
-            json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
-        button
-            .publish(
-                format!("kuzet/v1/buttons/{btn}/alarm"),
-                QoS::AtLeastOnce,
-                false,
-                cancel,
-            )
-            .await?;
-        let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
-        next_where(&mut offers, |topic, v| {
-            topic.contains("/incidents/") && v["incident_id"] == incident.as_str()
-        })
-        .await?;
-        next_where(&mut acks, |_, v| {
-            v["state"] == "cancelled" && v["incident_id"] == incident.as_str()
-        })
-        .await?;
-    }
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for m in movers {
-        let _ = m.await;
-    }
+    let _ = go_tx.send(());
+    let (raw, e2e, elapsed) = done_rx.await.context("device thread ended early")??;
     let (raw, e2e) = (percentiles(raw), percentiles(e2e));
     println!(
         "### Alarm -> offer at the tablet, through {} on loopback, {} units reporting at 1 Hz\n",
-        if args.broker == "embedded" {
-            "the embedded broker"
-        } else {
-            "Mosquitto"
-        },
+        if args.broker == "embedded" { "the embedded broker" } else { "Mosquitto" },
         args.units
     );
     println!("| path | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|");
-    println!(
-        "{}",
-        row("raw broker publish -> subscriber (baseline)", &raw)
-    );
+    println!("{}", row("raw broker publish -> subscriber (baseline)", &raw));
     println!("{}", row("button alarm -> kuzet -> tablet offer", &e2e));
     println!(
         "\np99 ratio (kuzet / raw broker): {:.2}x; p50 ratio {:.2}x. Run took {:.1} s; kuzet received {} messages, refused {}, shed {} positions.\n",
@@ -461,6 +312,111 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
     );
     app.stop().await;
     Ok(())
+}
+
+struct Harness {
+    host: String,
+    port: u16,
+    alarms: usize,
+    units: Vec<String>,
+    buttons: Vec<String>,
+    centre: GeoPoint,
+    movers_started: tokio::sync::oneshot::Sender<()>,
+    go: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The buttons, tablets and moving units: returns raw and end-to-end samples and the run time.
+async fn devices_side(h: Harness) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Duration)> {
+    let (host, port) = (h.host.as_str(), h.port);
+    // The alarm as a button sends it; the raw baseline uses a payload of the same size.
+    let sample_alarm =
+        json!({"alarm_id": uuid::Uuid::new_v4(), "action": "raise", "kind": "intruder", "at": Utc::now()})
+            .to_string();
+
+    // Raw broker round trip: publish -> subscriber, QoS 1, same library, same payload size.
+    let (raw_pub, _) = client(host, port, "bench-raw-pub", None, &[]).await?;
+    let (_raw_sub, mut raw_rx) = client(host, port, "bench-raw-sub", None, &["bench/raw"]).await?;
+
+    // Units moving: positions for every unit once a second, spread evenly over the second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut movers = Vec::new();
+    let publishers = 4usize.min(h.units.len().max(1));
+    for k in 0..publishers {
+        let (c, _) = client(host, port, &format!("bench-positions-{k}"), None, &[]).await?;
+        let ids: Vec<String> = h.units.iter().skip(k).step_by(publishers).cloned().collect();
+        let stop = stop.clone();
+        let centre = h.centre;
+        movers.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(k as u64);
+            let mut pos: Vec<GeoPoint> =
+                ids.iter().map(|_| sim::random_point(&mut rng, centre, 8_000.0)).collect();
+            let gap = Duration::from_secs_f64(1.0 / ids.len().max(1) as f64);
+            let mut tick = tokio::time::interval(gap);
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let p = pos[i].offset(rng.random_range(-10.0..10.0), rng.random_range(-10.0..10.0));
+                pos[i] = p;
+                let body =
+                    json!({"at": Utc::now(), "lat": p.lat(), "lon": p.lon(), "speed_mps": 9.0}).to_string();
+                let _ = c
+                    .publish(format!("kuzet/v1/units/{}/position", ids[i]), QoS::AtLeastOnce, false, body)
+                    .await;
+                i = (i + 1) % ids.len();
+            }
+        }));
+    }
+    // kuzet's side checks that every unit is in its index before alarms start.
+    let _ = h.movers_started.send(());
+    h.go.await.context("bench was stopped")?;
+
+    let (button, mut acks) = client(host, port, "bench-buttons", None, &["kuzet/v1/buttons/+/ack"]).await?;
+    let (_tablets, mut offers) = client(
+        host,
+        port,
+        "bench-tablets",
+        None,
+        &["kuzet/v1/units/+/offers", "kuzet/v1/units/+/incidents/+"],
+    )
+    .await?;
+
+    let buttons = &h.buttons;
+    let mut raw = Vec::with_capacity(h.alarms);
+    let mut e2e = Vec::with_capacity(h.alarms);
+    let started = Instant::now();
+    for i in 0..h.alarms {
+        // Interleave the baseline with the real thing so both see the same load.
+        let payload = sample_alarm.clone().into_bytes();
+        let t = Instant::now();
+        raw_pub.publish("bench/raw", QoS::AtLeastOnce, false, payload).await?;
+        let (at, _) = next_where(&mut raw_rx, |_, _| true).await?;
+        raw.push(at - t);
+
+        let btn = &buttons[i % buttons.len()];
+        let alarm_id = uuid::Uuid::new_v4();
+        let body = json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
+            .to_string();
+        let t = Instant::now();
+        button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body).await?;
+        let (at, offer) = next_where(&mut offers, |topic, _| topic.ends_with("/offers")).await?;
+        e2e.push(at - t);
+        // Cancel, and wait until the unit is released and the school's incident is over.
+        let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
+        button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, cancel).await?;
+        let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
+        next_where(&mut offers, |topic, v| {
+            topic.contains("/incidents/") && v["incident_id"] == incident.as_str()
+        })
+        .await?;
+        next_where(&mut acks, |_, v| v["state"] == "cancelled" && v["incident_id"] == incident.as_str())
+            .await?;
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for m in movers {
+        let _ = m.await;
+    }
+    Ok((raw, e2e, elapsed))
 }
 
 #[cfg(test)]

@@ -12,11 +12,7 @@ use kuzet::{brokerfiles, devices};
 use kuzet_actors::geo::GeoPoint;
 
 #[derive(Parser)]
-#[command(
-    name = "kuzet",
-    version,
-    about = "Real-time alerting and dispatch for a city's police"
-)]
+#[command(name = "kuzet", version, about = "Real-time alerting and dispatch for a city's police")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,29 +85,42 @@ impl CityArgs {
     }
 
     fn behaviour(&self) -> Behaviour {
-        Behaviour {
-            press_every_s: self.press_every,
-            ..Behaviour::default()
-        }
+        Behaviour { press_every_s: self.press_every, ..Behaviour::default() }
     }
 }
 
 fn init_logs(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .compact()
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 async fn until_stopped(duration: Option<u64>) {
     match duration {
-        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        Some(s) => tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+            _ = shutdown_signal() => {}
+        },
+        None => shutdown_signal().await,
     }
 }
 
@@ -135,16 +144,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             loop {
                 tokio::select! {
                     _ = tick.tick() => tracing::info!(counters = ?app.metrics().snapshot(), "status"),
-                    _ = tokio::signal::ctrl_c() => break,
+                    _ = shutdown_signal() => break,
                 }
             }
             app.stop().await;
         }
-        Command::Demo {
-            config,
-            duration,
-            city,
-        } => {
+        Command::Demo { config, duration, city } => {
             let settings = Settings::load(config.as_deref())?;
             init_logs(&settings.log.filter);
             let plan = city.plan();
@@ -162,11 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
             app.stop().await;
         }
-        Command::Sim {
-            broker,
-            duration,
-            city,
-        } => {
+        Command::Sim { broker, duration, city } => {
             init_logs("info");
             let (host, port) = parse_mqtt_url(&broker)?;
             let plan = city.plan();
@@ -174,22 +175,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour()).await?;
             until_stopped(duration).await;
         }
-        Command::BrokerFiles {
-            registry,
-            out,
-            config,
-        } => {
+        Command::BrokerFiles { registry, out, config } => {
             let settings = Settings::load(config.as_deref())?;
             let devices = devices::load(&registry)?;
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let user = &settings.mqtt.username;
             std::fs::write(out.join("acl"), brokerfiles::acl(&devices, user))?;
+            let plain = out.join("passwd.plain");
             std::fs::write(
-                out.join("passwd.plain"),
+                &plain,
                 brokerfiles::plaintext_passwords(&devices, user, settings.mqtt.password.expose()),
             )?;
-            eprintln!("wrote {0}/acl and {0}/passwd.plain (hash it with: mosquitto_passwd -U {0}/passwd.plain)", out.display());
+            // Plain-text passwords: readable by the owner only until mosquitto_passwd -U hashes them.
+            std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            eprintln!(
+                "wrote {0}/acl and {0}/passwd.plain (hash it with: mosquitto_passwd -U {0}/passwd.plain)",
+                out.display()
+            );
         }
         Command::Bench(args) => {
             init_logs("warn");

@@ -44,10 +44,8 @@ pub fn find_bin(name: &str) -> anyhow::Result<PathBuf> {
 impl MosquittoProcess {
     pub fn start(access: Option<Access>) -> anyhow::Result<Self> {
         // Under /tmp: Mosquitto started as root drops to its own user, which must read the files.
-        let dir =
-            std::env::temp_dir().join(format!("kuzet-mosquitto-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = std::env::temp_dir().join(format!("kuzet-mosquitto-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         set_mode(&dir, 0o755)?;
         let port = free_port()?;
         let mut conf = format!(
@@ -59,10 +57,8 @@ impl MosquittoProcess {
             Some(a) => {
                 std::fs::write(dir.join("acl"), a.acl)?;
                 std::fs::write(dir.join("passwd"), a.passwords_plain)?;
-                let st = Command::new(find_bin("mosquitto_passwd")?)
-                    .arg("-U")
-                    .arg(dir.join("passwd"))
-                    .status()?;
+                let st =
+                    Command::new(find_bin("mosquitto_passwd")?).arg("-U").arg(dir.join("passwd")).status()?;
                 if !st.success() {
                     bail!("mosquitto_passwd -U failed");
                 }

@@ -15,15 +15,9 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read settings file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("settings file {path} is not valid TOML: {source}")]
-    Parse {
-        path: String,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: String, source: Box<toml::de::Error> },
     #[error("invalid settings: {0}")]
     Invalid(String),
 }
@@ -79,10 +73,29 @@ pub struct LogSettings {
     pub filter: String,
 }
 
-/// A value that must never reach a log.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+/// A value that must never reach a log. Accepts any scalar, so a numeric password given
+/// through the environment is not mistaken for a number.
+#[derive(Clone)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            S(String),
+            I(i64),
+            F(f64),
+            B(bool),
+        }
+        Ok(Secret(match Scalar::deserialize(d)? {
+            Scalar::S(s) => s,
+            Scalar::I(i) => i.to_string(),
+            Scalar::F(f) => f.to_string(),
+            Scalar::B(b) => b.to_string(),
+        }))
+    }
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -119,10 +132,7 @@ impl MqttSettings {
 /// Parses `mqtt://host:port` (or `tcp://`); the port defaults to 1883.
 pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), SettingsError> {
     let bad = || SettingsError::Invalid(format!("mqtt url {url:?} is not mqtt://host:port"));
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(bad)?;
+    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).ok_or_else(bad)?;
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
@@ -149,29 +159,27 @@ impl Settings {
 
     /// Only the compiled-in defaults (tests start from these and adjust fields).
     pub fn defaults() -> Self {
-        Self::load_from(None, &[])
-            .unwrap_or_else(|e| panic!("compiled-in defaults are invalid: {e}"))
+        Self::load_from(None, &[]).unwrap_or_else(|e| panic!("compiled-in defaults are invalid: {e}"))
     }
 
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, SettingsError> {
         let mut merged = parse_toml("config/default.toml", DEFAULTS)?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?;
             merge(&mut merged, parse_toml(&path.display().to_string(), &text)?);
         }
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("KUZET_") else {
+            // Only KUZET_SECTION__KEY names are settings; other KUZET_ variables (a compose
+            // file's own, say) are left alone.
+            let Some(rest) = key.strip_prefix("KUZET_").filter(|r| r.contains("__")) else {
                 continue;
             };
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             set_path(&mut merged, &path, env_value(value));
         }
-        let settings: Settings = merged
-            .try_into()
-            .map_err(|e: toml::de::Error| SettingsError::Invalid(e.message().to_owned()))?;
+        let settings: Settings =
+            merged.try_into().map_err(|e: toml::de::Error| SettingsError::Invalid(e.message().to_owned()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -184,9 +192,12 @@ impl Settings {
             ));
         }
         for (kind, plan) in &self.dispatch.plans {
-            if plan.units_required == 0 || plan.max_offers < u16::from(plan.units_required) {
+            if plan.units_required == 0
+                || plan.max_offers < u16::from(plan.units_required)
+                || plan.offer_timeout.is_zero()
+            {
                 return Err(SettingsError::Invalid(format!(
-                    "plan {}: units_required must be at least 1 and max_offers at least units_required",
+                    "plan {}: units_required must be at least 1, max_offers at least units_required, offer_timeout above 0",
                     kind.as_str()
                 )));
             }
@@ -197,10 +208,7 @@ impl Settings {
 
 fn parse_toml(name: &str, text: &str) -> Result<toml::Table, SettingsError> {
     text.parse::<toml::Table>()
-        .map_err(|source| SettingsError::Parse {
-            path: name.to_owned(),
-            source: Box::new(source),
-        })
+        .map_err(|source| SettingsError::Parse { path: name.to_owned(), source: Box::new(source) })
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -220,9 +228,7 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
     };
     let mut t = table;
     for p in parents {
-        let entry = t
-            .entry(p.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = t.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
@@ -253,43 +259,28 @@ mod tests {
     fn defaults_load_and_name_the_embedded_broker() {
         let s = Settings::defaults();
         assert_eq!(s.mqtt.target().unwrap(), BrokerTarget::Embedded);
-        assert_eq!(
-            s.dispatch.plans[&IncidentKind::SchoolAlarm].units_required,
-            2
-        );
+        assert_eq!(s.dispatch.plans[&IncidentKind::SchoolAlarm].units_required, 2);
         assert_eq!(s.mqtt.max_payload_bytes, 16 * 1024);
     }
 
     #[test]
     fn environment_overrides_files_and_keeps_types() {
         let env = vec![
-            (
-                "KUZET_MQTT__URL".to_owned(),
-                "mqtt://broker.local:1884".to_owned(),
-            ),
-            (
-                "KUZET_DISPATCH__POSITION_MAX_AGE_S".to_owned(),
-                "30".to_owned(),
-            ),
-            (
-                "KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT".to_owned(),
-                "2.5".to_owned(),
-            ),
+            ("KUZET_MQTT__URL".to_owned(), "mqtt://broker.local:1884".to_owned()),
+            ("KUZET_DISPATCH__POSITION_MAX_AGE_S".to_owned(), "30".to_owned()),
+            ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT".to_owned(), "2.5".to_owned()),
             ("OTHER".to_owned(), "x".to_owned()),
+            ("KUZET_MQTT_PASSWORD".to_owned(), "not a setting".to_owned()),
+            ("KUZET_MQTT__PASSWORD".to_owned(), "12345".to_owned()),
         ];
         let s = Settings::load_from(None, &env).unwrap();
         assert_eq!(
             s.mqtt.target().unwrap(),
-            BrokerTarget::External {
-                host: "broker.local".into(),
-                port: 1884
-            }
+            BrokerTarget::External { host: "broker.local".into(), port: 1884 }
         );
         assert_eq!(s.dispatch.position_max_age_s, 30);
-        assert_eq!(
-            s.dispatch.plans[&IncidentKind::SchoolAlarm].offer_timeout,
-            Duration::from_millis(2500)
-        );
+        assert_eq!(s.dispatch.plans[&IncidentKind::SchoolAlarm].offer_timeout, Duration::from_millis(2500));
+        assert_eq!(s.mqtt.password.expose(), "12345");
     }
 
     #[test]

@@ -118,16 +118,7 @@ pub async fn connect_observer(
     subscriptions: &[String],
 ) -> anyhow::Result<DeviceLink> {
     let client_id = format!("{username}-observer-{}", uuid::Uuid::new_v4().simple());
-    connect(
-        host,
-        port,
-        &client_id,
-        username,
-        password,
-        None,
-        subscriptions,
-    )
-    .await
+    connect(host, port, &client_id, username, password, None, subscriptions).await
 }
 
 async fn connect(
@@ -198,9 +189,7 @@ async fn connect(
             }
         }
     });
-    ready_rx
-        .await
-        .map_err(|_| anyhow::anyhow!("device connection task ended"))??;
+    ready_rx.await.map_err(|_| anyhow::anyhow!("device connection task ended"))??;
     Ok(DeviceLink { client, rx, task })
 }
 
@@ -245,59 +234,31 @@ pub async fn run_city(
     for (n, u) in devices.units.iter().enumerate() {
         let id = u.id.to_string();
         let pass = u.password.clone().unwrap_or_else(|| sim_password(&id));
-        let subs = vec![
-            topics::offers(&id),
-            format!("kuzet/v1/units/{id}/incidents/+"),
-        ];
+        let subs = vec![topics::offers(&id), format!("kuzet/v1/units/{id}/incidents/+")];
         let link = connect_device(host, port, DeviceKind::Unit, &id, &pass, &subs).await?;
         let mut rng = StdRng::seed_from_u64(plan.seed ^ ((n as u64 + 1) * 0x9E37_79B9));
         let start = random_point(&mut rng, plan.centre, plan.radius_m);
-        tasks.push(tokio::spawn(sim_unit(
-            id,
-            link,
-            start,
-            plan.clone(),
-            behaviour.clone(),
-            rng,
-        )));
+        tasks.push(tokio::spawn(sim_unit(id, link, start, plan.clone(), behaviour.clone(), rng)));
     }
     for (n, s) in devices.sites.iter().enumerate() {
         let mut links = Vec::new();
         for b in &s.buttons {
             let id = b.id.to_string();
             let pass = b.password.clone().unwrap_or_else(|| sim_password(&id));
-            let link = connect_device(
-                host,
-                port,
-                DeviceKind::Button,
-                &id,
-                &pass,
-                &[topics::button_ack(&id)],
-            )
-            .await?;
+            let link = connect_device(host, port, DeviceKind::Button, &id, &pass, &[topics::button_ack(&id)])
+                .await?;
             links.push((id, link));
         }
         let rng = StdRng::seed_from_u64(plan.seed ^ ((n as u64 + 7) * 0x85EB_CA6B));
-        tasks.push(tokio::spawn(sim_school(
-            s.name.clone(),
-            links,
-            behaviour.clone(),
-            rng,
-        )));
+        tasks.push(tokio::spawn(sim_school(s.name.clone(), links, behaviour.clone(), rng)));
     }
     Ok(tasks)
 }
 
 enum Task {
     Patrol,
-    Responding {
-        incident: String,
-        to: GeoPoint,
-    },
-    OnScene {
-        incident: String,
-        until: tokio::time::Instant,
-    },
+    Responding { incident: String, to: GeoPoint },
+    OnScene { incident: String, until: tokio::time::Instant },
 }
 
 async fn sim_unit(
@@ -407,24 +368,17 @@ async fn sim_school(name: String, links: Vec<(String, DeviceLink)>, b: Behaviour
         let (id, client) = &clients[which];
         let alarm_id = uuid::Uuid::new_v4();
         let kind = ["intruder", "medical", "fire", "other"][rng.random_range(0..4)];
-        let raise =
-            json!({"alarm_id": alarm_id, "action": "raise", "kind": kind, "at": Utc::now()});
+        let raise = json!({"alarm_id": alarm_id, "action": "raise", "kind": kind, "at": Utc::now()});
         tracing::info!(school = %name, button_id = %id, kind, "simulated panic button pressed");
         let topic = topics::device(DeviceKind::Button, id, "alarm");
-        if client
-            .publish(topic.clone(), QoS::AtLeastOnce, false, raise.to_string())
-            .await
-            .is_err()
-        {
+        if client.publish(topic.clone(), QoS::AtLeastOnce, false, raise.to_string()).await.is_err() {
             continue;
         }
         // One press in ten is a mistake, cancelled a few seconds later.
         if rng.random_bool(0.1) {
             tokio::time::sleep(Duration::from_secs(4)).await;
             let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()});
-            let _ = client
-                .publish(topic, QoS::AtLeastOnce, false, cancel.to_string())
-                .await;
+            let _ = client.publish(topic, QoS::AtLeastOnce, false, cancel.to_string()).await;
         }
     }
 }

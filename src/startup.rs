@@ -40,10 +40,7 @@ impl Application {
             BrokerTarget::Embedded => {
                 let credentials = settings.broker.require_auth.then(|| {
                     let mut c = device_credentials(&devices);
-                    c.insert(
-                        settings.mqtt.username.clone(),
-                        settings.mqtt.password.expose().to_owned(),
-                    );
+                    c.insert(settings.mqtt.username.clone(), settings.mqtt.password.expose().to_owned());
                     c
                 });
                 let listen = broker::start(&settings.broker, credentials)?;
@@ -70,9 +67,7 @@ impl Application {
         let router = Router::new(settings.dispatch.position_max_age()).start();
         let registry = Registry::new(
             devices,
-            RegistryConfig {
-                plans: settings.dispatch.plans.clone(),
-            },
+            RegistryConfig { plans: settings.dispatch.plans.clone() },
             router.clone(),
             outbox.clone(),
         );
@@ -152,9 +147,6 @@ pub fn device_credentials(devices: &Devices) -> HashMap<String, String> {
         .iter()
         .flat_map(|s| &s.buttons)
         .filter_map(|b| Some((b.id.to_string(), b.password.clone()?)));
-    let units = devices
-        .units
-        .iter()
-        .filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
+    let units = devices.units.iter().filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
     buttons.chain(units).collect()
 }

@@ -14,11 +14,7 @@ use uuid::Uuid;
 #[actix_rt::test]
 async fn a_unit_cannot_publish_or_read_as_another_device() {
     let t = spawn_app(BrokerKind::Mosquitto, city(&["u1", "u2"]), |s| {
-        let plan = s
-            .dispatch
-            .plans
-            .get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm)
-            .unwrap();
+        let plan = s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).unwrap();
         plan.units_required = 1;
     })
     .await;
@@ -28,19 +24,9 @@ async fn a_unit_cannot_publish_or_read_as_another_device() {
     t.wait_available(2).await;
 
     // u1 tries to read u2's offers, then raise an alarm as a button and answer as u2.
-    u1.client
-        .subscribe("kuzet/v1/units/u2/offers", rumqttc::QoS::AtLeastOnce)
-        .await
-        .unwrap();
+    u1.client.subscribe("kuzet/v1/units/u2/offers", rumqttc::QoS::AtLeastOnce).await.unwrap();
     publish(&u1, Button, "btn-a", "alarm", raise(&Uuid::new_v4())).await;
-    publish(
-        &u1,
-        Unit,
-        "u2",
-        "status",
-        json!({"at": chrono::Utc::now(), "status": "off_duty"}),
-    )
-    .await;
+    publish(&u1, Unit, "u2", "status", json!({"at": chrono::Utc::now(), "status": "off_duty"})).await;
     // Then a message it may send: Mosquitto keeps one client's messages in order, so once
     // this arrives, the forged ones would have arrived before it.
     publish(&u1, Unit, "u1", "heartbeat-marker", json!({})).await;
@@ -58,14 +44,7 @@ async fn a_unit_cannot_publish_or_read_as_another_device() {
     // Not in the ACL either: u1 may not even use that channel name, so no marker arrives.
     assert!(seen.is_err(), "a topic outside u1's ACL was delivered");
 
-    publish(
-        &u1,
-        Unit,
-        "u1",
-        "position",
-        position(school_location().offset(500.0, 0.0)),
-    )
-    .await;
+    publish(&u1, Unit, "u1", "position", position(school_location().offset(500.0, 0.0))).await;
     let seen = tokio::time::timeout(Duration::from_secs(5), async {
         let mut seen = Vec::new();
         while let Some((topic, _)) = all.rx.recv().await {
@@ -79,20 +58,11 @@ async fn a_unit_cannot_publish_or_read_as_another_device() {
     .await
     .expect("u1's own position arrives");
     assert!(
-        !seen
-            .iter()
-            .any(|t| t.contains("/buttons/btn-a/alarm") || t.contains("/units/u2/")),
+        !seen.iter().any(|t| t.contains("/buttons/btn-a/alarm") || t.contains("/units/u2/")),
         "forged messages passed the broker: {seen:?}"
     );
-    assert!(
-        t.app.incidents().await.is_empty(),
-        "the forged alarm made no incident"
-    );
-    assert_eq!(
-        t.app.available_units().await,
-        2,
-        "u2 was not set off duty by u1"
-    );
+    assert!(t.app.incidents().await.is_empty(), "the forged alarm made no incident");
+    assert_eq!(t.app.available_units().await, 2, "u2 was not set off duty by u1");
 
     // A real alarm: u2 is nearest and gets the offer; u1 does not see it.
     let btn = t.button("btn-a").await;
@@ -104,15 +74,7 @@ async fn a_unit_cannot_publish_or_read_as_another_device() {
 #[actix_rt::test]
 async fn a_wrong_password_does_not_connect() {
     let t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), |_| {}).await;
-    let r = connect_device(
-        &t.host,
-        t.port,
-        Unit,
-        "u1",
-        "guess",
-        &["kuzet/v1/units/u1/offers".into()],
-    )
-    .await;
+    let r = connect_device(&t.host, t.port, Unit, "u1", "guess", &["kuzet/v1/units/u1/offers".into()]).await;
     assert!(r.is_err(), "connected with a wrong password");
     let r = connect_device(&t.host, t.port, Unit, "ghost", "pw-ghost", &[]).await;
     assert!(r.is_err(), "an unknown device connected");
@@ -121,14 +83,6 @@ async fn a_wrong_password_does_not_connect() {
 #[actix_rt::test]
 async fn the_embedded_broker_refuses_wrong_credentials() {
     let t = spawn_app(BrokerKind::Embedded, city(&["u1"]), |_| {}).await;
-    let r = connect_device(
-        &t.host,
-        t.port,
-        Unit,
-        "u1",
-        "guess",
-        &["kuzet/v1/units/u1/offers".into()],
-    )
-    .await;
+    let r = connect_device(&t.host, t.port, Unit, "u1", "guess", &["kuzet/v1/units/u1/offers".into()]).await;
     assert!(r.is_err(), "connected with a wrong password");
 }

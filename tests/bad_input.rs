@@ -19,16 +19,9 @@ async fn each_bad_input_is_refused_and_a_valid_alarm_still_goes_through(kind: Br
     // also reads every reject.
     let mut bad = t.observer(&["kuzet/v1/rejects/#"]).await;
     let at = chrono::Utc::now();
-    let oversize = format!(
-        r#"{{"at":"{at:?}","lat":43.2,"lon":76.9,"pad":"{}"}}"#,
-        "x".repeat(17 * 1024)
-    );
+    let oversize = format!(r#"{{"at":"{at:?}","lat":43.2,"lon":76.9,"pad":"{}"}}"#, "x".repeat(17 * 1024));
     let cases: Vec<(&str, Vec<u8>, RejectCode)> = vec![
-        (
-            "kuzet/v1/units/u1/position",
-            b"{\"at\": \"2026".to_vec(),
-            RejectCode::MalformedJson,
-        ),
+        ("kuzet/v1/units/u1/position", b"{\"at\": \"2026".to_vec(), RejectCode::MalformedJson),
         (
             "kuzet/v1/units/u1/position",
             br#"{"at":"2026-11-25T10:00:00Z","lat":NaN,"lon":76.9}"#.to_vec(),
@@ -49,11 +42,7 @@ async fn each_bad_input_is_refused_and_a_valid_alarm_still_goes_through(kind: Br
             br#"{"at":"2026-11-25T10:00:00Z","status":"napping"}"#.to_vec(),
             RejectCode::InvalidPayload,
         ),
-        (
-            "kuzet/v1/units/u1/position",
-            oversize.into_bytes(),
-            RejectCode::Oversize,
-        ),
+        ("kuzet/v1/units/u1/position", oversize.into_bytes(), RejectCode::Oversize),
         (
             "kuzet/v1/units/ghost/position",
             br#"{"at":"2026-11-25T10:00:00Z","lat":43.2,"lon":76.9}"#.to_vec(),
@@ -64,11 +53,7 @@ async fn each_bad_input_is_refused_and_a_valid_alarm_still_goes_through(kind: Br
             br#"{"alarm_id":"not-a-uuid","action":"raise","at":"2026-11-25T10:00:00Z"}"#.to_vec(),
             RejectCode::InvalidPayload,
         ),
-        (
-            "kuzet/v1/buttons/btn-a/alarm",
-            br#"[1,2,3]"#.to_vec(),
-            RejectCode::InvalidPayload,
-        ),
+        ("kuzet/v1/buttons/btn-a/alarm", br#"[1,2,3]"#.to_vec(), RejectCode::InvalidPayload),
         (
             "kuzet/v1/buttons/btn-a/heartbeat",
             br#"{"at":"2026-11-25T10:00:00Z","battery_pct":250}"#.to_vec(),
@@ -99,20 +84,12 @@ async fn each_bad_input_is_refused_and_a_valid_alarm_still_goes_through(kind: Br
     publish_raw(
         &bad,
         "kuzet/v1/units/u2/reply",
-        json!({"offer_id": offer["offer_id"], "decision": "decline"})
-            .to_string()
-            .into_bytes(),
+        json!({"offer_id": offer["offer_id"], "decision": "decline"}).to_string().into_bytes(),
     )
     .await;
     let rej = next_on(&mut bad, "/rejects/u2").await;
     assert_eq!(rej["code"], "refused");
-    assert!(
-        rej["error"]
-            .as_str()
-            .unwrap()
-            .contains("not held by this unit"),
-        "{rej}"
-    );
+    assert!(rej["error"].as_str().unwrap().contains("not held by this unit"), "{rej}");
     publish(
         &u1,
         kuzet::mqtt::topics::DeviceKind::Unit,
@@ -126,10 +103,7 @@ async fn each_bad_input_is_refused_and_a_valid_alarm_still_goes_through(kind: Br
     let m = t.app.metrics();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while m.rejects(RejectCode::BadId) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "bad id was not counted"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "bad id was not counted");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for code in RejectCode::ALL {

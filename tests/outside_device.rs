@@ -69,11 +69,7 @@ async fn lines(child: std::process::Child) -> Vec<Value> {
 #[actix_rt::test]
 async fn mosquitto_pub_and_sub_as_button_and_tablet() {
     let t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), |s| {
-        let plan = s
-            .dispatch
-            .plans
-            .get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm)
-            .unwrap();
+        let plan = s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).unwrap();
         plan.units_required = 1;
     })
     .await;
@@ -104,28 +100,17 @@ async fn mosquitto_pub_and_sub_as_button_and_tablet() {
     );
     let offer = lines(offers).await.remove(0);
     assert_eq!(offer["site"]["room"], "12");
-    assert!(
-        (offer["distance_m"].as_f64().unwrap() - 250.0).abs() < 2.0,
-        "{offer}"
-    );
-    assert!(
-        offer["summary"].as_str().unwrap().contains("medical"),
-        "{offer}"
-    );
+    assert!((offer["distance_m"].as_f64().unwrap() - 250.0).abs() < 2.0, "{offer}");
+    assert!(offer["summary"].as_str().unwrap().contains("medical"), "{offer}");
     pub_as(
         port,
         "u1",
         "kuzet/v1/units/u1/reply",
-        &format!(
-            r#"{{"offer_id":"{}","decision":"accept"}}"#,
-            offer["offer_id"].as_str().unwrap()
-        ),
+        &format!(r#"{{"offer_id":"{}","decision":"accept"}}"#, offer["offer_id"].as_str().unwrap()),
     );
     let acks = lines(acks).await;
     assert_eq!(
-        acks.iter()
-            .map(|a| a["state"].as_str().unwrap())
-            .collect::<Vec<_>>(),
+        acks.iter().map(|a| a["state"].as_str().unwrap()).collect::<Vec<_>>(),
         ["received", "dispatched"]
     );
     assert_eq!(acks[1]["incident_id"], offer["incident_id"]);

@@ -88,18 +88,13 @@ impl Handler<Alarm> for PanicButton {
     type Result = ResponseActFuture<Self, Result<AlarmOutcome, Refusal>>;
 
     fn handle(&mut self, msg: Alarm, _: &mut Self::Context) -> Self::Result {
-        let known = self
-            .recent
-            .iter()
-            .find(|(a, _, _)| *a == msg.alarm_id)
-            .map(|(_, i, addr)| (*i, addr.clone()));
+        let known =
+            self.recent.iter().find(|(a, _, _)| *a == msg.alarm_id).map(|(_, i, addr)| (*i, addr.clone()));
         match msg.action {
             AlarmAction::Raise => {
                 if let Some((incident_id, addr)) = known {
                     tracing::info!(button_id = %self.id, alarm_id = %msg.alarm_id, %incident_id, "duplicate alarm");
-                    addr.do_send(Reack {
-                        button: self.id.clone(),
-                    });
+                    addr.do_send(Reack { alarm_id: msg.alarm_id, button: self.id.clone() });
                     return Box::pin(fut::ready(Ok(AlarmOutcome::Duplicate(incident_id))));
                 }
                 let open = self.registry.send(OpenIncident {
@@ -109,6 +104,7 @@ impl Handler<Alarm> for PanicButton {
                         alarm_id: msg.alarm_id,
                         room: self.room.clone(),
                         kind: msg.kind,
+                        withdrawn: false,
                     },
                     received: msg.received,
                 });
@@ -124,16 +120,24 @@ impl Handler<Alarm> for PanicButton {
                 }))
             }
             AlarmAction::Cancel => {
+                // A cancel of an alarm whose incident is already over is a redelivery: done.
+                if let Some((incident_id, addr)) = &known {
+                    if !addr.connected() {
+                        return Box::pin(fut::ready(Ok(AlarmOutcome::Cancelled(*incident_id))));
+                    }
+                }
                 // The cancel names the raise it cancels; a button that gives a fresh id
                 // cancels its latest alarm.
-                let target = known.or_else(|| self.recent.back().map(|(_, i, a)| (*i, a.clone())));
-                let Some((incident_id, addr)) = target.filter(|(_, a)| a.connected()) else {
+                let target = self
+                    .recent
+                    .iter()
+                    .rev()
+                    .find(|(a, _, _)| known.is_none() || *a == msg.alarm_id)
+                    .map(|(a, i, addr)| (*a, *i, addr.clone()));
+                let Some((alarm_id, incident_id, addr)) = target.filter(|(_, _, a)| a.connected()) else {
                     return Box::pin(fut::ready(Err(Refusal::NothingToCancel(msg.alarm_id))));
                 };
-                addr.do_send(Cancel {
-                    by: self.id.clone(),
-                    received: msg.received,
-                });
+                addr.do_send(Cancel { by: self.id.clone(), alarm_id, received: msg.received });
                 Box::pin(fut::ready(Ok(AlarmOutcome::Cancelled(incident_id))))
             }
         }

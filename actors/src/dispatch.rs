@@ -42,19 +42,9 @@ pub enum Effect {
     /// Ask the router for up to `count` available units not in `exclude`.
     FindUnits { count: usize, exclude: Vec<UnitId> },
     /// Offer the incident to a unit and expire the offer after `expires_in`.
-    Offer {
-        offer_id: OfferId,
-        unit: UnitId,
-        distance_m: f64,
-        eta_s: u32,
-        expires_in: Duration,
-    },
+    Offer { offer_id: OfferId, unit: UnitId, distance_m: f64, eta_s: u32, expires_in: Duration },
     /// Withdraw an offer that is still with a unit.
-    Revoke {
-        offer_id: OfferId,
-        unit: UnitId,
-        reason: RevokeReason,
-    },
+    Revoke { offer_id: OfferId, unit: UnitId, reason: RevokeReason },
     /// Tell a unit that accepted that the incident was cancelled.
     CancelAssignment { unit: UnitId },
     /// Tell the buttons of the incident.
@@ -80,6 +70,15 @@ pub enum EscalationReason {
     NoUnitsLeft,
     /// The plan's offer budget ran out.
     OfferLimitReached,
+}
+
+impl EscalationReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EscalationReason::NoUnitsLeft => "no_units_left",
+            EscalationReason::OfferLimitReached => "offer_limit_reached",
+        }
+    }
 }
 
 /// Why a report from a unit was refused.
@@ -156,10 +155,7 @@ impl Dispatch {
 
     /// The first effects of a new incident.
     pub fn start(&mut self) -> Vec<Effect> {
-        let mut out = vec![Effect::Ack {
-            state: AckState::Received,
-            eta_s: None,
-        }];
+        let mut out = vec![Effect::Ack { state: AckState::Received, eta_s: None }];
         self.seek(&mut out);
         out
     }
@@ -224,10 +220,7 @@ impl Dispatch {
         } else if self.state == IncidentState::Uncovered {
             self.state = IncidentState::Dispatched;
         }
-        out.push(Effect::Ack {
-            state: AckState::Dispatched,
-            eta_s: self.best_eta(),
-        });
+        out.push(Effect::Ack { state: AckState::Dispatched, eta_s: self.best_eta() });
         if self.missing() > 0 && self.escalated.is_none() {
             self.seek(&mut out);
         }
@@ -235,19 +228,11 @@ impl Dispatch {
     }
 
     /// A pending offer ended without an acceptance.
-    pub fn on_offer_ended(
-        &mut self,
-        offer_id: OfferId,
-        how: OfferEnd,
-    ) -> Result<Vec<Effect>, DispatchError> {
+    pub fn on_offer_ended(&mut self, offer_id: OfferId, how: OfferEnd) -> Result<Vec<Effect>, DispatchError> {
         let offer = self.take_pending(offer_id)?;
         let mut out = Vec::new();
         if how == OfferEnd::TimedOut {
-            out.push(Effect::Revoke {
-                offer_id,
-                unit: offer.unit.clone(),
-                reason: RevokeReason::Expired,
-            });
+            out.push(Effect::Revoke { offer_id, unit: offer.unit.clone(), reason: RevokeReason::Expired });
         }
         if how == OfferEnd::Refused {
             self.offers_counted = self.offers_counted.saturating_sub(1);
@@ -268,11 +253,7 @@ impl Dispatch {
     }
 
     /// A unit on the incident reported progress.
-    pub fn on_progress(
-        &mut self,
-        unit: &UnitId,
-        to: Progress,
-    ) -> Result<Vec<Effect>, DispatchError> {
+    pub fn on_progress(&mut self, unit: &UnitId, to: Progress) -> Result<Vec<Effect>, DispatchError> {
         if !self.state.is_open() {
             return Err(DispatchError::NotOpen);
         }
@@ -282,10 +263,7 @@ impl Dispatch {
             .find(|a| &a.unit == unit)
             .ok_or_else(|| DispatchError::NotAssigned(unit.clone()))?;
         if to < a.progress {
-            return Err(DispatchError::ProgressBackwards {
-                from: a.progress,
-                to,
-            });
+            return Err(DispatchError::ProgressBackwards { from: a.progress, to });
         }
         if to == a.progress {
             return Ok(Vec::new());
@@ -299,31 +277,33 @@ impl Dispatch {
             }
             Progress::OnScene => {
                 if self.state != IncidentState::OnScene {
-                    out.push(Effect::Ack {
-                        state: AckState::OnScene,
-                        eta_s: None,
-                    });
+                    out.push(Effect::Ack { state: AckState::OnScene, eta_s: None });
                 }
                 self.state = self.state.max_with(IncidentState::OnScene);
             }
             Progress::Cleared => {
-                if self
-                    .assigned
-                    .iter()
-                    .all(|a| a.progress == Progress::Cleared)
-                {
+                if self.assigned.iter().all(|a| a.progress == Progress::Cleared) {
                     self.close(IncidentState::Closed, RevokeReason::Closed, &mut out);
-                    out.insert(
-                        0,
-                        Effect::Ack {
-                            state: AckState::Cleared,
-                            eta_s: None,
-                        },
-                    );
+                    out.insert(0, Effect::Ack { state: AckState::Cleared, eta_s: None });
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Looks again for units after an escalation (units may have come free since), within
+    /// the plan's offer budget. The incident stays escalated until covered.
+    pub fn retry(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if !self.state.is_open() || self.escalated.is_none() || !self.pending.is_empty() || self.searching {
+            return out;
+        }
+        let count = self.missing().min(self.budget_left());
+        if count > 0 {
+            self.searching = true;
+            out.push(Effect::FindUnits { count, exclude: self.asked.clone() });
+        }
+        out
     }
 
     /// The button (or a dispatcher) cancelled the incident.
@@ -334,29 +314,17 @@ impl Dispatch {
         }
         for a in &self.assigned {
             if a.progress != Progress::Cleared {
-                out.push(Effect::CancelAssignment {
-                    unit: a.unit.clone(),
-                });
+                out.push(Effect::CancelAssignment { unit: a.unit.clone() });
             }
         }
         self.close(IncidentState::Cancelled, RevokeReason::Cancelled, &mut out);
-        out.insert(
-            0,
-            Effect::Ack {
-                state: AckState::Cancelled,
-                eta_s: None,
-            },
-        );
+        out.insert(0, Effect::Ack { state: AckState::Cancelled, eta_s: None });
         out
     }
 
     fn close(&mut self, state: IncidentState, reason: RevokeReason, out: &mut Vec<Effect>) {
         for p in self.pending.drain(..) {
-            out.push(Effect::Revoke {
-                offer_id: p.offer_id,
-                unit: p.unit,
-                reason,
-            });
+            out.push(Effect::Revoke { offer_id: p.offer_id, unit: p.unit, reason });
         }
         self.state = state;
         out.push(Effect::Closed);
@@ -391,10 +359,7 @@ impl Dispatch {
             return;
         }
         self.searching = true;
-        out.push(Effect::FindUnits {
-            count,
-            exclude: self.asked.clone(),
-        });
+        out.push(Effect::FindUnits { count, exclude: self.asked.clone() });
     }
 
     /// Escalates once nothing is left in flight that could still cover the incident.
@@ -405,20 +370,13 @@ impl Dispatch {
         self.escalated = Some(reason);
         if self.assigned.is_empty() {
             self.state = IncidentState::Uncovered;
-            out.push(Effect::Ack {
-                state: AckState::Escalated,
-                eta_s: None,
-            });
+            out.push(Effect::Ack { state: AckState::Escalated, eta_s: None });
         }
         out.push(Effect::Escalate { reason });
     }
 
     fn best_eta(&self) -> Option<u32> {
-        self.assigned
-            .iter()
-            .filter(|a| a.progress < Progress::OnScene)
-            .map(|a| a.eta_s)
-            .min()
+        self.assigned.iter().filter(|a| a.progress < Progress::OnScene).map(|a| a.eta_s).min()
     }
 }
 
@@ -449,19 +407,11 @@ mod tests {
     }
 
     fn cand(id: &str, d: f64) -> Candidate {
-        Candidate {
-            unit: unit(id),
-            distance_m: d,
-            eta_s: (d / 10.0) as u32,
-        }
+        Candidate { unit: unit(id), distance_m: d, eta_s: (d / 10.0) as u32 }
     }
 
     fn plan(required: u8, max_offers: u16) -> ResponsePlan {
-        ResponsePlan {
-            units_required: required,
-            max_offers,
-            ..ResponsePlan::school_alarm_default()
-        }
+        ResponsePlan { units_required: required, max_offers, ..ResponsePlan::school_alarm_default() }
     }
 
     fn offers(effects: &[Effect]) -> Vec<(OfferId, String)> {
@@ -487,13 +437,7 @@ mod tests {
     fn start_acks_received_and_asks_for_the_plan_size() {
         let mut d = Dispatch::new(plan(2, 10));
         let fx = d.start();
-        assert_eq!(
-            fx[0],
-            Effect::Ack {
-                state: AckState::Received,
-                eta_s: None
-            }
-        );
+        assert_eq!(fx[0], Effect::Ack { state: AckState::Received, eta_s: None });
         assert_eq!(find(&fx), Some((2, vec![])));
     }
 
@@ -503,28 +447,13 @@ mod tests {
         d.start();
         let fx = d.on_candidates(vec![cand("a", 100.0), cand("b", 200.0)], 2);
         let o = offers(&fx);
-        assert_eq!(
-            o.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(o.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert!(find(&fx).is_none(), "no search while both offers are out");
         let fx = d.on_accept(o[1].0).unwrap();
-        assert_eq!(
-            fx,
-            vec![Effect::Ack {
-                state: AckState::Dispatched,
-                eta_s: Some(20)
-            }]
-        );
+        assert_eq!(fx, vec![Effect::Ack { state: AckState::Dispatched, eta_s: Some(20) }]);
         assert_eq!(d.state(), IncidentState::Dispatching, "one of two");
         let fx = d.on_accept(o[0].0).unwrap();
-        assert_eq!(
-            fx,
-            vec![Effect::Ack {
-                state: AckState::Dispatched,
-                eta_s: Some(10)
-            }]
-        );
+        assert_eq!(fx, vec![Effect::Ack { state: AckState::Dispatched, eta_s: Some(10) }]);
         assert_eq!(d.state(), IncidentState::Dispatched);
     }
 
@@ -538,13 +467,7 @@ mod tests {
         let o = offers(&d.on_candidates(vec![cand("b", 300.0)], 1));
         assert_eq!(o[0].1, "b");
         let fx = d.on_offer_ended(o[0].0, OfferEnd::TimedOut).unwrap();
-        assert!(matches!(
-            fx[0],
-            Effect::Revoke {
-                reason: RevokeReason::Expired,
-                ..
-            }
-        ));
+        assert!(matches!(fx[0], Effect::Revoke { reason: RevokeReason::Expired, .. }));
         assert_eq!(find(&fx), Some((1, vec!["a".into(), "b".into()])));
     }
 
@@ -566,13 +489,8 @@ mod tests {
         assert_eq!(
             fx,
             vec![
-                Effect::Ack {
-                    state: AckState::Escalated,
-                    eta_s: None
-                },
-                Effect::Escalate {
-                    reason: EscalationReason::NoUnitsLeft
-                }
+                Effect::Ack { state: AckState::Escalated, eta_s: None },
+                Effect::Escalate { reason: EscalationReason::NoUnitsLeft }
             ]
         );
         assert_eq!(d.state(), IncidentState::Uncovered);
@@ -587,9 +505,25 @@ mod tests {
         assert_eq!(d.escalated(), None, "a is still deciding");
         let fx = d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
         let fx2 = d.on_candidates(vec![], find(&fx).unwrap().0);
-        assert!(fx2.contains(&Effect::Escalate {
-            reason: EscalationReason::NoUnitsLeft
-        }));
+        assert!(fx2.contains(&Effect::Escalate { reason: EscalationReason::NoUnitsLeft }));
+    }
+
+    #[test]
+    fn an_escalated_incident_keeps_looking_and_is_covered_when_a_unit_frees_up() {
+        let mut d = Dispatch::new(plan(1, 10));
+        d.start();
+        d.on_candidates(vec![], 1);
+        assert_eq!(d.state(), IncidentState::Uncovered);
+        let fx = d.retry();
+        assert_eq!(find(&fx), Some((1, vec![])));
+        assert!(d.retry().is_empty(), "one search at a time");
+        assert!(d.on_candidates(vec![], 1).is_empty(), "escalated once only");
+        d.retry();
+        let o = offers(&d.on_candidates(vec![cand("late", 50.0)], 1));
+        let fx = d.on_accept(o[0].0).unwrap();
+        assert_eq!(fx, vec![Effect::Ack { state: AckState::Dispatched, eta_s: Some(5) }]);
+        assert_eq!(d.state(), IncidentState::Dispatched);
+        assert!(d.retry().is_empty(), "covered: nothing more to look for");
     }
 
     #[test]
@@ -598,18 +532,9 @@ mod tests {
         d.start();
         let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 2));
         let fx = d.on_accept(o[0].0).unwrap();
-        assert_eq!(
-            find(&fx),
-            Some((1, vec!["a".into()])),
-            "one more unit is still needed"
-        );
+        assert_eq!(find(&fx), Some((1, vec!["a".into()])), "one more unit is still needed");
         let fx = d.on_candidates(vec![], 1);
-        assert_eq!(
-            fx,
-            vec![Effect::Escalate {
-                reason: EscalationReason::NoUnitsLeft
-            }]
-        );
+        assert_eq!(fx, vec![Effect::Escalate { reason: EscalationReason::NoUnitsLeft }]);
         assert_eq!(d.escalated(), Some(EscalationReason::NoUnitsLeft));
         assert_eq!(d.state(), IncidentState::Dispatching);
     }
@@ -622,9 +547,7 @@ mod tests {
         d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
         let o = offers(&d.on_candidates(vec![cand("b", 2.0)], 1));
         let fx = d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
-        assert!(fx.contains(&Effect::Escalate {
-            reason: EscalationReason::OfferLimitReached
-        }));
+        assert!(fx.contains(&Effect::Escalate { reason: EscalationReason::OfferLimitReached }));
         assert!(find(&fx).is_none());
     }
 
@@ -648,30 +571,12 @@ mod tests {
         assert!(d.on_progress(&a, Progress::EnRoute).unwrap().is_empty());
         assert_eq!(d.state(), IncidentState::EnRoute);
         let fx = d.on_progress(&a, Progress::OnScene).unwrap();
-        assert_eq!(
-            fx,
-            vec![Effect::Ack {
-                state: AckState::OnScene,
-                eta_s: None
-            }]
-        );
-        assert!(
-            d.on_progress(&b, Progress::OnScene).unwrap().is_empty(),
-            "on scene is acked once"
-        );
+        assert_eq!(fx, vec![Effect::Ack { state: AckState::OnScene, eta_s: None }]);
+        assert!(d.on_progress(&b, Progress::OnScene).unwrap().is_empty(), "on scene is acked once");
         assert!(d.on_progress(&a, Progress::Cleared).unwrap().is_empty());
         assert!(d.state().is_open());
         let fx = d.on_progress(&b, Progress::Cleared).unwrap();
-        assert_eq!(
-            fx,
-            vec![
-                Effect::Ack {
-                    state: AckState::Cleared,
-                    eta_s: None
-                },
-                Effect::Closed
-            ]
-        );
+        assert_eq!(fx, vec![Effect::Ack { state: AckState::Cleared, eta_s: None }, Effect::Closed]);
         assert_eq!(d.state(), IncidentState::Closed);
     }
 
@@ -680,21 +585,14 @@ mod tests {
         let mut d = Dispatch::new(plan(1, 10));
         d.start();
         let o = offers(&d.on_candidates(vec![cand("a", 1.0)], 1));
-        assert_eq!(
-            d.on_progress(&unit("x"), Progress::EnRoute),
-            Err(DispatchError::NotAssigned(unit("x")))
-        );
+        assert_eq!(d.on_progress(&unit("x"), Progress::EnRoute), Err(DispatchError::NotAssigned(unit("x"))));
         d.on_accept(o[0].0).unwrap();
         d.on_progress(&unit("a"), Progress::OnScene).unwrap();
         assert!(matches!(
             d.on_progress(&unit("a"), Progress::EnRoute),
             Err(DispatchError::ProgressBackwards { .. })
         ));
-        assert_eq!(
-            d.on_accept(o[0].0),
-            Err(DispatchError::UnknownOffer(o[0].0)),
-            "accepted twice"
-        );
+        assert_eq!(d.on_accept(o[0].0), Err(DispatchError::UnknownOffer(o[0].0)), "accepted twice");
     }
 
     #[test]
@@ -704,13 +602,7 @@ mod tests {
         let o = offers(&d.on_candidates(vec![cand("a", 1.0), cand("b", 2.0)], 2));
         d.on_accept(o[0].0).unwrap();
         let fx = d.cancel();
-        assert_eq!(
-            fx[0],
-            Effect::Ack {
-                state: AckState::Cancelled,
-                eta_s: None
-            }
-        );
+        assert_eq!(fx[0], Effect::Ack { state: AckState::Cancelled, eta_s: None });
         assert!(fx.contains(&Effect::CancelAssignment { unit: unit("a") }));
         assert!(fx.contains(&Effect::Revoke {
             offer_id: o[1].0,

@@ -60,10 +60,7 @@ impl GeoPoint {
     pub fn offset(&self, north_m: f64, east_m: f64) -> GeoPoint {
         let lat = self.lat + (north_m / EARTH_RADIUS_M).to_degrees();
         let lon = self.lon + (east_m / (EARTH_RADIUS_M * self.lat.to_radians().cos())).to_degrees();
-        GeoPoint {
-            lat: lat.clamp(-90.0, 90.0),
-            lon: ((lon + 540.0) % 360.0) - 180.0,
-        }
+        GeoPoint { lat: lat.clamp(-90.0, 90.0), lon: ((lon + 540.0) % 360.0) - 180.0 }
     }
 }
 
@@ -111,8 +108,7 @@ mod tests {
         let a = GeoPoint::new(60.17, 24.94).unwrap();
         let b = a.offset(1200.0, -700.0);
         let (va, vb) = (a.unit_vector(), b.unit_vector());
-        let chord =
-            ((va[0] - vb[0]).powi(2) + (va[1] - vb[1]).powi(2) + (va[2] - vb[2]).powi(2)).sqrt();
+        let chord = ((va[0] - vb[0]).powi(2) + (va[1] - vb[1]).powi(2) + (va[2] - vb[2]).powi(2)).sqrt();
         assert!((chord_to_metres(chord) - a.distance_m(&b)).abs() < 0.01);
         assert!((a.distance_m(&b) - (1200f64.powi(2) + 700f64.powi(2)).sqrt()).abs() < 5.0);
     }

@@ -10,14 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::dispatch::{
-    Assignment, Candidate, Dispatch, DispatchError, Effect, EscalationReason, OfferEnd,
-    PendingOffer,
+    Assignment, Candidate, Dispatch, DispatchError, Effect, EscalationReason, OfferEnd, PendingOffer,
 };
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
-use crate::model::{
-    AckState, AlarmKind, IncidentKind, IncidentState, Priority, Progress, ResponsePlan,
-};
+use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Priority, Progress, ResponsePlan};
 use crate::outbound::{ButtonAck, Notify, OfferOut, Outbox, Received, SiteRef};
 use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
@@ -45,6 +42,9 @@ pub struct Raiser {
     pub alarm_id: AlarmId,
     pub room: Option<String>,
     pub kind: AlarmKind,
+    /// The button cancelled this alarm; the incident goes on while others stand.
+    #[serde(default)]
+    pub withdrawn: bool,
 }
 
 /// The incident as published (retained) for consoles and integrations.
@@ -88,6 +88,7 @@ pub struct Incident {
     timers: HashMap<OfferId, SpawnHandle>,
     timeline: Vec<TimelineEntry>,
     last_ack: (AckState, Option<u32>),
+    retrying: bool,
     router: Addr<Router>,
     outbox: Outbox,
     on_end: Recipient<IncidentOver>,
@@ -120,17 +121,12 @@ impl Incident {
             timers: HashMap::new(),
             timeline: Vec::new(),
             last_ack: (AckState::Received, None),
+            retrying: false,
             router,
             outbox,
             on_end,
         };
-        me.record_at(
-            spec.received,
-            "alarm_received",
-            None,
-            Some(spec.raiser.button),
-            None,
-        );
+        me.record_at(spec.received, "alarm_received", None, Some(spec.raiser.button), None);
         me
     }
 
@@ -163,54 +159,38 @@ impl Incident {
         button: Option<ButtonId>,
         detail: Option<String>,
     ) {
-        let t_us = when
-            .instant
-            .saturating_duration_since(self.opened.instant)
-            .as_micros() as u64;
+        let t_us = when.instant.saturating_duration_since(self.opened.instant).as_micros() as u64;
         tracing::info!(incident_id = %self.id, event, t_us, unit_id = ?unit.as_ref().map(|u| u.as_str()),
             button_id = ?button.as_ref().map(|b| b.as_str()), detail = detail.as_deref().unwrap_or(""), "incident step");
-        self.timeline.push(TimelineEntry {
-            at: when.at,
-            t_us,
-            event,
-            unit,
-            button,
-            detail,
-        });
+        self.timeline.push(TimelineEntry { at: when.at, t_us, event, unit, button, detail });
     }
 
     fn summary(&self) -> String {
-        let kinds: Vec<&str> = self
-            .raised_by
-            .iter()
-            .map(|r| alarm_kind_str(r.kind))
-            .collect();
+        let kinds: Vec<&str> = self.raised_by.iter().map(|r| alarm_kind_str(r.kind)).collect();
         match &self.site {
             Some(s) => format!(
                 "panic alarm ({}) at {}{}",
                 kinds.join(", "),
                 s.name,
-                s.room
-                    .as_deref()
-                    .map(|r| format!(", room {r}"))
-                    .unwrap_or_default()
+                s.room.as_deref().map(|r| format!(", room {r}")).unwrap_or_default()
             ),
             None => format!("panic alarm ({})", kinds.join(", ")),
         }
     }
 
     fn publish(&self) {
-        self.outbox
-            .send(Notify::Snapshot(Arc::new(self.snapshot())));
+        let snapshot = Arc::new(self.snapshot());
+        if self.dispatch.state().is_open() {
+            self.outbox.send(Notify::Snapshot(snapshot));
+        } else {
+            self.outbox.send(Notify::Closed(snapshot));
+        }
     }
 
-    /// Acks every button once, naming its latest alarm.
+    /// Acks every button whose alarm still stands once, naming its latest alarm.
     fn ack_all(&self, state: AckState, eta_s: Option<u32>) {
         for (i, r) in self.raised_by.iter().enumerate() {
-            if self.raised_by[i + 1..]
-                .iter()
-                .all(|later| later.button != r.button)
-            {
+            if !r.withdrawn && self.raised_by[i + 1..].iter().all(|later| later.button != r.button) {
                 self.ack_one(r, state, eta_s);
             }
         }
@@ -219,12 +199,7 @@ impl Incident {
     fn ack_one(&self, r: &Raiser, state: AckState, eta_s: Option<u32>) {
         self.outbox.send(Notify::Ack {
             button: r.button.clone(),
-            ack: ButtonAck {
-                alarm_id: r.alarm_id,
-                incident_id: self.id,
-                state,
-                eta_s,
-            },
+            ack: ButtonAck { alarm_id: r.alarm_id, incident_id: self.id, state, eta_s },
         });
     }
 
@@ -239,11 +214,7 @@ impl Incident {
     fn apply_one(&mut self, effect: Effect, ctx: &mut Context<Self>) {
         match effect {
             Effect::FindUnits { count, exclude } => {
-                let find = self.router.send(FindUnits {
-                    to: self.location,
-                    count,
-                    exclude,
-                });
+                let find = self.router.send(FindUnits { to: self.location, count, exclude });
                 ctx.spawn(find.into_actor(self).map(move |res, act, ctx| {
                     let found = res.unwrap_or_else(|e| {
                         tracing::error!(incident_id = %act.id, error = %e, "router unreachable");
@@ -259,13 +230,7 @@ impl Incident {
                     act.apply(fx, ctx);
                 }));
             }
-            Effect::Offer {
-                offer_id,
-                unit,
-                distance_m,
-                eta_s,
-                expires_in,
-            } => {
+            Effect::Offer { offer_id, unit, distance_m, eta_s, expires_in } => {
                 let Some(addr) = self.units.get(&unit).cloned() else {
                     return;
                 };
@@ -286,10 +251,7 @@ impl Incident {
                     act.offer_ended(offer_id, OfferEnd::TimedOut, "offer_timed_out", None, ctx);
                 });
                 self.timers.insert(offer_id, timer);
-                let sent = addr.send(OfferUnit {
-                    offer,
-                    incident: ctx.address(),
-                });
+                let sent = addr.send(OfferUnit { offer, incident: ctx.address() });
                 ctx.spawn(sent.into_actor(self).map(move |res, act, ctx| match res {
                     Ok(Ok(())) => act.record("offer_published", Some(unit), None),
                     Ok(Err(_)) | Err(_) => {
@@ -300,11 +262,7 @@ impl Incident {
                     }
                 }));
             }
-            Effect::Revoke {
-                offer_id,
-                unit,
-                reason,
-            } => {
+            Effect::Revoke { offer_id, unit, reason } => {
                 if let Some(t) = self.timers.remove(&offer_id) {
                     ctx.cancel_future(t);
                 }
@@ -314,10 +272,7 @@ impl Incident {
             }
             Effect::CancelAssignment { unit } => {
                 if let Some(addr) = self.units.get(&unit) {
-                    addr.do_send(IncidentEnded {
-                        incident_id: self.id,
-                        cancelled: true,
-                    });
+                    addr.do_send(IncidentEnded { incident_id: self.id, cancelled: true });
                 }
             }
             Effect::Ack { state, eta_s } => {
@@ -326,8 +281,18 @@ impl Incident {
                 self.ack_all(state, eta_s);
             }
             Effect::Escalate { reason } => {
-                tracing::warn!(incident_id = %self.id, ?reason, "incident escalated to dispatchers");
-                self.record("escalated", None, Some(format!("{reason:?}")));
+                tracing::warn!(incident_id = %self.id, reason = reason.as_str(), "incident escalated to dispatchers");
+                self.record("escalated", None, Some(reason.as_str().to_owned()));
+                if !self.retrying {
+                    // Keep looking: a unit that frees up later still gets the offer.
+                    self.retrying = true;
+                    ctx.run_interval(self.dispatch.plan().offer_timeout, |act, ctx| {
+                        let fx = act.dispatch.retry();
+                        if !fx.is_empty() {
+                            act.apply(fx, ctx);
+                        }
+                    });
+                }
                 self.outbox.send(Notify::Escalation {
                     incident_id: self.id,
                     reason,
@@ -338,10 +303,7 @@ impl Incident {
                 let cancelled = self.dispatch.state() == IncidentState::Cancelled;
                 for a in self.dispatch.assigned() {
                     if let Some(addr) = self.units.get(&a.unit) {
-                        addr.do_send(IncidentEnded {
-                            incident_id: self.id,
-                            cancelled,
-                        });
+                        addr.do_send(IncidentEnded { incident_id: self.id, cancelled });
                     }
                 }
                 self.record(if cancelled { "cancelled" } else { "closed" }, None, None);
@@ -349,10 +311,7 @@ impl Incident {
                     ctx.cancel_future(t);
                 }
                 let snapshot = Arc::new(self.snapshot());
-                if let Err(e) = self.on_end.try_send(IncidentOver {
-                    incident_id: self.id,
-                    snapshot,
-                }) {
+                if let Err(e) = self.on_end.try_send(IncidentOver { incident_id: self.id, snapshot }) {
                     tracing::error!(incident_id = %self.id, error = %e, "registry did not take the incident's end");
                 }
                 ctx.stop();
@@ -369,11 +328,7 @@ impl Incident {
         ctx: &mut Context<Self>,
     ) {
         let unit = unit.or_else(|| {
-            self.dispatch
-                .pending()
-                .iter()
-                .find(|p| p.offer_id == offer_id)
-                .map(|p| p.unit.clone())
+            self.dispatch.pending().iter().find(|p| p.offer_id == offer_id).map(|p| p.unit.clone())
         });
         match self.dispatch.on_offer_ended(offer_id, how) {
             Ok(fx) => {
@@ -386,10 +341,7 @@ impl Incident {
 }
 
 fn describe(c: &[Candidate]) -> String {
-    let parts: Vec<String> = c
-        .iter()
-        .map(|c| format!("{} {:.0} m", c.unit, c.distance_m))
-        .collect();
+    let parts: Vec<String> = c.iter().map(|c| format!("{} {:.0} m", c.unit, c.distance_m)).collect();
     if parts.is_empty() {
         "none available".into()
     } else {
@@ -500,13 +452,7 @@ impl Handler<Join> for Incident {
 
     fn handle(&mut self, msg: Join, _: &mut Self::Context) {
         let detail = msg.raiser.room.as_ref().map(|r| format!("room {r}"));
-        self.record_at(
-            msg.received,
-            "alarm_joined",
-            None,
-            Some(msg.raiser.button.clone()),
-            detail,
-        );
+        self.record_at(msg.received, "alarm_joined", None, Some(msg.raiser.button.clone()), detail);
         // The new button hears where things stand, not from the start.
         self.ack_one(&msg.raiser, AckState::Received, None);
         if self.last_ack.0 != AckState::Received {
@@ -517,11 +463,13 @@ impl Handler<Join> for Incident {
     }
 }
 
-/// A button (or later a dispatcher) cancels the incident.
+/// A button withdraws its alarm. The incident is cancelled when no alarm stands any more:
+/// a mistaken press in one room does not stand down help for another room.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Cancel {
     pub by: ButtonId,
+    pub alarm_id: AlarmId,
     pub received: Received,
 }
 
@@ -529,25 +477,45 @@ impl Handler<Cancel> for Incident {
     type Result = ();
 
     fn handle(&mut self, msg: Cancel, ctx: &mut Self::Context) {
+        let mut withdrawn = Vec::new();
+        for r in self.raised_by.iter_mut().filter(|r| r.button == msg.by && !r.withdrawn) {
+            r.withdrawn = true;
+            withdrawn.push(r.clone());
+        }
+        if self.raised_by.iter().any(|r| !r.withdrawn) {
+            self.record_at(msg.received, "alarm_withdrawn", None, Some(msg.by), None);
+            for r in &withdrawn {
+                self.ack_one(r, AckState::Cancelled, None);
+            }
+            self.publish();
+            return;
+        }
         self.record_at(msg.received, "cancel_requested", None, Some(msg.by), None);
         let fx = self.dispatch.cancel();
+        // The last alarm standing was withdrawn: every button hears that it is over.
+        for r in &mut self.raised_by {
+            r.withdrawn = false;
+        }
         self.apply(fx, ctx);
     }
 }
 
-/// Re-sends the latest ack to one button (a redelivered alarm: the button may have missed it).
+/// Re-sends the latest ack for one alarm (a redelivered alarm: the button may have missed it).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Reack {
     pub button: ButtonId,
+    pub alarm_id: AlarmId,
 }
 
 impl Handler<Reack> for Incident {
     type Result = ();
 
     fn handle(&mut self, msg: Reack, _: &mut Self::Context) {
-        if let Some(r) = self.raised_by.iter().find(|r| r.button == msg.button) {
-            self.ack_one(r, self.last_ack.0, self.last_ack.1);
+        if let Some(r) = self.raised_by.iter().find(|r| r.button == msg.button && r.alarm_id == msg.alarm_id)
+        {
+            let state = if r.withdrawn { AckState::Cancelled } else { self.last_ack.0 };
+            self.ack_one(r, state, self.last_ack.1);
         }
     }
 }

@@ -59,24 +59,19 @@ impl UnitIndex {
         }
         self.known.insert(unit.clone(), Known { point, at });
         if in_tree || self.eligible.get(unit).copied().unwrap_or(false) {
-            self.tree
-                .insert(Entry::new(point.unit_vector(), unit.clone()));
+            self.tree.insert(Entry::new(point.unit_vector(), unit.clone()));
         }
     }
 
     /// Records whether the unit may be offered work.
     pub fn set_eligible(&mut self, unit: &UnitId, eligible: bool) {
-        let was = self
-            .eligible
-            .insert(unit.clone(), eligible)
-            .unwrap_or(false);
+        let was = self.eligible.insert(unit.clone(), eligible).unwrap_or(false);
         if was == eligible {
             return;
         }
         if eligible {
             if let Some(k) = self.known.get(unit) {
-                self.tree
-                    .insert(Entry::new(k.point.unit_vector(), unit.clone()));
+                self.tree.insert(Entry::new(k.point.unit_vector(), unit.clone()));
             }
         } else {
             self.remove_from_tree(unit);
@@ -109,11 +104,7 @@ impl UnitIndex {
             if now.saturating_duration_since(k.at) > max_age {
                 continue;
             }
-            out.push(Nearest {
-                unit: unit.clone(),
-                point: k.point,
-                distance_m: chord_to_metres(d2.sqrt()),
-            });
+            out.push(Nearest { unit: unit.clone(), point: k.point, distance_m: chord_to_metres(d2.sqrt()) });
             if out.len() == count {
                 break;
             }
@@ -169,20 +160,10 @@ mod tests {
             idx.update_position(&u(id), centre.offset(north, 0.0), now);
         }
         let got = idx.nearest(&centre, 2, &[], AGE, now);
-        assert_eq!(
-            got.iter().map(|n| n.unit.as_str()).collect::<Vec<_>>(),
-            ["near", "mid"]
-        );
-        assert!(
-            (got[0].distance_m - 100.0).abs() < 0.5,
-            "{}",
-            got[0].distance_m
-        );
+        assert_eq!(got.iter().map(|n| n.unit.as_str()).collect::<Vec<_>>(), ["near", "mid"]);
+        assert!((got[0].distance_m - 100.0).abs() < 0.5, "{}", got[0].distance_m);
         let got = idx.nearest(&centre, 5, &[u("near")], AGE, now);
-        assert_eq!(
-            got.iter().map(|n| n.unit.as_str()).collect::<Vec<_>>(),
-            ["mid", "far"]
-        );
+        assert_eq!(got.iter().map(|n| n.unit.as_str()).collect::<Vec<_>>(), ["mid", "far"]);
     }
 
     #[test]
@@ -197,17 +178,10 @@ mod tests {
         idx.set_eligible(&u("old"), true);
         idx.update_position(&u("old"), centre.offset(20.0, 0.0), t0);
         idx.set_eligible(&u("fresh"), true);
-        idx.update_position(
-            &u("fresh"),
-            centre.offset(500.0, 0.0),
-            t0 + Duration::from_secs(100),
-        );
+        idx.update_position(&u("fresh"), centre.offset(500.0, 0.0), t0 + Duration::from_secs(100));
         let now = t0 + Duration::from_secs(130);
         let got = idx.nearest(&centre, 5, &[], AGE, now);
-        assert_eq!(
-            got.iter().map(|n| n.unit.as_str()).collect::<Vec<_>>(),
-            ["fresh"]
-        );
+        assert_eq!(got.iter().map(|n| n.unit.as_str()).collect::<Vec<_>>(), ["fresh"]);
         assert_eq!(idx.evict_stale(AGE, now), 3);
         assert_eq!(idx.len(), 1);
     }
@@ -239,9 +213,7 @@ mod tests {
         let mut pts = Vec::new();
         let mut seed = 7u64;
         let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 11) as f64 / (1u64 << 53) as f64
         };
         for i in 0..500 {
@@ -253,10 +225,7 @@ mod tests {
         }
         for _ in 0..50 {
             let q = centre.offset(rnd() * 20_000.0 - 10_000.0, rnd() * 20_000.0 - 10_000.0);
-            let mut brute: Vec<_> = pts
-                .iter()
-                .map(|(id, p)| (q.distance_m(p), id.clone()))
-                .collect();
+            let mut brute: Vec<_> = pts.iter().map(|(id, p)| (q.distance_m(p), id.clone())).collect();
             brute.sort_by(|a, b| a.0.total_cmp(&b.0));
             let got = idx.nearest(&q, 3, &[], AGE, now);
             for (g, b) in got.iter().zip(&brute) {

@@ -41,10 +41,7 @@ pub struct OfferOut {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum UnitUpdate {
     /// The offer is no longer valid (it expired, or the incident ended).
-    OfferRevoked {
-        offer_id: OfferId,
-        reason: RevokeReason,
-    },
+    OfferRevoked { offer_id: OfferId, reason: RevokeReason },
     /// The incident the unit accepted was cancelled; stand down.
     Cancelled,
     /// Every unit cleared; the incident is closed.
@@ -76,7 +73,10 @@ pub enum Notify {
         button: ButtonId,
         ack: ButtonAck,
     },
+    /// The incident's current state, kept (retained) for late subscribers.
     Snapshot(Arc<IncidentSnapshot>),
+    /// The incident's final state; after it, nothing is kept for the incident.
+    Closed(Arc<IncidentSnapshot>),
     Escalation {
         incident_id: IncidentId,
         reason: EscalationReason,
@@ -95,10 +95,7 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(to: Recipient<Notify>) -> Self {
-        Self {
-            to,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Self { to, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
     pub fn send(&self, n: Notify) {
@@ -123,9 +120,6 @@ pub struct Received {
 
 impl Received {
     pub fn now() -> Self {
-        Self {
-            at: Utc::now(),
-            instant: tokio::time::Instant::now(),
-        }
+        Self { at: Utc::now(), instant: tokio::time::Instant::now() }
     }
 }

@@ -11,9 +11,7 @@ use serde::Deserialize;
 use crate::button::PanicButton;
 use crate::geo::GeoPoint;
 use crate::ids::{ButtonId, IncidentId, SiteId, UnitId};
-use crate::incident::{
-    GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Raiser,
-};
+use crate::incident::{GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Raiser};
 use crate::model::{IncidentKind, ResponsePlan};
 use crate::outbound::{Outbox, Received, SiteRef};
 use crate::router::{RegisterUnit, Router};
@@ -150,12 +148,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(
-        devices: Devices,
-        config: RegistryConfig,
-        router: Addr<Router>,
-        outbox: Outbox,
-    ) -> Self {
+    pub fn new(devices: Devices, config: RegistryConfig, router: Addr<Router>, outbox: Outbox) -> Self {
         Self {
             devices,
             config,
@@ -174,11 +167,7 @@ impl Registry {
     }
 
     fn plan(&self, kind: IncidentKind) -> ResponsePlan {
-        self.config
-            .plans
-            .get(&kind)
-            .cloned()
-            .unwrap_or_else(ResponsePlan::school_alarm_default)
+        self.config.plans.get(&kind).cloned().unwrap_or_else(ResponsePlan::school_alarm_default)
     }
 }
 
@@ -189,36 +178,17 @@ impl Actor for Registry {
         ctx.set_mailbox_capacity(1024);
         let me = ctx.address();
         let devices = std::mem::take(&mut self.devices);
-        let mut inner = self
-            .directory
-            .inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.directory.inner.write().unwrap_or_else(|p| p.into_inner());
         for s in devices.sites {
             for b in s.buttons {
                 let addr = PanicButton::new(b.id.clone(), s.id.clone(), b.room, me.clone()).start();
                 inner.buttons.insert(b.id, addr);
             }
-            self.sites.insert(
-                s.id,
-                Site {
-                    name: s.name,
-                    location: s.location,
-                },
-            );
+            self.sites.insert(s.id, Site { name: s.name, location: s.location });
         }
         for u in devices.units {
-            let addr = Unit::new(
-                u.id.clone(),
-                u.callsign,
-                self.router.clone(),
-                self.outbox.clone(),
-            )
-            .start();
-            self.router.do_send(RegisterUnit {
-                unit: u.id.clone(),
-                addr: addr.clone(),
-            });
+            let addr = Unit::new(u.id.clone(), u.callsign, self.router.clone(), self.outbox.clone()).start();
+            self.router.do_send(RegisterUnit { unit: u.id.clone(), addr: addr.clone() });
             inner.units.insert(u.id, addr);
         }
         tracing::info!(
@@ -249,29 +219,14 @@ impl Handler<OpenIncident> for Registry {
     type Result = MessageResult<OpenIncident>;
 
     fn handle(&mut self, msg: OpenIncident, ctx: &mut Self::Context) -> Self::Result {
-        if let Some((incident_id, addr)) = self
-            .open_by_site
-            .get(&msg.site)
-            .filter(|(_, a)| a.connected())
-        {
-            addr.do_send(Join {
-                raiser: msg.raiser,
-                received: msg.received,
-            });
-            return MessageResult(Opened {
-                incident_id: *incident_id,
-                addr: addr.clone(),
-                joined: true,
-            });
+        if let Some((incident_id, addr)) = self.open_by_site.get(&msg.site).filter(|(_, a)| a.connected()) {
+            addr.do_send(Join { raiser: msg.raiser, received: msg.received });
+            return MessageResult(Opened { incident_id: *incident_id, addr: addr.clone(), joined: true });
         }
         let (location, site) = match self.sites.get(&msg.site) {
             Some(s) => (
                 s.location,
-                SiteRef {
-                    id: msg.site.clone(),
-                    name: s.name.clone(),
-                    room: msg.raiser.room.clone(),
-                },
+                SiteRef { id: msg.site.clone(), name: s.name.clone(), room: msg.raiser.room.clone() },
             ),
             None => unreachable!("buttons are only spawned for known sites"),
         };
@@ -286,21 +241,11 @@ impl Handler<OpenIncident> for Registry {
             received: msg.received,
         };
         let incident_id = spec.id;
-        let addr = Incident::new(
-            spec,
-            self.router.clone(),
-            self.outbox.clone(),
-            ctx.address().recipient(),
-        )
-        .start();
-        self.open_by_site
-            .insert(msg.site, (incident_id, addr.clone()));
+        let addr =
+            Incident::new(spec, self.router.clone(), self.outbox.clone(), ctx.address().recipient()).start();
+        self.open_by_site.insert(msg.site, (incident_id, addr.clone()));
         self.open.insert(incident_id, addr.clone());
-        MessageResult(Opened {
-            incident_id,
-            addr,
-            joined: false,
-        })
+        MessageResult(Opened { incident_id, addr, joined: false })
     }
 }
 
@@ -309,8 +254,7 @@ impl Handler<IncidentOver> for Registry {
 
     fn handle(&mut self, msg: IncidentOver, _: &mut Self::Context) {
         self.open.remove(&msg.incident_id);
-        self.open_by_site
-            .retain(|_, (id, _)| *id != msg.incident_id);
+        self.open_by_site.retain(|_, (id, _)| *id != msg.incident_id);
     }
 }
 

@@ -25,11 +25,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(max_age: Duration) -> Self {
-        Self {
-            index: UnitIndex::new(),
-            units: HashMap::new(),
-            max_age,
-        }
+        Self { index: UnitIndex::new(), units: HashMap::new(), max_age }
     }
 }
 

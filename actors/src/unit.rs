@@ -69,11 +69,7 @@ impl Unit {
             return;
         }
         self.last_eligible = eligible;
-        self.router.do_send(UnitState {
-            unit: self.id.clone(),
-            position,
-            eligible,
-        });
+        self.router.do_send(UnitState { unit: self.id.clone(), position, eligible });
     }
 }
 
@@ -173,10 +169,7 @@ impl Handler<OfferUnit> for Unit {
         self.report(None);
         tracing::info!(unit_id = %self.id, callsign = %self.callsign, incident_id = %msg.offer.incident_id,
             distance_m = msg.offer.distance_m.round(), "offer sent");
-        self.outbox.send(Notify::Offer {
-            unit: self.id.clone(),
-            offer: msg.offer,
-        });
+        self.outbox.send(Notify::Offer { unit: self.id.clone(), offer: msg.offer });
         Ok(())
     }
 }
@@ -212,11 +205,7 @@ impl Handler<Reply> for Unit {
                 return Box::pin(fut::ready(Err(Refusal::NotYourOffer(msg.offer_id))));
             }
         };
-        let answer = if msg.accept {
-            Answer::Accept
-        } else {
-            Answer::Decline { reason: msg.reason }
-        };
+        let answer = if msg.accept { Answer::Accept } else { Answer::Decline { reason: msg.reason } };
         let accepted = answer == Answer::Accept;
         let incident = held.incident.clone();
         let sent = incident.send(OfferAnswer {
@@ -228,10 +217,7 @@ impl Handler<Reply> for Unit {
         Box::pin(sent.into_actor(self).map(move |res, act, _| {
             let res = res.map_err(Refusal::from).and_then(|r| r);
             if accepted && res.is_ok() {
-                act.incident = Some(OnIncident {
-                    incident_id: held.incident_id,
-                    incident: held.incident,
-                });
+                act.incident = Some(OnIncident { incident_id: held.incident_id, incident: held.incident });
             }
             act.report(None);
             res
@@ -252,11 +238,7 @@ impl Handler<ProgressReport> for Unit {
     type Result = ResponseActFuture<Self, Result<(), Refusal>>;
 
     fn handle(&mut self, msg: ProgressReport, _: &mut Self::Context) -> Self::Result {
-        let Some(on) = self
-            .incident
-            .as_ref()
-            .filter(|on| on.incident_id == msg.incident_id)
-        else {
+        let Some(on) = self.incident.as_ref().filter(|on| on.incident_id == msg.incident_id) else {
             return Box::pin(fut::ready(Err(Refusal::NotYourIncident(msg.incident_id))));
         };
         let sent = on.incident.send(UnitProgress {
@@ -266,9 +248,7 @@ impl Handler<ProgressReport> for Unit {
         });
         let cleared = msg.progress == Progress::Cleared;
         Box::pin(sent.into_actor(self).map(move |res, act, _| {
-            let res = res
-                .map_err(Refusal::from)
-                .and_then(|r| r.map_err(Refusal::from));
+            let res = res.map_err(Refusal::from).and_then(|r| r.map_err(Refusal::from));
             if cleared && res.is_ok() {
                 act.incident = None;
                 act.report(None);
@@ -296,10 +276,7 @@ impl Handler<RevokeOffer> for Unit {
         self.outbox.send(Notify::Unit {
             unit: self.id.clone(),
             incident_id: held.incident_id,
-            update: UnitUpdate::OfferRevoked {
-                offer_id: msg.offer_id,
-                reason: msg.reason,
-            },
+            update: UnitUpdate::OfferRevoked { offer_id: msg.offer_id, reason: msg.reason },
         });
         self.report(None);
     }
@@ -317,24 +294,12 @@ impl Handler<IncidentEnded> for Unit {
     type Result = ();
 
     fn handle(&mut self, msg: IncidentEnded, _: &mut Self::Context) {
-        if self
-            .incident
-            .as_ref()
-            .is_none_or(|on| on.incident_id != msg.incident_id)
-        {
+        if self.incident.as_ref().is_none_or(|on| on.incident_id != msg.incident_id) {
             return;
         }
         self.incident = None;
-        let update = if msg.cancelled {
-            UnitUpdate::Cancelled
-        } else {
-            UnitUpdate::Closed
-        };
-        self.outbox.send(Notify::Unit {
-            unit: self.id.clone(),
-            incident_id: msg.incident_id,
-            update,
-        });
+        let update = if msg.cancelled { UnitUpdate::Cancelled } else { UnitUpdate::Closed };
+        self.outbox.send(Notify::Unit { unit: self.id.clone(), incident_id: msg.incident_id, update });
         self.report(None);
     }
 }

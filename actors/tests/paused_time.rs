@@ -12,9 +12,7 @@ use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
 use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
 use kuzet_actors::outbound::{Notify, Outbox, Received, UnitUpdate};
-use kuzet_actors::registry::{
-    ButtonSpec, Devices, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec,
-};
+use kuzet_actors::registry::{ButtonSpec, Devices, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec};
 use kuzet_actors::router::{AvailableCount, Router};
 use kuzet_actors::unit::Position;
 use tokio::sync::mpsc;
@@ -42,19 +40,11 @@ fn devices(school: GeoPoint) -> Devices {
             name: "School No. 1".into(),
             kind: SiteKind::School,
             location: school,
-            buttons: vec![ButtonSpec {
-                id: ButtonId::parse("btn").unwrap(),
-                room: None,
-                password: None,
-            }],
+            buttons: vec![ButtonSpec { id: ButtonId::parse("btn").unwrap(), room: None, password: None }],
         }],
         units: ["near", "far"]
             .iter()
-            .map(|id| UnitSpec {
-                id: UnitId::parse(id).unwrap(),
-                callsign: id.to_string(),
-                password: None,
-            })
+            .map(|id| UnitSpec { id: UnitId::parse(id).unwrap(), callsign: id.to_string(), password: None })
             .collect(),
     }
 }
@@ -83,9 +73,7 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
     };
     let registry = Registry::new(
         devices(school),
-        RegistryConfig {
-            plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]),
-        },
+        RegistryConfig { plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]) },
         router.clone(),
         outbox,
     );
@@ -95,13 +83,9 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
 
     for (id, north) in [("near", 200.0), ("far", 900.0)] {
         let unit = directory.unit(id).expect("unit actor");
-        unit.send(Position {
-            point: school.offset(north, 0.0),
-            at: Utc::now(),
-            received: Received::now(),
-        })
-        .await
-        .unwrap();
+        unit.send(Position { point: school.offset(north, 0.0), at: Utc::now(), received: Received::now() })
+            .await
+            .unwrap();
     }
     while router.send(AvailableCount).await.unwrap() < 2 {
         tokio::task::yield_now().await;
@@ -119,55 +103,30 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
     let outcome = button.send(alarm).await.unwrap().unwrap();
     assert!(matches!(outcome, AlarmOutcome::Opened(_)));
 
-    assert!(
-        matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Received)
-    );
-    let Notify::Offer { unit, .. } = next(&mut rx).await else {
-        panic!("first offer expected")
-    };
+    assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Received));
+    let Notify::Offer { unit, .. } = next(&mut rx).await else { panic!("first offer expected") };
     assert_eq!(unit.as_str(), "near");
 
     // Nobody answers: after exactly the plan's timeout the offer is revoked and moves on.
-    let Notify::Unit {
-        unit,
-        update: UnitUpdate::OfferRevoked { reason, .. },
-        ..
-    } = next(&mut rx).await
+    let Notify::Unit { unit, update: UnitUpdate::OfferRevoked { reason, .. }, .. } = next(&mut rx).await
     else {
         panic!("revoke expected")
     };
     assert_eq!((unit.as_str(), reason), ("near", RevokeReason::Expired));
     let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_secs(15) && waited < Duration::from_millis(15_100),
-        "{waited:?}"
-    );
-    let Notify::Offer { unit, .. } = next(&mut rx).await else {
-        panic!("second offer expected")
-    };
+    assert!(waited >= Duration::from_secs(15) && waited < Duration::from_millis(15_100), "{waited:?}");
+    let Notify::Offer { unit, .. } = next(&mut rx).await else { panic!("second offer expected") };
     assert_eq!(unit.as_str(), "far");
 
     // The second offer expires too; nobody is left, so dispatchers get it.
     assert!(matches!(next(&mut rx).await, Notify::Unit { .. }));
-    assert!(
-        matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Escalated)
-    );
-    let Notify::Escalation {
-        reason, snapshot, ..
-    } = next(&mut rx).await
-    else {
+    assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Escalated));
+    let Notify::Escalation { reason, snapshot, .. } = next(&mut rx).await else {
         panic!("escalation expected")
     };
     assert_eq!(reason, EscalationReason::NoUnitsLeft);
     assert!(start.elapsed() >= Duration::from_secs(30));
-    assert_eq!(
-        snapshot
-            .timeline
-            .iter()
-            .filter(|e| e.event == "offer_timed_out")
-            .count(),
-        2
-    );
+    assert_eq!(snapshot.timeline.iter().filter(|e| e.event == "offer_timed_out").count(), 2);
     // Both units are free again once their offers expired.
     assert_eq!(router.send(AvailableCount).await.unwrap(), 2);
 }

@@ -61,10 +61,7 @@ pub struct Reject {
 
 impl Reject {
     pub fn new(code: RejectCode, error: impl Into<String>) -> Self {
-        Self {
-            code,
-            error: error.into(),
-        }
+        Self { code, error: error.into() }
     }
 }
 
@@ -80,10 +77,7 @@ pub struct RejectOut<'a> {
 #[derive(Debug)]
 pub enum Message {
     Alarm(Alarm),
-    Heartbeat {
-        at: DateTime<Utc>,
-        battery_pct: Option<f64>,
-    },
+    Heartbeat { at: DateTime<Utc>, battery_pct: Option<f64> },
     Online(bool),
     Position(Position),
     Status(StatusReport),
@@ -166,6 +160,8 @@ struct ProgressMsgIn {
 }
 
 const MAX_REASON_CHARS: usize = 500;
+/// How far ahead of kuzet's clock a device's timestamp may be (clock skew).
+const MAX_CLOCK_AHEAD_S: i64 = 60;
 
 fn json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Reject> {
     serde_json::from_slice(payload).map_err(|e| {
@@ -182,11 +178,7 @@ fn invalid(msg: impl Into<String>) -> Reject {
 }
 
 /// An optional number that must be finite and inside `range` when present.
-fn check_opt(
-    name: &str,
-    v: Option<f64>,
-    range: std::ops::RangeInclusive<f64>,
-) -> Result<(), Reject> {
+fn check_opt(name: &str, v: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Result<(), Reject> {
     match v {
         Some(x) if !x.is_finite() || !range.contains(&x) => Err(invalid(format!(
             "{name} must be a finite number in [{}, {}], got {x}",
@@ -207,10 +199,7 @@ pub fn decode(
     if payload.len() > max_bytes {
         return Err(Reject::new(
             RejectCode::Oversize,
-            format!(
-                "payload is {} bytes, the limit is {max_bytes}",
-                payload.len()
-            ),
+            format!("payload is {} bytes, the limit is {max_bytes}", payload.len()),
         ));
     }
     Ok(match topic.channel {
@@ -230,23 +219,24 @@ pub fn decode(
         Channel::Heartbeat => {
             let h: HeartbeatIn = json(payload)?;
             check_opt("battery_pct", h.battery_pct, 0.0..=100.0)?;
-            Message::Heartbeat {
-                at: h.at,
-                battery_pct: h.battery_pct,
-            }
+            Message::Heartbeat { at: h.at, battery_pct: h.battery_pct }
         }
         Channel::Online => Message::Online(json::<bool>(payload)?),
         Channel::Position => {
             let p: PositionIn = json(payload)?;
             let point = GeoPoint::new(p.lat, p.lon).map_err(|e| invalid(e.to_string()))?;
+            // A fix from the future would make every later (true) fix look out of order.
+            let ahead = p.at - received.at;
+            if ahead > chrono::TimeDelta::seconds(MAX_CLOCK_AHEAD_S) {
+                return Err(invalid(format!(
+                    "at is {} s ahead of kuzet's clock (limit {MAX_CLOCK_AHEAD_S} s)",
+                    ahead.num_seconds()
+                )));
+            }
             check_opt("speed_mps", p.speed_mps, 0.0..=150.0)?;
             check_opt("heading_deg", p.heading_deg, 0.0..=360.0)?;
             check_opt("accuracy_m", p.accuracy_m, 0.0..=100_000.0)?;
-            Message::Position(Position {
-                point,
-                at: p.at,
-                received,
-            })
+            Message::Position(Position { point, at: p.at, received })
         }
         Channel::Status => {
             let s: StatusIn = json(payload)?;
@@ -254,13 +244,8 @@ pub fn decode(
         }
         Channel::Reply => {
             let r: ReplyIn = json(payload)?;
-            if r.reason
-                .as_ref()
-                .is_some_and(|s| s.chars().count() > MAX_REASON_CHARS)
-            {
-                return Err(invalid(format!(
-                    "reason is longer than {MAX_REASON_CHARS} characters"
-                )));
+            if r.reason.as_ref().is_some_and(|s| s.chars().count() > MAX_REASON_CHARS) {
+                return Err(invalid(format!("reason is longer than {MAX_REASON_CHARS} characters")));
             }
             Message::Reply(Reply {
                 offer_id: OfferId(r.offer_id),
@@ -289,6 +274,9 @@ pub struct Outgoing {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// Follow with an empty retained message on the same topic, so the broker keeps
+    /// nothing for it (a closed incident).
+    pub then_clear_retained: bool,
 }
 
 #[derive(Serialize)]
@@ -312,34 +300,33 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
             topic: topics::offers(unit.as_str()),
             payload: serde_json::to_vec(offer)?,
             retain: false,
+            then_clear_retained: false,
         },
-        Notify::Unit {
-            unit,
-            incident_id,
-            update,
-        } => Outgoing {
+        Notify::Unit { unit, incident_id, update } => Outgoing {
             topic: topics::unit_incident(unit.as_str(), incident_id),
-            payload: serde_json::to_vec(&UnitIncidentOut {
-                incident_id: *incident_id,
-                update,
-            })?,
+            payload: serde_json::to_vec(&UnitIncidentOut { incident_id: *incident_id, update })?,
             retain: false,
+            then_clear_retained: false,
         },
         Notify::Ack { button, ack } => Outgoing {
             topic: topics::button_ack(button.as_str()),
             payload: serde_json::to_vec(ack)?,
             retain: false,
+            then_clear_retained: false,
+        },
+        Notify::Closed(s) => Outgoing {
+            topic: topics::incident(&s.incident_id),
+            payload: serde_json::to_vec(&**s)?,
+            retain: false,
+            then_clear_retained: true,
         },
         Notify::Snapshot(s) => Outgoing {
             topic: topics::incident(&s.incident_id),
             payload: serde_json::to_vec(&**s)?,
             retain: true,
+            then_clear_retained: false,
         },
-        Notify::Escalation {
-            incident_id,
-            reason,
-            snapshot,
-        } => Outgoing {
+        Notify::Escalation { incident_id, reason, snapshot } => Outgoing {
             topic: topics::ESCALATIONS.to_owned(),
             payload: serde_json::to_vec(&EscalationOut {
                 incident_id: *incident_id,
@@ -347,6 +334,7 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
                 incident: snapshot,
             })?,
             retain: false,
+            then_clear_retained: false,
         },
     })
 }
@@ -366,22 +354,16 @@ mod tests {
     use crate::mqtt::topics::parse;
 
     fn dec(topic: &str, payload: &str) -> Result<Message, Reject> {
-        decode(
-            &parse(topic).unwrap(),
-            payload.as_bytes(),
-            16 * 1024,
-            Received::now(),
-        )
+        decode(&parse(topic).unwrap(), payload.as_bytes(), 16 * 1024, Received::now())
     }
 
     const POS: &str = "kuzet/v1/units/u1/position";
 
     #[test]
     fn decodes_a_position() {
-        let Ok(Message::Position(p)) = dec(
-            POS,
-            r#"{"at":"2026-11-25T10:00:00Z","lat":43.2,"lon":76.9,"speed_mps":8.5}"#,
-        ) else {
+        let Ok(Message::Position(p)) =
+            dec(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":43.2,"lon":76.9,"speed_mps":8.5}"#)
+        else {
             panic!("position not decoded");
         };
         assert_eq!(p.point.lat(), 43.2);
@@ -407,15 +389,13 @@ mod tests {
             code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1e999}"#),
             RejectCode::MalformedJson
         );
+        assert_eq!(code(POS, r#"{"at":"yesterday","lat":1,"lon":1}"#), RejectCode::InvalidPayload);
+        let future = (chrono::Utc::now() + chrono::TimeDelta::minutes(10)).to_rfc3339();
+        let e = dec(POS, &format!(r#"{{"at":"{future}","lat":1,"lon":1}}"#)).unwrap_err();
+        assert_eq!(e.code, RejectCode::InvalidPayload);
+        assert!(e.error.contains("ahead"), "{}", e.error);
         assert_eq!(
-            code(POS, r#"{"at":"yesterday","lat":1,"lon":1}"#),
-            RejectCode::InvalidPayload
-        );
-        assert_eq!(
-            code(
-                POS,
-                r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1,"speed_mps":-1}"#
-            ),
+            code(POS, r#"{"at":"2026-11-25T10:00:00Z","lat":1,"lon":1,"speed_mps":-1}"#),
             RejectCode::InvalidPayload
         );
         assert_eq!(
@@ -432,10 +412,7 @@ mod tests {
             ),
             RejectCode::InvalidPayload
         );
-        assert_eq!(
-            code("kuzet/v1/units/u/online", "maybe"),
-            RejectCode::MalformedJson
-        );
+        assert_eq!(code("kuzet/v1/units/u/online", "maybe"), RejectCode::MalformedJson);
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(17 * 1024));
         assert_eq!(code(POS, &big), RejectCode::Oversize);
     }

@@ -53,10 +53,17 @@ impl Handler<Notify> for Gateway {
                 return;
             }
         };
-        match self
-            .client
-            .try_publish(out.topic, QoS::AtLeastOnce, out.retain, out.payload)
-        {
+        let clear = out.then_clear_retained.then(|| out.topic.clone());
+        self.publish(out.topic, out.retain, out.payload);
+        if let Some(topic) = clear {
+            self.publish(topic, true, Vec::new());
+        }
+    }
+}
+
+impl Gateway {
+    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
+        match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
             Ok(()) => {
                 self.metrics.published.fetch_add(1, Ordering::Relaxed);
             }
@@ -135,9 +142,7 @@ impl Listener {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.metrics
-                        .broker_disconnects
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.broker_disconnects.fetch_add(1, Ordering::Relaxed);
                     let _ = self.link.send(Link::Connecting);
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
                     tokio::time::sleep(backoff).await;
@@ -157,12 +162,7 @@ impl Listener {
                 } else {
                     RejectCode::BadTopic
                 };
-                self.refuse(
-                    e.device_id(),
-                    "unknown",
-                    topic,
-                    Reject::new(code, e.to_string()),
-                );
+                self.refuse(e.device_id(), "unknown", topic, Reject::new(code, e.to_string()));
                 return;
             }
         };
@@ -177,10 +177,7 @@ impl Listener {
         let result = match parsed.kind {
             DeviceKind::Button => self.to_button(parsed.id, msg).await,
             DeviceKind::Unit => self.to_unit(parsed.id, msg).await,
-            DeviceKind::Camera => Err(Reject::new(
-                RejectCode::UnknownDevice,
-                "no camera is registered",
-            )),
+            DeviceKind::Camera => Err(Reject::new(RejectCode::UnknownDevice, "no camera is registered")),
         };
         if let Err(r) = result {
             self.refuse(Some(parsed.id), kind, topic, r);
@@ -188,22 +185,19 @@ impl Listener {
     }
 
     async fn to_button(&self, id: &str, msg: Message) -> Result<(), Reject> {
-        let addr = self.directory.button(id).ok_or_else(|| {
-            Reject::new(
-                RejectCode::UnknownDevice,
-                format!("no button {id} is registered"),
-            )
-        })?;
+        let addr = self
+            .directory
+            .button(id)
+            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no button {id} is registered")))?;
         match msg {
             Message::Alarm(a) => {
                 let alarm_id = a.alarm_id;
                 let outcome = addr.send(a).await.map_err(overloaded)?.map_err(refused)?;
                 tracing::info!(button_id = id, %alarm_id, ?outcome, "alarm handled");
             }
-            Message::Heartbeat { at, battery_pct } => addr
-                .send(Heartbeat { at, battery_pct })
-                .await
-                .map_err(overloaded)?,
+            Message::Heartbeat { at, battery_pct } => {
+                addr.send(Heartbeat { at, battery_pct }).await.map_err(overloaded)?
+            }
             Message::Online(on) => addr.send(ButtonOnline(on)).await.map_err(overloaded)?,
             _ => unreachable!("topics::parse only yields button channels for buttons"),
         }
@@ -211,12 +205,10 @@ impl Listener {
     }
 
     async fn to_unit(&self, id: &str, msg: Message) -> Result<(), Reject> {
-        let addr = self.directory.unit(id).ok_or_else(|| {
-            Reject::new(
-                RejectCode::UnknownDevice,
-                format!("no unit {id} is registered"),
-            )
-        })?;
+        let addr = self
+            .directory
+            .unit(id)
+            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no unit {id} is registered")))?;
         match msg {
             Message::Position(p) => {
                 if let Err(SendError::Full(_)) = addr.try_send(p) {
@@ -238,17 +230,10 @@ impl Listener {
         tracing::warn!(device_kind = kind, device_id = device.unwrap_or("-"), topic, code = reject.code.as_str(),
             error = %reject.error, "message refused");
         let Some(device) = device else { return };
-        let body = RejectOut {
-            topic,
-            code: reject.code,
-            error: &reject.error,
-        };
+        let body = RejectOut { topic, code: reject.code, error: &reject.error };
         match serde_json::to_vec(&body) {
             Ok(payload) => {
-                if self
-                    .client
-                    .try_publish(topics::rejects(device), QoS::AtLeastOnce, false, payload)
-                    .is_err()
+                if self.client.try_publish(topics::rejects(device), QoS::AtLeastOnce, false, payload).is_err()
                 {
                     self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -259,14 +244,15 @@ impl Listener {
 }
 
 fn overloaded(e: MailboxError) -> Reject {
-    Reject::new(
-        RejectCode::Overloaded,
-        format!("actor did not take the message: {e}"),
-    )
+    Reject::new(RejectCode::Overloaded, format!("actor did not take the message: {e}"))
 }
 
 fn refused(e: kuzet_actors::refusal::Refusal) -> Reject {
-    Reject::new(RejectCode::Refused, e.to_string())
+    let code = match e {
+        kuzet_actors::refusal::Refusal::Unavailable => RejectCode::Overloaded,
+        _ => RejectCode::Refused,
+    };
+    Reject::new(code, e.to_string())
 }
 
 /// Turns Nagle's algorithm off: MQTT messages here are small and latency-bound, and with
@@ -279,7 +265,5 @@ pub fn no_delay(eventloop: &mut EventLoop) {
 
 /// Waits until the link is ready, for at most `timeout`.
 pub async fn wait_ready(mut rx: watch::Receiver<Link>, timeout: Duration) -> bool {
-    tokio::time::timeout(timeout, rx.wait_for(|l| *l == Link::Ready))
-        .await
-        .is_ok_and(|r| r.is_ok())
+    tokio::time::timeout(timeout, rx.wait_for(|l| *l == Link::Ready)).await.is_ok_and(|r| r.is_ok())
 }

@@ -61,11 +61,7 @@ pub enum TopicError {
     #[error("device id in topic is invalid: {0}")]
     Id(IdError),
     #[error("channel {channel:?} does not exist for {kind}")]
-    Channel {
-        kind: &'static str,
-        channel: String,
-        id: String,
-    },
+    Channel { kind: &'static str, channel: String, id: String },
 }
 
 impl TopicError {
@@ -102,11 +98,7 @@ pub fn parse(topic: &str) -> Result<InboundTopic<'_>, TopicError> {
         (DeviceKind::Unit, "reply") => Channel::Reply,
         (DeviceKind::Unit, "progress") => Channel::Progress,
         (k, c) => {
-            return Err(TopicError::Channel {
-                kind: k.segment(),
-                channel: c.to_owned(),
-                id: id.to_owned(),
-            })
+            return Err(TopicError::Channel { kind: k.segment(), channel: c.to_owned(), id: id.to_owned() })
         }
     };
     Ok(InboundTopic { kind, id, channel })
@@ -146,18 +138,9 @@ mod tests {
     #[test]
     fn parses_every_subscription_shape() {
         let t = parse("kuzet/v1/units/u-1/position").unwrap();
-        assert_eq!(
-            (t.kind, t.id, t.channel),
-            (DeviceKind::Unit, "u-1", Channel::Position)
-        );
-        assert_eq!(
-            parse("kuzet/v1/buttons/b1/alarm").unwrap().channel,
-            Channel::Alarm
-        );
-        assert_eq!(
-            parse("kuzet/v1/cameras/c1/online").unwrap().kind,
-            DeviceKind::Camera
-        );
+        assert_eq!((t.kind, t.id, t.channel), (DeviceKind::Unit, "u-1", Channel::Position));
+        assert_eq!(parse("kuzet/v1/buttons/b1/alarm").unwrap().channel, Channel::Alarm);
+        assert_eq!(parse("kuzet/v1/cameras/c1/online").unwrap().kind, DeviceKind::Camera);
         for s in SUBSCRIPTIONS {
             assert!(parse(&s.replace('+', "x")).is_ok(), "{s}");
         }
@@ -167,10 +150,7 @@ mod tests {
     fn refuses_bad_topics_and_names_the_device_when_it_can() {
         assert_eq!(parse("kuzet/v2/units/u/position"), Err(TopicError::Shape));
         assert_eq!(parse("kuzet/v1/units/u/position/x"), Err(TopicError::Shape));
-        assert_eq!(
-            parse("kuzet/v1/units/U1/position"),
-            Err(TopicError::Id(IdError::BadCharacter))
-        );
+        assert_eq!(parse("kuzet/v1/units/U1/position"), Err(TopicError::Id(IdError::BadCharacter)));
         let e = parse("kuzet/v1/buttons/b1/position").unwrap_err();
         assert_eq!(e.device_id(), Some("b1"));
     }

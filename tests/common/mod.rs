@@ -51,19 +51,13 @@ pub struct TestApp {
 /// Settings for tests: the embedded broker on a free port, short timeouts.
 pub fn test_settings() -> Settings {
     let mut s = Settings::defaults();
-    s.broker.listen = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("socket address");
+    s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
     s.mqtt.password = kuzet::settings::Secret::new(SERVICE_PASSWORD);
     s.mqtt.client_id = format!("kuzet-test-{}", uuid::Uuid::new_v4().simple());
     s
 }
 
-pub async fn spawn_app(
-    kind: BrokerKind,
-    devices: Devices,
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
+pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     let mosquitto = match kind {
         BrokerKind::Embedded => None,
@@ -74,21 +68,10 @@ pub async fn spawn_app(
         }
     };
     tweak(&mut settings);
-    let app = Application::build(settings, devices.clone())
-        .await
-        .expect("kuzet starts");
-    assert!(
-        app.wait_ready(Duration::from_secs(10)).await,
-        "kuzet connected and subscribed"
-    );
+    let app = Application::build(settings, devices.clone()).await.expect("kuzet starts");
+    assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
     let (host, port) = app.broker();
-    TestApp {
-        host: host.to_owned(),
-        port,
-        devices,
-        app,
-        _mosquitto: mosquitto,
-    }
+    TestApp { host: host.to_owned(), port, devices, app, _mosquitto: mosquitto }
 }
 
 /// The test city's school, near Almaty's centre.
@@ -132,16 +115,9 @@ pub fn city(units: &[&str]) -> Devices {
 impl TestApp {
     pub async fn button(&self, id: &str) -> DeviceLink {
         let subs = [topics::button_ack(id), topics::rejects(id)];
-        connect_device(
-            &self.host,
-            self.port,
-            DeviceKind::Button,
-            id,
-            &pw(id),
-            &subs,
-        )
-        .await
-        .expect("button connects")
+        connect_device(&self.host, self.port, DeviceKind::Button, id, &pw(id), &subs)
+            .await
+            .expect("button connects")
     }
 
     /// A client with kuzet's service account, as a console or integration would connect.
@@ -154,22 +130,12 @@ impl TestApp {
 
     /// A tablet, placed `north_m` metres north of the school with a fresh position.
     pub async fn unit_at(&self, id: &str, north_m: f64) -> DeviceLink {
-        let subs = [
-            topics::offers(id),
-            format!("kuzet/v1/units/{id}/incidents/+"),
-            topics::rejects(id),
-        ];
+        let subs = [topics::offers(id), format!("kuzet/v1/units/{id}/incidents/+"), topics::rejects(id)];
         let link = connect_device(&self.host, self.port, DeviceKind::Unit, id, &pw(id), &subs)
             .await
             .expect("unit connects");
-        publish(
-            &link,
-            DeviceKind::Unit,
-            id,
-            "position",
-            position(school_location().offset(north_m, 0.0)),
-        )
-        .await;
+        publish(&link, DeviceKind::Unit, id, "position", position(school_location().offset(north_m, 0.0)))
+            .await;
         link
     }
 
@@ -189,17 +155,8 @@ impl TestApp {
     /// Waits until kuzet has received `n` messages in all.
     pub async fn wait_received(&self, n: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self
-            .app
-            .metrics()
-            .received
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < n
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "kuzet did not receive {n} messages"
-            );
+        while self.app.metrics().received.load(std::sync::atomic::Ordering::Relaxed) < n {
+            assert!(tokio::time::Instant::now() < deadline, "kuzet did not receive {n} messages");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -214,19 +171,11 @@ pub fn raise(alarm_id: &uuid::Uuid) -> Value {
 }
 
 pub async fn publish(link: &DeviceLink, kind: DeviceKind, id: &str, channel: &str, v: Value) {
-    publish_raw(
-        link,
-        &topics::device(kind, id, channel),
-        v.to_string().into_bytes(),
-    )
-    .await;
+    publish_raw(link, &topics::device(kind, id, channel), v.to_string().into_bytes()).await;
 }
 
 pub async fn publish_raw(link: &DeviceLink, topic: &str, payload: Vec<u8>) {
-    link.client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .expect("publish queued");
+    link.client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("publish queued");
 }
 
 /// The next message on `link` whose topic ends with `suffix`, within 10 s.

@@ -1,0 +1,43 @@
+//! The configuration shipped in config/ stays loadable and in step with the registry.
+
+use std::path::Path;
+
+use kuzet::settings::Settings;
+
+#[test]
+fn the_sample_registry_and_settings_files_load() {
+    let devices = kuzet::devices::load(Path::new("config/registry.toml")).expect("sample registry loads");
+    assert!(!devices.units.is_empty() && !devices.sites.is_empty());
+    let prod = Settings::load_from(Some(Path::new("config/prod.toml")), &[]).expect("prod.toml loads");
+    assert_eq!(prod.mqtt.url, "mqtt://mosquitto:1883");
+}
+
+#[test]
+fn the_committed_mosquitto_acl_matches_the_registry() {
+    let devices = kuzet::devices::load(Path::new("config/registry.toml")).expect("sample registry loads");
+    let committed = std::fs::read_to_string("config/mosquitto/acl").expect("config/mosquitto/acl");
+    assert_eq!(
+        committed,
+        kuzet::brokerfiles::acl(&devices, "kuzet"),
+        "regenerate with: kuzet broker-files --registry config/registry.toml --out config/mosquitto"
+    );
+    let passwd = std::fs::read_to_string("config/mosquitto/passwd").expect("config/mosquitto/passwd");
+    for d in devices.units.iter().map(|u| u.id.as_str()).chain(["kuzet"]) {
+        assert!(passwd.lines().any(|l| l.starts_with(&format!("{d}:$7$"))), "{d} has no hashed password");
+    }
+}
+
+#[test]
+fn a_registry_with_a_duplicate_id_is_refused() {
+    let text = r#"
+        [[units]]
+        id = "u1"
+        callsign = "A"
+        [[units]]
+        id = "u1"
+        callsign = "B"
+    "#;
+    let err = kuzet::devices::parse(text).unwrap_err();
+    assert!(format!("{err:#}").contains("u1 is used twice"), "{err:#}");
+    assert!(kuzet::devices::parse("[[units]]\nid = \"Bad Id\"\ncallsign = \"x\"\n").is_err());
+}
