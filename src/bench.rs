@@ -291,8 +291,10 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = go_tx.send(());
-    let (raw, e2e, elapsed) = done_rx.await.context("device thread ended early")??;
+    let (raw, e2e, inside, elapsed) = done_rx.await.context("device thread ended early")??;
     let (raw, e2e) = (percentiles(raw), percentiles(e2e));
+    anyhow::ensure!(!inside.is_empty(), "no incident timeline was seen");
+    let inside = percentiles(inside);
     println!(
         "### Alarm -> offer at the tablet, through {} on loopback, {} units reporting at 1 Hz\n",
         if args.broker == "embedded" { "the embedded broker" } else { "Mosquitto" },
@@ -301,6 +303,7 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
     println!("| path | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|");
     println!("{}", row("raw broker publish -> subscriber (baseline)", &raw));
     println!("{}", row("button alarm -> kuzet -> tablet offer", &e2e));
+    println!("{}", row("inside kuzet: alarm received -> offer handed to the MQTT client", &inside));
     println!(
         "\np99 ratio (kuzet / raw broker): {:.2}x; p50 ratio {:.2}x. Run took {:.1} s; kuzet received {} messages, refused {}, shed {} positions.\n",
         e2e.p99.as_secs_f64() / raw.p99.as_secs_f64(),
@@ -326,7 +329,11 @@ struct Harness {
 }
 
 /// The buttons, tablets and moving units: returns raw and end-to-end samples and the run time.
-async fn devices_side(h: Harness) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Duration)> {
+/// Raw and end-to-end samples, kuzet's own alarm -> offer hop (from the incidents'
+/// timelines), and the run time.
+type Samples = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Duration);
+
+async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
     let (host, port) = (h.host.as_str(), h.port);
     // The alarm as a button sends it; the raw baseline uses a payload of the same size.
     let sample_alarm =
@@ -371,6 +378,29 @@ async fn devices_side(h: Harness) -> anyhow::Result<(Vec<Duration>, Vec<Duration
     h.go.await.context("bench was stopped")?;
 
     let (button, mut acks) = client(host, port, "bench-buttons", None, &["kuzet/v1/buttons/+/ack"]).await?;
+    // A console reading the incidents' final snapshots, for kuzet's own hop times.
+    let (_console, mut snapshots) =
+        client(host, port, "bench-console", None, &["kuzet/v1/incidents/+"]).await?;
+    let (stop_console, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let console = tokio::spawn(async move {
+        let mut inside = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return inside,
+                m = snapshots.recv() => {
+                    let Some((_, _, payload)) = m else { return inside };
+                    let Ok(v) = serde_json::from_slice::<Value>(&payload) else { continue };
+                    if v["state"] != "cancelled" {
+                        continue;
+                    }
+                    let first = v["timeline"].as_array().and_then(|t| t.iter().find(|e| e["event"] == "offer_published"));
+                    if let Some(t_us) = first.and_then(|e| e["t_us"].as_u64()) {
+                        inside.push(Duration::from_micros(t_us));
+                    }
+                }
+            }
+        }
+    });
     let (_tablets, mut offers) = client(
         host,
         port,
@@ -416,7 +446,9 @@ async fn devices_side(h: Harness) -> anyhow::Result<(Vec<Duration>, Vec<Duration
     for m in movers {
         let _ = m.await;
     }
-    Ok((raw, e2e, elapsed))
+    let _ = stop_console.send(());
+    let inside = console.await.unwrap_or_default();
+    Ok((raw, e2e, inside, elapsed))
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
 use crate::unit::{Answer, IncidentEnded, OfferUnit, RevokeOffer, Unit};
 
+/// How long snapshot updates are gathered before one is published.
+const SNAPSHOT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
 /// latency of every hop of this alert can be read off directly.
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +92,7 @@ pub struct Incident {
     timeline: Vec<TimelineEntry>,
     last_ack: (AckState, Option<u32>),
     retrying: bool,
+    snapshot_due: bool,
     router: Addr<Router>,
     outbox: Outbox,
     on_end: Recipient<IncidentOver>,
@@ -122,6 +126,7 @@ impl Incident {
             timeline: Vec::new(),
             last_ack: (AckState::Received, None),
             retrying: false,
+            snapshot_due: false,
             router,
             outbox,
             on_end,
@@ -178,13 +183,21 @@ impl Incident {
         }
     }
 
-    fn publish(&self) {
-        let snapshot = Arc::new(self.snapshot());
-        if self.dispatch.state().is_open() {
-            self.outbox.send(Notify::Snapshot(snapshot));
-        } else {
-            self.outbox.send(Notify::Closed(snapshot));
+    /// Publishes the snapshot: the final one at once; while open, coalesced over a few
+    /// milliseconds, so serializing it never delays an offer or an ack on the alarm's path.
+    fn publish(&mut self, ctx: &mut Context<Self>) {
+        if !self.dispatch.state().is_open() {
+            self.outbox.send(Notify::Closed(Arc::new(self.snapshot())));
+            return;
         }
+        if self.snapshot_due {
+            return;
+        }
+        self.snapshot_due = true;
+        ctx.run_later(SNAPSHOT_COALESCE, |act, _| {
+            act.snapshot_due = false;
+            act.outbox.send(Notify::Snapshot(Arc::new(act.snapshot())));
+        });
     }
 
     /// Acks every button whose alarm still stands once, naming its latest alarm.
@@ -208,7 +221,7 @@ impl Incident {
         for e in effects {
             self.apply_one(e, ctx);
         }
-        self.publish();
+        self.publish(ctx);
     }
 
     fn apply_one(&mut self, effect: Effect, ctx: &mut Context<Self>) {
@@ -450,7 +463,7 @@ pub struct Join {
 impl Handler<Join> for Incident {
     type Result = ();
 
-    fn handle(&mut self, msg: Join, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Join, ctx: &mut Self::Context) {
         let detail = msg.raiser.room.as_ref().map(|r| format!("room {r}"));
         self.record_at(msg.received, "alarm_joined", None, Some(msg.raiser.button.clone()), detail);
         // The new button hears where things stand, not from the start.
@@ -459,7 +472,7 @@ impl Handler<Join> for Incident {
             self.ack_one(&msg.raiser, self.last_ack.0, self.last_ack.1);
         }
         self.raised_by.push(msg.raiser);
-        self.publish();
+        self.publish(ctx);
     }
 }
 
@@ -487,7 +500,7 @@ impl Handler<Cancel> for Incident {
             for r in &withdrawn {
                 self.ack_one(r, AckState::Cancelled, None);
             }
-            self.publish();
+            self.publish(ctx);
             return;
         }
         self.record_at(msg.received, "cancel_requested", None, Some(msg.by), None);
