@@ -490,26 +490,32 @@ impl Handler<Cancel> for Incident {
     type Result = ();
 
     fn handle(&mut self, msg: Cancel, ctx: &mut Self::Context) {
+        let others_stand = self.raised_by.iter().any(|r| !r.withdrawn && r.button != msg.by);
+        if !others_stand {
+            // The last alarm standing: the incident is cancelled, and its buttons (this one's
+            // alarms, still standing) hear it through the cancel's ack.
+            self.record_at(msg.received, "cancel_requested", None, Some(msg.by), None);
+            let fx = self.dispatch.cancel();
+            self.apply(fx, ctx);
+            return;
+        }
         let mut withdrawn = Vec::new();
         for r in self.raised_by.iter_mut().filter(|r| r.button == msg.by && !r.withdrawn) {
             r.withdrawn = true;
             withdrawn.push(r.clone());
         }
-        if self.raised_by.iter().any(|r| !r.withdrawn) {
-            self.record_at(msg.received, "alarm_withdrawn", None, Some(msg.by), None);
-            for r in &withdrawn {
+        if withdrawn.is_empty() {
+            // A repeated cancel: answer it again, nothing else changes.
+            if let Some(r) = self.raised_by.iter().rev().find(|r| r.button == msg.by) {
                 self.ack_one(r, AckState::Cancelled, None);
             }
-            self.publish(ctx);
             return;
         }
-        self.record_at(msg.received, "cancel_requested", None, Some(msg.by), None);
-        let fx = self.dispatch.cancel();
-        // The last alarm standing was withdrawn: every button hears that it is over.
-        for r in &mut self.raised_by {
-            r.withdrawn = false;
+        self.record_at(msg.received, "alarm_withdrawn", None, Some(msg.by), None);
+        for r in &withdrawn {
+            self.ack_one(r, AckState::Cancelled, None);
         }
-        self.apply(fx, ctx);
+        self.publish(ctx);
     }
 }
 
@@ -527,8 +533,11 @@ impl Handler<Reack> for Incident {
     fn handle(&mut self, msg: Reack, _: &mut Self::Context) {
         if let Some(r) = self.raised_by.iter().find(|r| r.button == msg.button && r.alarm_id == msg.alarm_id)
         {
-            let state = if r.withdrawn { AckState::Cancelled } else { self.last_ack.0 };
-            self.ack_one(r, state, self.last_ack.1);
+            if r.withdrawn {
+                self.ack_one(r, AckState::Cancelled, None);
+            } else {
+                self.ack_one(r, self.last_ack.0, self.last_ack.1);
+            }
         }
     }
 }

@@ -32,7 +32,11 @@ impl Refusal {
 }
 
 impl From<actix::MailboxError> for Refusal {
-    fn from(_: actix::MailboxError) -> Self {
-        Refusal::Unavailable
+    fn from(e: actix::MailboxError) -> Self {
+        match e {
+            // The incident's actor has stopped: it ended while the message was on its way.
+            actix::MailboxError::Closed => Refusal::Dispatch(DispatchError::NotOpen),
+            actix::MailboxError::Timeout => Refusal::Unavailable,
+        }
     }
 }

@@ -34,10 +34,19 @@ pub struct Unit {
     position: Option<(GeoPoint, DateTime<Utc>)>,
     offer: Option<HeldOffer>,
     incident: Option<OnIncident>,
+    /// Offers in a row that expired unanswered.
+    missed_offers: u8,
+    /// Stopped answering: not offered work until the tablet speaks again.
+    unresponsive: bool,
     router: Addr<Router>,
     outbox: Outbox,
     last_eligible: bool,
 }
+
+/// Offers in a row a tablet may let expire before it is taken out of the rotation: a tablet
+/// that is connected but not attended would otherwise get every nearby incident first and
+/// cost each one an offer timeout.
+const MAX_MISSED_OFFERS: u8 = 2;
 
 impl Unit {
     pub fn new(id: UnitId, callsign: String, router: Addr<Router>, outbox: Outbox) -> Self {
@@ -49,6 +58,8 @@ impl Unit {
             position: None,
             offer: None,
             incident: None,
+            missed_offers: 0,
+            unresponsive: false,
             router,
             outbox,
             last_eligible: false,
@@ -57,12 +68,22 @@ impl Unit {
 
     fn eligible(&self) -> bool {
         self.online != Some(false)
+            && !self.unresponsive
             && self.status == UnitStatus::Available
             && self.offer.is_none()
             && self.incident.is_none()
     }
 
     /// Tells the router when eligibility changed, or always when there is a new position.
+    /// The officer did something on the tablet: it is attended again.
+    fn attended(&mut self) {
+        self.missed_offers = 0;
+        if self.unresponsive {
+            self.unresponsive = false;
+            tracing::info!(unit_id = %self.id, "unit answering again");
+        }
+    }
+
     fn report(&mut self, position: Option<(GeoPoint, tokio::time::Instant)>) {
         let eligible = self.eligible();
         if position.is_none() && eligible == self.last_eligible {
@@ -116,6 +137,7 @@ impl Handler<StatusReport> for Unit {
     type Result = ();
 
     fn handle(&mut self, msg: StatusReport, _: &mut Self::Context) {
+        self.attended();
         self.status = msg.status;
         self.report(None);
     }
@@ -205,6 +227,7 @@ impl Handler<Reply> for Unit {
                 return Box::pin(fut::ready(Err(Refusal::NotYourOffer(msg.offer_id))));
             }
         };
+        self.attended();
         let answer = if msg.accept { Answer::Accept } else { Answer::Decline { reason: msg.reason } };
         let accepted = answer == Answer::Accept;
         let incident = held.incident.clone();
@@ -238,6 +261,7 @@ impl Handler<ProgressReport> for Unit {
     type Result = ResponseActFuture<Self, Result<(), Refusal>>;
 
     fn handle(&mut self, msg: ProgressReport, _: &mut Self::Context) -> Self::Result {
+        self.attended();
         let Some(on) = self.incident.as_ref().filter(|on| on.incident_id == msg.incident_id) else {
             return Box::pin(fut::ready(Err(Refusal::NotYourIncident(msg.incident_id))));
         };
@@ -273,6 +297,14 @@ impl Handler<RevokeOffer> for Unit {
         let Some(held) = self.offer.take_if(|h| h.offer_id == msg.offer_id) else {
             return;
         };
+        if msg.reason == RevokeReason::Expired {
+            self.missed_offers = self.missed_offers.saturating_add(1);
+            if self.missed_offers >= MAX_MISSED_OFFERS && !self.unresponsive {
+                self.unresponsive = true;
+                tracing::warn!(unit_id = %self.id, missed = self.missed_offers,
+                    "unit not answering offers; no more offers until its tablet responds");
+            }
+        }
         self.outbox.send(Notify::Unit {
             unit: self.id.clone(),
             incident_id: held.incident_id,
@@ -314,6 +346,7 @@ pub struct UnitView {
     pub status: UnitStatus,
     pub online: Option<bool>,
     pub eligible: bool,
+    pub unresponsive: bool,
     pub offer: Option<OfferId>,
     pub incident: Option<IncidentId>,
     pub position: Option<GeoPoint>,
@@ -327,6 +360,7 @@ impl Handler<GetUnit> for Unit {
             status: self.status,
             online: self.online,
             eligible: self.eligible(),
+            unresponsive: self.unresponsive,
             offer: self.offer.as_ref().map(|o| o.offer_id),
             incident: self.incident.as_ref().map(|o| o.incident_id),
             position: self.position.map(|p| p.0),

@@ -10,11 +10,12 @@ use kuzet_actors::button::{Alarm, AlarmAction, AlarmOutcome};
 use kuzet_actors::dispatch::{EscalationReason, RevokeReason};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
+use kuzet_actors::model::UnitStatus;
 use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
 use kuzet_actors::outbound::{Notify, Outbox, Received, UnitUpdate};
 use kuzet_actors::registry::{ButtonSpec, Devices, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec};
 use kuzet_actors::router::{AvailableCount, Router};
-use kuzet_actors::unit::Position;
+use kuzet_actors::unit::{GetUnit, Position, Reply, StatusReport};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -49,11 +50,11 @@ fn devices(school: GeoPoint) -> Devices {
     }
 }
 
-/// The next notification that is not a snapshot.
+/// The next notification that is not a snapshot (open or final).
 async fn next(rx: &mut mpsc::UnboundedReceiver<Notify>) -> Notify {
     loop {
         match rx.recv().await.expect("collector alive") {
-            Notify::Snapshot(_) => continue,
+            Notify::Snapshot(_) | Notify::Closed(_) => continue,
             n => return n,
         }
     }
@@ -129,4 +130,85 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
     assert_eq!(snapshot.timeline.iter().filter(|e| e.event == "offer_timed_out").count(), 2);
     // Both units are free again once their offers expired.
     assert_eq!(router.send(AvailableCount).await.unwrap(), 2);
+}
+
+#[actix_rt::test]
+async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() {
+    tokio::time::pause();
+    let school = GeoPoint::new(43.2389, 76.8897).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let outbox = Outbox::new(Collector(tx).start().recipient());
+    let router = Router::new(Duration::from_secs(600)).start();
+    let plan = ResponsePlan {
+        units_required: 1,
+        offer_timeout: Duration::from_secs(15),
+        ..ResponsePlan::school_alarm_default()
+    };
+    let registry = Registry::new(
+        devices(school),
+        RegistryConfig { plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]) },
+        router.clone(),
+        outbox,
+    );
+    let directory = registry.directory();
+    registry.start();
+    tokio::task::yield_now().await;
+    let near = directory.unit("near").unwrap();
+    let far = directory.unit("far").unwrap();
+    for (unit, north) in [(&near, 200.0), (&far, 900.0)] {
+        unit.send(Position { point: school.offset(north, 0.0), at: Utc::now(), received: Received::now() })
+            .await
+            .unwrap();
+    }
+    while router.send(AvailableCount).await.unwrap() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let button = directory.button("btn").unwrap();
+
+    // Two alarms in turn: each time "near" lets the offer expire and "far" takes it.
+    for round in 1..=2u8 {
+        let alarm_id = AlarmId::new_random();
+        let raise = Alarm {
+            alarm_id,
+            action: AlarmAction::Raise,
+            kind: AlarmKind::Other,
+            at: Utc::now(),
+            received: Received::now(),
+        };
+        button.send(raise).await.unwrap().unwrap();
+        let offer_to = |n: Notify| match n {
+            Notify::Offer { unit, offer } => (unit.to_string(), offer.offer_id),
+            other => panic!("offer expected, got {other:?}"),
+        };
+        assert!(matches!(next(&mut rx).await, Notify::Ack { .. }));
+        assert_eq!(offer_to(next(&mut rx).await).0, "near", "round {round}");
+        assert!(matches!(next(&mut rx).await, Notify::Unit { .. }), "near's offer expires");
+        let (unit, offer_id) = offer_to(next(&mut rx).await);
+        assert_eq!(unit, "far");
+        let reply = Reply { offer_id, accept: true, reason: None, received: Received::now() };
+        far.send(reply).await.unwrap().unwrap();
+        assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Dispatched));
+        let cancel = Alarm {
+            alarm_id,
+            action: AlarmAction::Cancel,
+            kind: AlarmKind::Other,
+            at: Utc::now(),
+            received: Received::now(),
+        };
+        button.send(cancel).await.unwrap().unwrap();
+        assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Cancelled));
+        assert!(matches!(next(&mut rx).await, Notify::Unit { .. }), "far stands down");
+    }
+    let view = near.send(GetUnit).await.unwrap();
+    assert!(view.unresponsive && !view.eligible, "{view:?}");
+    tokio::task::yield_now().await;
+    assert_eq!(router.send(AvailableCount).await.unwrap(), 1, "only far is offered work now");
+
+    // The officer touches the tablet: near is back in the rotation.
+    near.send(StatusReport { status: UnitStatus::Available }).await.unwrap();
+    let view = near.send(GetUnit).await.unwrap();
+    assert!(!view.unresponsive && view.eligible, "{view:?}");
+    while router.send(AvailableCount).await.unwrap() < 2 {
+        tokio::task::yield_now().await;
+    }
 }

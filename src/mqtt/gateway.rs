@@ -122,15 +122,14 @@ impl Listener {
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                     backoff = Duration::from_millis(100);
                     tracing::info!(session_present = ack.session_present, "connected to broker");
-                    if ack.session_present {
-                        let _ = self.link.send(Link::Ready);
-                    } else {
-                        let filters = topics::SUBSCRIPTIONS
-                            .iter()
-                            .map(|t| SubscribeFilter::new((*t).to_owned(), QoS::AtLeastOnce));
-                        if let Err(e) = self.client.try_subscribe_many(filters) {
-                            tracing::error!(error = %e, "cannot queue subscriptions");
-                        }
+                    // Subscribe on every connect, even when the broker kept the session: a
+                    // SUBSCRIBE makes the broker send the retained presence of every device
+                    // again, which a restarted kuzet needs to know who is offline.
+                    let filters = topics::SUBSCRIPTIONS
+                        .iter()
+                        .map(|t| SubscribeFilter::new((*t).to_owned(), QoS::AtLeastOnce));
+                    if let Err(e) = self.client.try_subscribe_many(filters) {
+                        tracing::error!(error = %e, "cannot queue subscriptions");
                     }
                 }
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
