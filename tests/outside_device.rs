@@ -13,42 +13,23 @@ fn bin(name: &str) -> std::path::PathBuf {
     kuzet::mosquitto::find_bin(name).expect("mosquitto clients installed")
 }
 
+/// A Mosquitto client command connected as device `user` (its own client id per `role`).
+fn as_device(program: &str, port: u16, user: &str, role: &str) -> Command {
+    let mut c = Command::new(bin(program));
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", user, "-P", &pw(user)]);
+    c.args(["-i", &format!("{user}-{role}"), "-q", "1"]);
+    c
+}
+
 fn pub_as(port: u16, user: &str, topic: &str, payload: &str) {
-    let st = Command::new(bin("mosquitto_pub"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-P",
-            &pw(user),
-            "-i",
-            &format!("{user}-pub"),
-        ])
-        .args(["-q", "1", "-t", topic, "-m", payload])
-        .status()
-        .expect("run mosquitto_pub");
-    assert!(st.success(), "mosquitto_pub as {user} on {topic} failed");
+    let st = as_device("mosquitto_pub", port, user, "pub").args(["-t", topic, "-m", payload]).status();
+    assert!(st.expect("run mosquitto_pub").success(), "mosquitto_pub as {user} on {topic} failed");
 }
 
 /// Starts `mosquitto_sub` for `count` messages; returns its child process.
 fn sub_as(port: u16, user: &str, topic: &str, count: u32) -> std::process::Child {
-    Command::new(bin("mosquitto_sub"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-P",
-            &pw(user),
-            "-i",
-            &format!("{user}-sub"),
-        ])
-        .args(["-q", "1", "-t", topic, "-C", &count.to_string(), "-W", "15"])
+    as_device("mosquitto_sub", port, user, "sub")
+        .args(["-t", topic, "-C", &count.to_string(), "-W", "15"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("run mosquitto_sub")

@@ -13,7 +13,9 @@ use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
 use kuzet_actors::model::UnitStatus;
 use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
 use kuzet_actors::outbound::{Notify, Outbox, Received, UnitUpdate};
-use kuzet_actors::registry::{ButtonSpec, Devices, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::registry::{
+    ButtonSpec, Devices, Directory, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec,
+};
 use kuzet_actors::router::{AvailableCount, Router};
 use kuzet_actors::unit::{GetUnit, Position, Reply, StatusReport};
 use tokio::sync::mpsc;
@@ -60,13 +62,19 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Notify>) -> Notify {
     }
 }
 
-#[actix_rt::test]
-async fn timeouts_move_the_offer_on_and_then_escalate() {
-    tokio::time::pause();
+/// The actors of a one-school city with units "near" (200 m) and "far" (900 m) reporting
+/// positions, a one-unit plan with a 15 s offer timeout, and the notifications they send.
+struct City {
+    router: Addr<Router>,
+    directory: Directory,
+    rx: mpsc::UnboundedReceiver<Notify>,
+}
+
+async fn start_city() -> City {
     let school = GeoPoint::new(43.2389, 76.8897).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let outbox = Outbox::new(Collector(tx).start().recipient());
-    let router = Router::new(Duration::from_secs(120)).start();
+    let router = Router::new(Duration::from_secs(600)).start();
     let plan = ResponsePlan {
         units_required: 1,
         offer_timeout: Duration::from_secs(15),
@@ -81,7 +89,6 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
     let directory = registry.directory();
     registry.start();
     tokio::task::yield_now().await;
-
     for (id, north) in [("near", 200.0), ("far", 900.0)] {
         let unit = directory.unit(id).expect("unit actor");
         unit.send(Position { point: school.offset(north, 0.0), at: Utc::now(), received: Received::now() })
@@ -91,6 +98,13 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
     while router.send(AvailableCount).await.unwrap() < 2 {
         tokio::task::yield_now().await;
     }
+    City { router, directory, rx }
+}
+
+#[actix_rt::test]
+async fn timeouts_move_the_offer_on_and_then_escalate() {
+    tokio::time::pause();
+    let City { router, directory, mut rx, .. } = start_city().await;
 
     let start = Instant::now();
     let button = directory.button("btn").unwrap();
@@ -135,34 +149,9 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
 #[actix_rt::test]
 async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() {
     tokio::time::pause();
-    let school = GeoPoint::new(43.2389, 76.8897).unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let outbox = Outbox::new(Collector(tx).start().recipient());
-    let router = Router::new(Duration::from_secs(600)).start();
-    let plan = ResponsePlan {
-        units_required: 1,
-        offer_timeout: Duration::from_secs(15),
-        ..ResponsePlan::school_alarm_default()
-    };
-    let registry = Registry::new(
-        devices(school),
-        RegistryConfig { plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]) },
-        router.clone(),
-        outbox,
-    );
-    let directory = registry.directory();
-    registry.start();
-    tokio::task::yield_now().await;
+    let City { router, directory, mut rx, .. } = start_city().await;
     let near = directory.unit("near").unwrap();
     let far = directory.unit("far").unwrap();
-    for (unit, north) in [(&near, 200.0), (&far, 900.0)] {
-        unit.send(Position { point: school.offset(north, 0.0), at: Utc::now(), received: Received::now() })
-            .await
-            .unwrap();
-    }
-    while router.send(AvailableCount).await.unwrap() < 2 {
-        tokio::task::yield_now().await;
-    }
     let button = directory.button("btn").unwrap();
 
     // Two alarms in turn: each time "near" lets the offer expire and "far" takes it.
