@@ -6,67 +6,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 
-use crate::dispatch::{
-    Assignment, Candidate, Dispatch, DispatchError, Effect, EscalationReason, OfferEnd, PendingOffer,
-};
+use crate::dispatch::{Candidate, Dispatch, DispatchError, Effect, OfferEnd};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
-use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Priority, Progress, ResponsePlan};
+use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Progress, ResponsePlan};
 use crate::outbound::{ButtonAck, Notify, OfferOut, Outbox, Received, SiteRef};
 use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
+pub use crate::snapshot::{IncidentSnapshot, Raiser, TimelineEntry};
 use crate::unit::{Answer, IncidentEnded, OfferUnit, RevokeOffer, Unit};
 
 /// How long snapshot updates are gathered before one is published.
 const SNAPSHOT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
-/// latency of every hop of this alert can be read off directly.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimelineEntry {
-    pub at: DateTime<Utc>,
-    pub t_us: u64,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<UnitId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub button: Option<ButtonId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// A button whose alarm is part of this incident.
-#[derive(Debug, Clone, Serialize)]
-pub struct Raiser {
-    pub button: ButtonId,
-    pub alarm_id: AlarmId,
-    pub room: Option<String>,
-    pub kind: AlarmKind,
-    /// The button cancelled this alarm; the incident goes on while others stand.
-    #[serde(default)]
-    pub withdrawn: bool,
-}
-
-/// The incident as published (retained) for consoles and integrations.
-#[derive(Debug, Clone, Serialize)]
-pub struct IncidentSnapshot {
-    pub incident_id: IncidentId,
-    pub kind: IncidentKind,
-    pub priority: Priority,
-    pub state: IncidentState,
-    pub location: GeoPoint,
-    pub site: Option<SiteRef>,
-    pub raised_by: Vec<Raiser>,
-    pub opened_at: DateTime<Utc>,
-    pub units: Vec<Assignment>,
-    pub offers: Vec<PendingOffer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub escalated: Option<EscalationReason>,
-    pub timeline: Vec<TimelineEntry>,
-}
 
 /// What an incident is opened with.
 pub struct IncidentSpec {

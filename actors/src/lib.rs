@@ -14,4 +14,5 @@ pub mod outbound;
 pub mod refusal;
 pub mod registry;
 pub mod router;
+pub mod snapshot;
 pub mod unit;

@@ -1,0 +1,56 @@
+//! What an incident looks like from outside: the snapshot published for consoles and
+//! integrations, with the buttons that raised it and its timeline of timed hops.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::dispatch::{Assignment, EscalationReason, PendingOffer};
+use crate::geo::GeoPoint;
+use crate::ids::{AlarmId, ButtonId, IncidentId, UnitId};
+use crate::model::{AlarmKind, IncidentKind, IncidentState, Priority};
+use crate::outbound::SiteRef;
+
+/// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
+/// latency of every hop of this alert can be read off directly.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub t_us: u64,
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub button: Option<ButtonId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A button whose alarm is part of this incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct Raiser {
+    pub button: ButtonId,
+    pub alarm_id: AlarmId,
+    pub room: Option<String>,
+    pub kind: AlarmKind,
+    /// The button cancelled this alarm; the incident goes on while others stand.
+    #[serde(default)]
+    pub withdrawn: bool,
+}
+
+/// The incident as published (retained) for consoles and integrations.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentSnapshot {
+    pub incident_id: IncidentId,
+    pub kind: IncidentKind,
+    pub priority: Priority,
+    pub state: IncidentState,
+    pub location: GeoPoint,
+    pub site: Option<SiteRef>,
+    pub raised_by: Vec<Raiser>,
+    pub opened_at: DateTime<Utc>,
+    pub units: Vec<Assignment>,
+    pub offers: Vec<PendingOffer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated: Option<EscalationReason>,
+    pub timeline: Vec<TimelineEntry>,
+}
