@@ -73,23 +73,40 @@ impl MosquittoProcess {
         }
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         set_mode(&dir.join("mosquitto.conf"), 0o644)?;
-        let child = Command::new(find_bin("mosquitto")?)
-            .arg("-c")
-            .arg(dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start mosquitto")?;
-        let me = Self { port, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("mosquitto did not listen on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(me)
+        let child = spawn(&dir, port)?;
+        Ok(Self { port, child, dir })
     }
+
+    /// Kills the broker at once (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again with the same configuration and port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.child = spawn(&self.dir, self.port)?;
+        Ok(())
+    }
+}
+
+fn spawn(dir: &Path, port: u16) -> anyhow::Result<Child> {
+    let child = Command::new(find_bin("mosquitto")?)
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start mosquitto")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("mosquitto did not listen on port {port} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
 }
 
 impl Drop for MosquittoProcess {

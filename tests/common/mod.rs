@@ -45,7 +45,7 @@ pub struct TestApp {
     pub host: String,
     pub port: u16,
     pub devices: Devices,
-    _mosquitto: Option<MosquittoProcess>,
+    pub mosquitto: Option<MosquittoProcess>,
 }
 
 /// Settings for tests: the embedded broker on a free port, short timeouts.
@@ -71,7 +71,7 @@ pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&m
     let app = Application::build(settings, devices.clone()).await.expect("kuzet starts");
     assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
     let (host, port) = app.broker();
-    TestApp { host: host.to_owned(), port, devices, app, _mosquitto: mosquitto }
+    TestApp { host: host.to_owned(), port, devices, app, mosquitto }
 }
 
 /// The test city's school, near Almaty's centre.
