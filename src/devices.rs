@@ -12,6 +12,11 @@ pub fn load(path: &Path) -> anyhow::Result<Devices> {
     parse(&text).with_context(|| format!("invalid device registry {}", path.display()))
 }
 
+/// The registry as TOML, in the format `load` reads.
+pub fn to_toml(devices: &Devices) -> anyhow::Result<String> {
+    Ok(toml::to_string(devices)?)
+}
+
 pub fn parse(text: &str) -> anyhow::Result<Devices> {
     let devices: Devices = toml::from_str(text)?;
     devices.validate()?;

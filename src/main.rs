@@ -40,6 +40,9 @@ enum Command {
         /// mqtt://host:port of the broker kuzet listens on.
         #[arg(long)]
         broker: String,
+        /// Write the city's device registry here first (for the kuzet serving the sim).
+        #[arg(long)]
+        write_registry: Option<PathBuf>,
         #[arg(long)]
         duration: Option<u64>,
         #[command(flatten)]
@@ -167,11 +170,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
             app.stop().await;
         }
-        Command::Sim { broker, duration, city } => {
+        Command::Sim { broker, write_registry, duration, city } => {
             init_logs("info");
             let (host, port) = parse_mqtt_url(&broker)?;
             let plan = city.plan();
             let devices = sim::city(&plan);
+            if let Some(path) = write_registry {
+                std::fs::write(&path, devices::to_toml(&devices)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                tracing::info!(path = %path.display(), "device registry written");
+            }
+            if duration == Some(0) {
+                return Ok(());
+            }
             let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour()).await?;
             until_stopped(duration).await;
         }

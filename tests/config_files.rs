@@ -41,3 +41,22 @@ fn a_registry_with_a_duplicate_id_is_refused() {
     assert!(format!("{err:#}").contains("u1 is used twice"), "{err:#}");
     assert!(kuzet::devices::parse("[[units]]\nid = \"Bad Id\"\ncallsign = \"x\"\n").is_err());
 }
+
+#[test]
+fn a_simulated_city_round_trips_through_the_registry_format() {
+    let plan = kuzet::sim::CityPlan {
+        centre: kuzet_actors::geo::GeoPoint::new(60.17, 24.94).unwrap(),
+        radius_m: 5000.0,
+        schools: 3,
+        units: 5,
+        seed: 9,
+    };
+    let city = kuzet::sim::city(&plan);
+    let text = kuzet::devices::to_toml(&city).expect("serializes");
+    let back = kuzet::devices::parse(&text).expect("parses back");
+    assert_eq!(back.units.len(), 5);
+    assert_eq!(back.sites.len(), 3);
+    assert_eq!(back.sites[2].buttons[1].id, city.sites[2].buttons[1].id);
+    assert_eq!(back.sites[0].location, city.sites[0].location);
+    assert_eq!(back.units[4].password, city.units[4].password);
+}

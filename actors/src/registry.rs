@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::button::PanicButton;
 use crate::geo::GeoPoint;
@@ -17,7 +17,7 @@ use crate::outbound::{Outbox, Received, SiteRef};
 use crate::router::{RegisterUnit, Router};
 use crate::unit::Unit;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteKind {
     School,
@@ -26,7 +26,7 @@ pub enum SiteKind {
 }
 
 /// The devices kuzet knows, as loaded from the registry file.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Devices {
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct Devices {
     pub units: Vec<UnitSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteSpec {
     pub id: SiteId,
@@ -46,7 +46,7 @@ pub struct SiteSpec {
     pub buttons: Vec<ButtonSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ButtonSpec {
     pub id: ButtonId,
@@ -56,7 +56,7 @@ pub struct ButtonSpec {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitSpec {
     pub id: UnitId,
