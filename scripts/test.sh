@@ -16,8 +16,19 @@ echo "test: cargo test"
 log=target/test-output.log
 if cargo test --locked --workspace -- --test-threads=2 2>&1 | tee "$log"; then rc=0; else rc=$?; fi
 
-# Add up cargo's "test result: ok. N passed; M failed; K ignored; ..." lines (doc-tests too).
-awk '/^test result:/ { for (i = 1; i < NF; i++) {
+# The road graph checked by independent readers: pyosmium for the ways, SciPy for the times.
+py=target/tools-venv/bin/python
+extract=target/osm/Helsinki.osm.pbf
+for check in check_graph check_times; do
+  echo "test: tests/roads/$check.py"
+  if ! "$py" "tests/roads/$check.py" --kuzet target/debug/kuzet --extract "$extract" 2>&1 | tee -a "$log"; then
+    rc=1
+  fi
+done
+
+# Add up cargo's "test result: ok. N passed; M failed; K ignored; ..." lines (doc-tests too)
+# and the road checks' "roads ...: N passed, M failed" lines.
+awk '/^test result:|^roads [a-z]+: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i
        if ($(i + 1) ~ /^failed/) f += $i
        if ($(i + 1) ~ /^ignored/) s += $i } }

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod metrics;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod roads;
 pub mod settings;
 pub mod sim;
 pub mod startup;

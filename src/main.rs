@@ -60,6 +60,29 @@ enum Command {
     },
     /// Measure alarm -> offer latency through a broker beside the raw broker round trip.
     Bench(kuzet::bench::BenchArgs),
+    /// The road network: export it, or compute travel times between its nodes.
+    #[command(subcommand)]
+    Roads(RoadsCommand),
+}
+
+#[derive(Subcommand)]
+enum RoadsCommand {
+    /// Write nodes.csv, edges.csv and ways.csv of the car graph built from an extract.
+    Export {
+        #[arg(long)]
+        extract: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Travel times between node pairs (CSV `from,to` of node indices) as CSV on stdout.
+    Times {
+        #[arg(long)]
+        extract: PathBuf,
+        #[arg(long)]
+        pairs: PathBuf,
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -85,6 +108,16 @@ impl CityArgs {
             units: self.units,
             seed: self.seed,
         }
+    }
+
+    /// The plan, centred on the road network when there is one.
+    fn plan_on(&self, roads: Option<&kuzet::roads::RoadNetwork>) -> CityPlan {
+        let mut plan = self.plan();
+        if let Some((centre, radius_m)) = roads.and_then(|n| n.extent()) {
+            plan.centre = centre;
+            plan.radius_m = radius_m;
+        }
+        plan
     }
 
     fn behaviour(&self) -> Behaviour {
@@ -155,9 +188,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { config, duration, city } => {
             let settings = Settings::load(config.as_deref())?;
             init_logs(&settings.log.filter);
-            let plan = city.plan();
-            let devices = sim::city(&plan);
-            let app = Application::build(settings, devices.clone()).await?;
+            let roads = kuzet::startup::load_roads(&settings).await?;
+            let plan = city.plan_on(roads.as_deref());
+            let devices = sim::city_on(&plan, roads.as_deref());
+            let app = Application::build_with_roads(settings, devices.clone(), roads.clone()).await?;
             anyhow::ensure!(
                 app.wait_ready(Duration::from_secs(10)).await,
                 "kuzet did not connect to its broker"
@@ -165,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (host, port) = app.broker();
             tracing::info!(schools = plan.schools, units = plan.units, broker = %format!("{host}:{port}"),
                 "demo city starting: watch the incident steps below; Ctrl-C to stop");
-            let _tasks = sim::run_city(host, port, &devices, &plan, city.behaviour()).await?;
+            let _tasks = sim::run_city(host, port, &devices, &plan, city.behaviour(), roads).await?;
             until_stopped(duration).await;
             tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
             app.stop().await;
@@ -183,7 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if duration == Some(0) {
                 return Ok(());
             }
-            let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour()).await?;
+            let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour(), None).await?;
             until_stopped(duration).await;
         }
         Command::BrokerFiles { registry, out, config } => {
@@ -203,6 +237,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wrote {0}/acl and {0}/passwd.plain (hash it with: mosquitto_passwd -U {0}/passwd.plain)",
                 out.display()
             );
+        }
+        Command::Roads(RoadsCommand::Export { extract, out }) => {
+            let (nodes, edges) = kuzet::roads::export(&extract, &out)?;
+            eprintln!("wrote {}: {nodes} nodes, {edges} edges", out.display());
+        }
+        Command::Roads(RoadsCommand::Times { extract, pairs, cache_dir }) => {
+            init_logs("warn");
+            let cache = cache_dir.unwrap_or_else(kuzet::roads::default_cache_dir);
+            let (net, _) = kuzet::roads::RoadNetwork::load(&extract, &cache, false)?;
+            let text = std::fs::read_to_string(&pairs)
+                .with_context(|| format!("cannot read {}", pairs.display()))?;
+            let mut out = String::from("from,to,time_ms\n");
+            for (n, line) in text.lines().enumerate().skip(1) {
+                let parsed = line
+                    .split_once(',')
+                    .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)));
+                let (from, to) =
+                    parsed.with_context(|| format!("{}:{}: expected from,to", pairs.display(), n + 1))?;
+                anyhow::ensure!(
+                    (from.max(to) as usize) < net.graph().node_count(),
+                    "{}:{}: node out of range",
+                    pairs.display(),
+                    n + 1
+                );
+                let time = net.node_time(from, to).map(|(ms, _)| ms.to_string()).unwrap_or_default();
+                out.push_str(&format!("{from},{to},{time}\n"));
+            }
+            print!("{out}");
         }
         Command::Bench(args) => {
             init_logs("warn");

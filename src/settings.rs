@@ -28,6 +28,7 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     pub broker: BrokerSettings,
     pub dispatch: DispatchSettings,
+    pub roads: RoadsSettings,
     pub registry: RegistrySettings,
     pub log: LogSettings,
 }
@@ -59,6 +60,21 @@ pub struct BrokerSettings {
 pub struct DispatchSettings {
     pub position_max_age_s: u64,
     pub plans: HashMap<IncidentKind, ResponsePlan>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoadsSettings {
+    pub extract: PathBuf,
+    pub cache_dir: PathBuf,
+    pub shortlist: usize,
+}
+
+impl RoadsSettings {
+    /// The extract to load, if one is configured.
+    pub fn extract(&self) -> Option<&Path> {
+        (!self.extract.as_os_str().is_empty()).then_some(self.extract.as_path())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

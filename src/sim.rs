@@ -3,6 +3,7 @@
 //! human-like delay and report progress; schools press their panic buttons now and then.
 //! Used by `kuzet demo`, `kuzet sim` (against any broker) and `kuzet bench`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::mqtt::topics::{self, DeviceKind};
+use crate::roads::RoadNetwork;
 
 /// How to build a city.
 #[derive(Debug, Clone)]
@@ -30,6 +32,19 @@ pub struct CityPlan {
 /// The password every simulated device uses; only for the demo and load tests.
 pub fn sim_password(id: &str) -> String {
     format!("sim-{id}")
+}
+
+/// Generates a city's devices: schools with two buttons each, and patrol units. With a road
+/// network, schools stand by its roads.
+pub fn city_on(plan: &CityPlan, roads: Option<&RoadNetwork>) -> Devices {
+    let mut d = city(plan);
+    if let Some(net) = roads.filter(|n| n.graph().node_count() > 0) {
+        let mut rng = StdRng::seed_from_u64(plan.seed ^ 0xC0FFEE);
+        for s in &mut d.sites {
+            s.location = net.graph().point(rng.random_range(0..net.graph().node_count() as u32));
+        }
+    }
+    d
 }
 
 /// Generates a city's devices: schools with two buttons each, and patrol units.
@@ -229,6 +244,7 @@ pub async fn run_city(
     devices: &Devices,
     plan: &CityPlan,
     behaviour: Behaviour,
+    roads: Option<Arc<RoadNetwork>>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     for (n, u) in devices.units.iter().enumerate() {
@@ -237,8 +253,9 @@ pub async fn run_city(
         let subs = vec![topics::offers(&id), format!("kuzet/v1/units/{id}/incidents/+")];
         let link = connect_device(host, port, DeviceKind::Unit, &id, &pass, &subs).await?;
         let mut rng = StdRng::seed_from_u64(plan.seed ^ ((n as u64 + 1) * 0x9E37_79B9));
-        let start = random_point(&mut rng, plan.centre, plan.radius_m);
-        tasks.push(tokio::spawn(sim_unit(id, link, start, plan.clone(), behaviour.clone(), rng)));
+        let area = Area { centre: plan.centre, radius_m: plan.radius_m, roads: roads.clone() };
+        let start = area.random_place(&mut rng);
+        tasks.push(tokio::spawn(sim_unit(id, link, start, area, behaviour.clone(), rng)));
     }
     for (n, s) in devices.sites.iter().enumerate() {
         let mut links = Vec::new();
@@ -255,9 +272,79 @@ pub async fn run_city(
     Ok(tasks)
 }
 
+/// Where simulated cars go: anywhere in a circle, or the road network's nodes when there is one.
+#[derive(Clone)]
+struct Area {
+    centre: GeoPoint,
+    radius_m: f64,
+    roads: Option<Arc<RoadNetwork>>,
+}
+
+impl Area {
+    fn random_place(&self, rng: &mut StdRng) -> GeoPoint {
+        match &self.roads {
+            Some(net) if net.graph().node_count() > 0 => {
+                net.graph().point(rng.random_range(0..net.graph().node_count() as u32))
+            }
+            _ => random_point(rng, self.centre, self.radius_m),
+        }
+    }
+}
+
+/// A simulated car: drives along the roads at their speeds (times `urgency`) when the city
+/// has a network, in straight lines at `straight_mps` otherwise.
+struct Driver {
+    pos: GeoPoint,
+    /// Points still to reach, each with the speed to drive there.
+    legs: std::collections::VecDeque<(GeoPoint, f64)>,
+    speed_mps: f64,
+}
+
+impl Driver {
+    fn head_to(&mut self, target: GeoPoint, roads: Option<&RoadNetwork>, straight_mps: f64, urgency: f64) {
+        self.legs.clear();
+        let routed = roads.and_then(|net| {
+            let (from, to) = (net.snap(&self.pos)?, net.snap(&target)?);
+            let (_, nodes) = net.node_time(from.node, to.node)?;
+            Some(net.drive(&nodes))
+        });
+        match routed {
+            Some(legs) => {
+                self.legs.extend(legs.into_iter().map(|(p, mps)| (p, mps * urgency)));
+                self.legs.push_back((target, straight_mps.min(8.0)));
+            }
+            None => self.legs.push_back((target, straight_mps)),
+        }
+    }
+
+    /// Drives for `secs`; true when the last point is reached.
+    fn step(&mut self, mut secs: f64) -> bool {
+        self.speed_mps = 0.0;
+        while let Some(&(next, mps)) = self.legs.front() {
+            let d = self.pos.distance_m(&next);
+            if d <= mps * secs || mps <= 0.0 {
+                self.pos = next;
+                secs -= if mps > 0.0 { d / mps } else { 0.0 };
+                self.legs.pop_front();
+                continue;
+            }
+            let f = mps * secs / d;
+            let north = (next.lat() - self.pos.lat()).to_radians() * kuzet_actors::geo::EARTH_RADIUS_M * f;
+            let east = (next.lon() - self.pos.lon()).to_radians()
+                * kuzet_actors::geo::EARTH_RADIUS_M
+                * self.pos.lat().to_radians().cos()
+                * f;
+            self.pos = self.pos.offset(north, east);
+            self.speed_mps = mps;
+            return false;
+        }
+        true
+    }
+}
+
 enum Task {
     Patrol,
-    Responding { incident: String, to: GeoPoint },
+    Responding { incident: String },
     OnScene { incident: String, until: tokio::time::Instant },
 }
 
@@ -265,12 +352,13 @@ async fn sim_unit(
     id: String,
     mut link: DeviceLink,
     start: GeoPoint,
-    plan: CityPlan,
+    area: Area,
     b: Behaviour,
     mut rng: StdRng,
 ) {
-    let mut pos = start;
-    let mut waypoint = random_point(&mut rng, plan.centre, plan.radius_m);
+    let roads = area.roads.clone();
+    let mut car = Driver { pos: start, legs: Default::default(), speed_mps: 0.0 };
+    car.head_to(area.random_place(&mut rng), roads.as_deref(), b.patrol_mps, 0.8);
     let mut task = Task::Patrol;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (answer_tx, mut answer_rx) = mpsc::channel::<(String, String, GeoPoint, bool)>(8);
@@ -285,16 +373,10 @@ async fn sim_unit(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let (target, speed) = match &task {
-                    Task::Patrol => (waypoint, b.patrol_mps),
-                    Task::Responding { to, .. } => (*to, b.respond_mps),
-                    Task::OnScene { .. } => (pos, 0.0),
-                };
-                let d = pos.distance_m(&target);
-                if d <= speed.max(1.0) {
-                    pos = target;
+                let arrived = matches!(task, Task::OnScene { .. }) || car.step(1.0);
+                if arrived {
                     match &task {
-                        Task::Patrol => waypoint = random_point(&mut rng, plan.centre, plan.radius_m),
+                        Task::Patrol => car.head_to(area.random_place(&mut rng), roads.as_deref(), b.patrol_mps, 0.8),
                         Task::Responding { incident, .. } => {
                             let incident = incident.clone();
                             pub_json("progress", json!({"incident_id": incident, "state": "on_scene", "at": Utc::now()})).await;
@@ -304,22 +386,20 @@ async fn sim_unit(
                         Task::OnScene { incident, until } if tokio::time::Instant::now() >= *until => {
                             pub_json("progress", json!({"incident_id": incident, "state": "cleared", "at": Utc::now()})).await;
                             task = Task::Patrol;
+                            car.head_to(area.random_place(&mut rng), roads.as_deref(), b.patrol_mps, 0.8);
                         }
                         Task::OnScene { .. } => {}
                     }
-                } else {
-                    let f = speed / d;
-                    let north = (target.lat() - pos.lat()).to_radians() * kuzet_actors::geo::EARTH_RADIUS_M * f;
-                    let east = (target.lon() - pos.lon()).to_radians() * kuzet_actors::geo::EARTH_RADIUS_M * pos.lat().to_radians().cos() * f;
-                    pos = pos.offset(north, east);
                 }
-                pub_json("position", json!({"at": Utc::now(), "lat": pos.lat(), "lon": pos.lon(), "speed_mps": speed})).await;
+                let pos = car.pos;
+                pub_json("position", json!({"at": Utc::now(), "lat": pos.lat(), "lon": pos.lon(), "speed_mps": car.speed_mps})).await;
             }
             Some((offer_id, incident, to, accept)) = answer_rx.recv() => {
                 if accept && matches!(task, Task::Patrol) {
                     pub_json("reply", json!({"offer_id": offer_id, "decision": "accept"})).await;
                     pub_json("progress", json!({"incident_id": incident, "state": "en_route", "at": Utc::now()})).await;
-                    task = Task::Responding { incident, to };
+                    car.head_to(to, roads.as_deref(), b.respond_mps, 1.3);
+                    task = Task::Responding { incident };
                 } else {
                     pub_json("reply", json!({"offer_id": offer_id, "decision": "decline", "reason": "finishing a traffic stop"})).await;
                 }
@@ -343,6 +423,7 @@ async fn sim_unit(
                     && matches!(&task, Task::Responding { incident, .. } | Task::OnScene { incident, .. } if v["incident_id"].as_str() == Some(incident.as_str()))
                 {
                     task = Task::Patrol;
+                    car.head_to(area.random_place(&mut rng), roads.as_deref(), b.patrol_mps, 0.8);
                 }
             }
         }

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::metrics::Metrics;
 use crate::mqtt::broker;
 use crate::mqtt::gateway::{self, Gateway, Link, Listener};
+use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
 
 pub struct Application {
@@ -35,6 +36,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, devices: Devices) -> anyhow::Result<Self> {
+        let roads = load_roads(&settings).await?;
+        Self::build_with_roads(settings, devices, roads).await
+    }
+
+    /// Like `build`, with a road network already loaded (or none: straight-line ranking).
+    pub async fn build_with_roads(
+        settings: Settings,
+        devices: Devices,
+        roads: Option<Arc<RoadNetwork>>,
+    ) -> anyhow::Result<Self> {
         devices.validate().context("invalid device registry")?;
         let (host, port, embedded) = match settings.mqtt.target()? {
             BrokerTarget::Embedded => {
@@ -64,7 +75,11 @@ impl Application {
         let gateway = Gateway::new(client.clone(), metrics.clone()).start();
         let outbox = Outbox::new(gateway.recipient());
 
-        let router = Router::new(settings.dispatch.position_max_age()).start();
+        let mut router = Router::new(settings.dispatch.position_max_age());
+        if let Some(net) = roads.clone() {
+            router = router.with_travel(net, settings.roads.shortlist.max(1));
+        }
+        let router = router.start();
         let registry = Registry::new(
             devices,
             RegistryConfig { plans: settings.dispatch.plans.clone() },
@@ -138,6 +153,31 @@ impl Application {
     pub async fn stop(&self) {
         let _ = self.client.disconnect().await;
     }
+}
+
+/// Loads the configured road network off the actor thread, or says once that ranking is by
+/// straight line.
+pub async fn load_roads(settings: &Settings) -> anyhow::Result<Option<Arc<RoadNetwork>>> {
+    let Some(extract) = settings.roads.extract().map(|p| p.to_owned()) else {
+        tracing::info!(
+            "no road extract configured (roads.extract): units are ranked by straight-line distance"
+        );
+        return Ok(None);
+    };
+    let cache = settings.roads.cache_dir.clone();
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let loaded = actix_rt::task::spawn_blocking(move || RoadNetwork::load(&extract, &cache, progress))
+        .await
+        .context("road network loader failed")??;
+    let (net, report) = loaded;
+    tracing::info!(
+        nodes = report.nodes,
+        edges = report.edges,
+        from_cache = report.from_cache,
+        seconds = report.seconds,
+        "road network loaded: units are ranked by drive time"
+    );
+    Ok(Some(Arc::new(net)))
 }
 
 /// Every device's broker credential from the registry (those that carry one).

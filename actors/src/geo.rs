@@ -64,6 +64,26 @@ impl GeoPoint {
     }
 }
 
+/// Encodes points in the Google encoded polyline format (precision 1e-5), which map
+/// libraries on tablets decode directly.
+pub fn encode_polyline(points: &[GeoPoint]) -> String {
+    let mut out = String::with_capacity(points.len() * 8);
+    let (mut last_lat, mut last_lon) = (0i64, 0i64);
+    for p in points {
+        let (lat, lon) = ((p.lat * 1e5).round() as i64, (p.lon * 1e5).round() as i64);
+        for delta in [lat - last_lat, lon - last_lon] {
+            let mut v = if delta < 0 { !(delta << 1) } else { delta << 1 };
+            while v >= 0x20 {
+                out.push(char::from((((v & 0x1f) | 0x20) + 63) as u8));
+                v >>= 5;
+            }
+            out.push(char::from((v + 63) as u8));
+        }
+        (last_lat, last_lon) = (lat, lon);
+    }
+    out
+}
+
 /// Converts a chord length on the unit sphere to a great-circle distance in metres.
 pub fn chord_to_metres(chord: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * (chord / 2.0).min(1.0).asin()
@@ -101,6 +121,14 @@ mod tests {
         let astana = GeoPoint::new(51.1694, 71.4491).unwrap();
         let d = almaty.distance_m(&astana);
         assert!((d - 970_000.0).abs() < 10_000.0, "{d}");
+    }
+
+    #[test]
+    fn encodes_the_reference_polyline() {
+        // The example of Google's format documentation.
+        let pts =
+            [(38.5, -120.2), (40.7, -120.95), (43.252, -126.453)].map(|(a, b)| GeoPoint::new(a, b).unwrap());
+        assert_eq!(encode_polyline(&pts), "_p~iF~ps|U_ulLnnqC_mqNvxq`@");
     }
 
     #[test]

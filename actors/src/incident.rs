@@ -41,6 +41,7 @@ pub struct Incident {
     opened: Received,
     dispatch: Dispatch,
     units: HashMap<UnitId, Addr<Unit>>,
+    routes: HashMap<UnitId, Arc<Vec<GeoPoint>>>,
     timers: HashMap<OfferId, SpawnHandle>,
     timeline: Vec<TimelineEntry>,
     last_ack: (AckState, Option<u32>),
@@ -75,6 +76,7 @@ impl Incident {
             opened: spec.received,
             dispatch: Dispatch::new(spec.plan),
             units: HashMap::new(),
+            routes: HashMap::new(),
             timers: HashMap::new(),
             timeline: Vec::new(),
             last_ack: (AckState::Received, None),
@@ -189,6 +191,9 @@ impl Incident {
                     let mut candidates = Vec::with_capacity(found.len());
                     for f in found {
                         act.units.insert(f.candidate.unit.clone(), f.addr);
+                        if let Some(r) = f.route {
+                            act.routes.insert(f.candidate.unit.clone(), r);
+                        }
                         candidates.push(f.candidate);
                     }
                     act.record("units_chosen", None, Some(describe(&candidates)));
@@ -211,6 +216,7 @@ impl Incident {
                     distance_m: distance_m.round(),
                     eta_s: Some(eta_s),
                     expires_at: Utc::now() + expires_in,
+                    route: self.routes.get(&unit).cloned(),
                 };
                 let timer = ctx.run_later(expires_in, move |act, ctx| {
                     act.timers.remove(&offer_id);
@@ -307,7 +313,7 @@ impl Incident {
 }
 
 fn describe(c: &[Candidate]) -> String {
-    let parts: Vec<String> = c.iter().map(|c| format!("{} {:.0} m", c.unit, c.distance_m)).collect();
+    let parts: Vec<String> = c.iter().map(|c| format!("{} {:.0} m {} s", c.unit, c.distance_m, c.eta_s)).collect();
     if parts.is_empty() {
         "none available".into()
     } else {

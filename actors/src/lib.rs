@@ -15,4 +15,5 @@ pub mod refusal;
 pub mod registry;
 pub mod router;
 pub mod snapshot;
+pub mod travel;
 pub mod unit;

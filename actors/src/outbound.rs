@@ -34,6 +34,17 @@ pub struct OfferOut {
     pub distance_m: f64,
     pub eta_s: Option<u32>,
     pub expires_at: DateTime<Utc>,
+    /// The road route from the unit to the incident as an encoded polyline (precision 5),
+    /// when ranked by drive time.
+    #[serde(rename = "route_polyline", skip_serializing_if = "Option::is_none", serialize_with = "polyline")]
+    pub route: Option<Arc<Vec<GeoPoint>>>,
+}
+
+fn polyline<S: serde::Serializer>(route: &Option<Arc<Vec<GeoPoint>>>, s: S) -> Result<S::Ok, S::Error> {
+    match route {
+        Some(r) => s.serialize_str(&crate::geo::encode_polyline(r)),
+        None => s.serialize_none(),
+    }
 }
 
 /// An update about an incident a unit holds or was offered.

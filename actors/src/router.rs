@@ -6,6 +6,7 @@
 //! incidents by `send().await`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,19 +14,30 @@ use actix::prelude::*;
 use crate::dispatch::Candidate;
 use crate::geo::GeoPoint;
 use crate::ids::UnitId;
-use crate::index::UnitIndex;
+use crate::index::{Nearest, UnitIndex};
 use crate::model::straight_line_eta_s;
+use crate::travel::{Leg, TravelTimes};
 use crate::unit::Unit;
 
 pub struct Router {
     index: UnitIndex,
     units: HashMap<UnitId, Addr<Unit>>,
     max_age: Duration,
+    travel: Option<Arc<dyn TravelTimes>>,
+    shortlist: usize,
 }
 
 impl Router {
+    /// A router that ranks by straight-line distance.
     pub fn new(max_age: Duration) -> Self {
-        Self { index: UnitIndex::new(), units: HashMap::new(), max_age }
+        Self { index: UnitIndex::new(), units: HashMap::new(), max_age, travel: None, shortlist: 0 }
+    }
+
+    /// Ranks the `shortlist` nearest units by straight line again by drive time.
+    pub fn with_travel(mut self, travel: Arc<dyn TravelTimes>, shortlist: usize) -> Self {
+        self.travel = Some(travel);
+        self.shortlist = shortlist;
+        self
     }
 }
 
@@ -100,6 +112,29 @@ pub struct FindUnits {
 pub struct Found {
     pub candidate: Candidate,
     pub addr: Addr<Unit>,
+    /// The road route from the unit to the incident, when ranked by drive time.
+    pub route: Option<Arc<Vec<GeoPoint>>>,
+}
+
+/// Orders a straight-line shortlist by drive time; units that cannot be routed keep their
+/// straight-line order after those that can. An incident off the network keeps the
+/// straight-line order entirely, and says why.
+fn rank_by_road(travel: &dyn TravelTimes, near: Vec<Nearest>, to: GeoPoint) -> Vec<(Nearest, Option<Leg>)> {
+    let points: Vec<GeoPoint> = near.iter().map(|n| n.point).collect();
+    match travel.legs(&points, to) {
+        Ok(legs) => {
+            let mut ranked: Vec<(Nearest, Option<Leg>)> = near.into_iter().zip(legs).collect();
+            ranked.sort_by(|a, b| {
+                let t = |x: &(Nearest, Option<Leg>)| x.1.as_ref().map_or(f64::INFINITY, |l| l.time_s);
+                t(a).total_cmp(&t(b))
+            });
+            ranked
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, lat = to.lat(), lon = to.lon(), "ranking this incident by straight-line distance");
+            near.into_iter().map(|n| (n, None)).collect()
+        }
+    }
 }
 
 impl Handler<FindUnits> for Router {
@@ -107,20 +142,28 @@ impl Handler<FindUnits> for Router {
 
     fn handle(&mut self, msg: FindUnits, _: &mut Self::Context) -> Self::Result {
         let now = tokio::time::Instant::now().into_std();
-        let found = self
-            .index
-            .nearest(&msg.to, msg.count, &msg.exclude, self.max_age, now)
+        let k = if self.travel.is_some() { self.shortlist.max(msg.count) } else { msg.count };
+        let near = self.index.nearest(&msg.to, k, &msg.exclude, self.max_age, now);
+        let ranked = match &self.travel {
+            Some(t) if !near.is_empty() => rank_by_road(t.as_ref(), near, msg.to),
+            _ => near.into_iter().map(|n| (n, None)).collect(),
+        };
+        let found = ranked
             .into_iter()
-            .filter_map(|n| {
+            .take(msg.count)
+            .filter_map(|(n, leg)| {
                 let addr = self.units.get(&n.unit)?.clone();
-                Some(Found {
-                    candidate: Candidate {
+                let candidate = match &leg {
+                    Some(l) => {
+                        Candidate { unit: n.unit, distance_m: l.distance_m, eta_s: l.time_s.round() as u32 }
+                    }
+                    None => Candidate {
                         eta_s: straight_line_eta_s(n.distance_m),
                         unit: n.unit,
                         distance_m: n.distance_m,
                     },
-                    addr,
-                })
+                };
+                Some(Found { candidate, addr, route: leg.map(|l| Arc::new(l.route)) })
             })
             .collect();
         MessageResult(found)

@@ -58,6 +58,15 @@ pub fn test_settings() -> Settings {
 }
 
 pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_roads(kind, devices, None, tweak).await
+}
+
+pub async fn spawn_app_with_roads(
+    kind: BrokerKind,
+    devices: Devices,
+    roads: Option<std::sync::Arc<kuzet::roads::RoadNetwork>>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings();
     let mosquitto = match kind {
         BrokerKind::Embedded => None,
@@ -68,7 +77,7 @@ pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&m
         }
     };
     tweak(&mut settings);
-    let app = Application::build(settings, devices.clone()).await.expect("kuzet starts");
+    let app = Application::build_with_roads(settings, devices.clone(), roads).await.expect("kuzet starts");
     assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
     let (host, port) = app.broker();
     TestApp { host: host.to_owned(), port, devices, app, mosquitto }
@@ -85,6 +94,11 @@ pub fn pw(id: &str) -> String {
 
 /// One school with buttons `btn-a` and `btn-b`, and the given units.
 pub fn city(units: &[&str]) -> Devices {
+    city_at(school_location(), units)
+}
+
+/// `city`, with the school at `location`.
+pub fn city_at(location: GeoPoint, units: &[&str]) -> Devices {
     let buttons = ["btn-a", "btn-b"]
         .iter()
         .map(|id| ButtonSpec {
@@ -98,7 +112,7 @@ pub fn city(units: &[&str]) -> Devices {
             id: SiteId::parse("school-1").unwrap(),
             name: "School No. 1".into(),
             kind: SiteKind::School,
-            location: school_location(),
+            location,
             buttons,
         }],
         units: units
@@ -130,12 +144,16 @@ impl TestApp {
 
     /// A tablet, placed `north_m` metres north of the school with a fresh position.
     pub async fn unit_at(&self, id: &str, north_m: f64) -> DeviceLink {
+        self.unit_at_point(id, school_location().offset(north_m, 0.0)).await
+    }
+
+    /// A tablet at `p` with a fresh position.
+    pub async fn unit_at_point(&self, id: &str, p: GeoPoint) -> DeviceLink {
         let subs = [topics::offers(id), format!("kuzet/v1/units/{id}/incidents/+"), topics::rejects(id)];
         let link = connect_device(&self.host, self.port, DeviceKind::Unit, id, &pw(id), &subs)
             .await
             .expect("unit connects");
-        publish(&link, DeviceKind::Unit, id, "position", position(school_location().offset(north_m, 0.0)))
-            .await;
+        publish(&link, DeviceKind::Unit, id, "position", position(p)).await;
         link
     }
 

@@ -1,0 +1,392 @@
+//! Drive times over a real road network, fast enough for the alarm path: an OpenStreetMap
+//! extract becomes a car graph (`graph`), prepared once with contraction hierarchies
+//! (`fast_paths`) and cached on disk by the extract's content hash. Dispatch asks for the
+//! travel time from each shortlisted unit to the incident (`kuzet_actors::travel`).
+
+pub mod graph;
+pub mod osm;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use fast_paths::{FastGraph, InputGraph, PathCalculator};
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::travel::{Leg, NotRoutable, TravelTimes};
+use rstar::primitives::{GeomWithData, Line};
+use rstar::{PointDistance, RTree};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use self::graph::RoadGraph;
+
+/// A point farther than this from every road cannot be routed; dispatch falls back to
+/// straight-line ranking for it.
+pub const MAX_SNAP_M: f64 = 500.0;
+/// Speed assumed between a point and the road it snaps to (a driveway, a car park).
+const OFF_ROAD_MPS: f64 = 15.0 / 3.6;
+/// Bumped when the cached format or the graph rules change, so old caches are rebuilt.
+const CACHE_VERSION: &str = "roads-v1";
+
+type Segment = GeomWithData<Line<[f64; 2]>, (u32, u32)>;
+
+/// Where a point meets the network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snap {
+    pub node: u32,
+    /// Straight distance from the point to that node, metres.
+    pub offset_m: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Prepared {
+    graph: RoadGraph,
+    ch: FastGraph,
+}
+
+pub struct RoadNetwork {
+    graph: RoadGraph,
+    ch: FastGraph,
+    segments: RTree<Segment>,
+    /// Metres per degree of longitude at the graph's latitude, for local planar snapping.
+    m_per_deg_lon: f64,
+    /// The length of the fastest edge between two nodes, for road distances of paths.
+    edge_length: HashMap<(u32, u32), (u32, f32)>,
+    calculator: Mutex<PathCalculator>,
+}
+
+const M_PER_DEG_LAT: f64 = 111_195.0;
+
+/// What loading took, for logs and benchmarks.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub from_cache: bool,
+    pub seconds: f64,
+    pub nodes: usize,
+    pub edges: usize,
+}
+
+impl RoadNetwork {
+    /// Loads `extract`, from the prepared cache in `cache_dir` when one matches its content.
+    pub fn load(
+        extract: &Path,
+        cache_dir: &Path,
+        progress: bool,
+    ) -> anyhow::Result<(RoadNetwork, LoadReport)> {
+        let started = Instant::now();
+        let bytes = std::fs::read(extract).with_context(|| format!("cannot read {}", extract.display()))?;
+        let mut hash = Sha256::new();
+        hash.update(CACHE_VERSION.as_bytes());
+        hash.update(&bytes);
+        let key: String = hash.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
+        let cache = cache_dir.join(format!("roads-{key}.bin"));
+        let (prepared, from_cache) = match read_cache(&cache) {
+            Some(p) => (p, true),
+            None => {
+                let p = prepare(extract, progress)?;
+                if let Err(e) = write_cache(&cache, &p) {
+                    tracing::warn!(path = %cache.display(), error = %e, "cannot cache the prepared road graph");
+                }
+                (p, false)
+            }
+        };
+        let net = RoadNetwork::from_prepared(prepared);
+        let report = LoadReport {
+            from_cache,
+            seconds: started.elapsed().as_secs_f64(),
+            nodes: net.graph.node_count(),
+            edges: net.graph.edges.len(),
+        };
+        Ok((net, report))
+    }
+
+    /// Builds and prepares a network from a graph (tests, synthetic benchmarks).
+    pub fn from_graph(graph: RoadGraph) -> RoadNetwork {
+        let ch = contract(&graph);
+        RoadNetwork::from_prepared(Prepared { graph, ch })
+    }
+
+    fn from_prepared(p: Prepared) -> RoadNetwork {
+        let lat0 = if p.graph.coords.is_empty() {
+            0.0
+        } else {
+            p.graph.coords.iter().map(|c| c.0).sum::<f64>() / p.graph.coords.len() as f64
+        };
+        let m_per_deg_lon = M_PER_DEG_LAT * lat0.to_radians().cos();
+        let xy = |c: (f64, f64)| [c.1 * m_per_deg_lon, c.0 * M_PER_DEG_LAT];
+        let mut edge_length: HashMap<(u32, u32), (u32, f32)> = HashMap::with_capacity(p.graph.edges.len());
+        let mut segments = Vec::with_capacity(p.graph.edges.len());
+        for e in &p.graph.edges {
+            let slot = edge_length.entry((e.from, e.to)).or_insert((u32::MAX, 0.0));
+            if e.time_ms < slot.0 {
+                *slot = (e.time_ms, e.length_m);
+            }
+            let a = xy(p.graph.coords[e.from as usize]);
+            let b = xy(p.graph.coords[e.to as usize]);
+            segments.push(Segment::new(Line::new(a, b), (e.from, e.to)));
+        }
+        let calculator = Mutex::new(fast_paths::create_calculator(&p.ch));
+        RoadNetwork {
+            segments: RTree::bulk_load(segments),
+            m_per_deg_lon,
+            edge_length,
+            calculator,
+            graph: p.graph,
+            ch: p.ch,
+        }
+    }
+
+    pub fn graph(&self) -> &RoadGraph {
+        &self.graph
+    }
+
+    /// The road node a point reaches first: the nearer end of the nearest road segment.
+    pub fn snap(&self, p: &GeoPoint) -> Option<Snap> {
+        let q = [p.lon() * self.m_per_deg_lon, p.lat() * M_PER_DEG_LAT];
+        let seg = self.segments.nearest_neighbor(&q)?;
+        let (a, b) = seg.data;
+        let (pa, pb) = (self.graph.point(a), self.graph.point(b));
+        let (da, db) = (p.distance_m(&pa), p.distance_m(&pb));
+        let (node, offset_m) = if da <= db { (a, da) } else { (b, db) };
+        // Distance to the segment itself decides whether the point is on the network at all.
+        let off = seg.geom().distance_2(&q).sqrt();
+        (off <= MAX_SNAP_M).then_some(Snap { node, offset_m })
+    }
+
+    /// Fastest time between two nodes in whole milliseconds, with its node path.
+    pub fn node_time(&self, from: u32, to: u32) -> Option<(u64, Vec<u32>)> {
+        let mut calc = self.calculator.lock().unwrap_or_else(|p| p.into_inner());
+        let path = calc.calc_path(&self.ch, from as usize, to as usize)?;
+        Some((path.get_weight() as u64, path.get_nodes().iter().map(|n| *n as u32).collect()))
+    }
+
+    /// Road length of a node path, metres.
+    pub fn path_length_m(&self, nodes: &[u32]) -> f64 {
+        nodes.windows(2).map(|w| self.edge_length.get(&(w[0], w[1])).map_or(0.0, |e| f64::from(e.1))).sum()
+    }
+
+    /// The centre of the network and the distance from it to its farthest node, metres.
+    pub fn extent(&self) -> Option<(GeoPoint, f64)> {
+        let n = self.graph.coords.len();
+        if n == 0 {
+            return None;
+        }
+        let (lat, lon) = self.graph.coords.iter().fold((0.0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1));
+        let centre = GeoPoint::new(lat / n as f64, lon / n as f64).ok()?;
+        let radius = (0..n as u32).map(|i| centre.distance_m(&self.graph.point(i))).fold(0.0, f64::max);
+        Some((centre, radius))
+    }
+
+    /// The points of a node path, each with the speed of the road leading to it (m/s).
+    pub fn drive(&self, nodes: &[u32]) -> Vec<(GeoPoint, f64)> {
+        nodes
+            .windows(2)
+            .filter_map(|w| {
+                let (ms, len) = *self.edge_length.get(&(w[0], w[1]))?;
+                Some((self.graph.point(w[1]), f64::from(len) / (f64::from(ms) / 1000.0)))
+            })
+            .collect()
+    }
+
+    /// Travel from a point to a point: snap both, route, add the off-road bits.
+    pub fn leg(&self, from: &GeoPoint, to: &Snap) -> Option<Leg> {
+        let s = self.snap(from)?;
+        let (ms, nodes) = self.node_time(s.node, to.node)?;
+        let off = s.offset_m + to.offset_m;
+        Some(Leg {
+            time_s: ms as f64 / 1000.0 + off / OFF_ROAD_MPS,
+            distance_m: self.path_length_m(&nodes) + off,
+            route: nodes.iter().map(|n| self.graph.point(*n)).collect(),
+        })
+    }
+}
+
+impl TravelTimes for RoadNetwork {
+    fn legs(&self, from: &[GeoPoint], to: GeoPoint) -> Result<Vec<Option<Leg>>, NotRoutable> {
+        let target = self
+            .snap(&to)
+            .ok_or_else(|| NotRoutable(format!("no road within {MAX_SNAP_M} m of the incident")))?;
+        Ok(from.iter().map(|p| self.leg(p, &target)).collect())
+    }
+}
+
+fn contract(graph: &RoadGraph) -> FastGraph {
+    let mut input = InputGraph::new();
+    for e in &graph.edges {
+        input.add_edge(e.from as usize, e.to as usize, e.time_ms as usize);
+    }
+    input.freeze();
+    fast_paths::prepare(&input)
+}
+
+fn spinner(on: bool, msg: &str) -> indicatif::ProgressBar {
+    let bar = if on { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar.set_message(msg.to_owned());
+    bar
+}
+
+fn prepare(extract: &Path, progress: bool) -> anyhow::Result<Prepared> {
+    let bar = spinner(progress, "reading the OpenStreetMap extract");
+    let osm = osm::read(extract)?;
+    bar.set_message(format!("building the car graph from {} drivable ways", osm.ways.len()));
+    let graph = RoadGraph::build(&osm);
+    bar.set_message(format!(
+        "contracting {} nodes, {} edges (contraction hierarchies)",
+        graph.node_count(),
+        graph.edges.len()
+    ));
+    let ch = contract(&graph);
+    bar.finish_with_message(format!(
+        "road graph ready: {} nodes, {} edges",
+        graph.node_count(),
+        graph.edges.len()
+    ));
+    Ok(Prepared { graph, ch })
+}
+
+fn read_cache(path: &Path) -> Option<Prepared> {
+    let file = std::fs::File::open(path).ok()?;
+    match bincode::deserialize_from(std::io::BufReader::new(file)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable road graph cache");
+            None
+        }
+    }
+}
+
+fn write_cache(path: &Path, p: &Prepared) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Written aside and renamed, so a crash never leaves a half cache that looks whole.
+    let tmp = path.with_extension("tmp");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    bincode::serialize_into(&mut w, p)?;
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Writes `nodes.csv`, `edges.csv` and `ways.csv` (the drivable ways before the strongly
+/// connected filter) for independent checks.
+pub fn export(extract: &Path, out: &Path) -> anyhow::Result<(usize, usize)> {
+    let osm = osm::read(extract)?;
+    let graph = RoadGraph::build(&osm);
+    std::fs::create_dir_all(out)?;
+    let mut nodes = String::from("node,lat,lon\n");
+    for (i, (lat, lon)) in graph.coords.iter().enumerate() {
+        nodes.push_str(&format!("{i},{lat},{lon}\n"));
+    }
+    let mut edges = String::from("from,to,time_ms,length_m,way_id\n");
+    for e in &graph.edges {
+        edges.push_str(&format!("{},{},{},{:.2},{}\n", e.from, e.to, e.time_ms, e.length_m, e.way_id));
+    }
+    let mut ways = String::from("way_id,highway,oneway\n");
+    for w in &osm.ways {
+        ways.push_str(&format!("{},{},{}\n", w.id, w.highway, w.oneway.as_str()));
+    }
+    std::fs::write(out.join("nodes.csv"), nodes)?;
+    std::fs::write(out.join("edges.csv"), edges)?;
+    std::fs::write(out.join("ways.csv"), ways)?;
+    Ok((graph.node_count(), graph.edges.len()))
+}
+
+/// Where the prepared graph cache lives by default.
+pub fn default_cache_dir() -> PathBuf {
+    PathBuf::from("target/roads-cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::osm::{Extract, Oneway, Way};
+    use super::*;
+
+    /// A network on a 100 m grid near Helsinki: `nodes` are (id, east, north) in grid steps.
+    fn network(nodes: &[(i64, f64, f64)], ways: &[(i64, Oneway, &[i64])]) -> RoadNetwork {
+        let origin = GeoPoint::new(60.17, 24.94).unwrap();
+        let nodes = nodes
+            .iter()
+            .map(|(id, e, n)| {
+                let p = origin.offset(n * 100.0, e * 100.0);
+                (*id, (p.lat(), p.lon()))
+            })
+            .collect();
+        let ways = ways
+            .iter()
+            .map(|(id, oneway, nodes)| Way {
+                id: *id,
+                highway: "residential".into(),
+                oneway: *oneway,
+                speed_kmh: 36.0,
+                nodes: nodes.to_vec(),
+            })
+            .collect();
+        RoadNetwork::from_graph(RoadGraph::build(&Extract { ways, nodes }))
+    }
+
+    fn node(net: &RoadNetwork, osm: i64) -> u32 {
+        net.graph().osm_ids.iter().position(|id| *id == osm).unwrap() as u32
+    }
+
+    #[test]
+    fn a_one_way_block_is_driven_the_long_way_round() {
+        // 1 -> 2 -> 3 -> 4 -> 1, clockwise one way around a 100 m square.
+        let net = network(
+            &[(1, 0.0, 0.0), (2, 0.0, 1.0), (3, 1.0, 1.0), (4, 1.0, 0.0)],
+            &[(1, Oneway::Forward, &[1, 2, 3, 4, 1])],
+        );
+        let (a, d) = (node(&net, 1), node(&net, 4));
+        let (back, path) = net.node_time(a, d).unwrap();
+        assert_eq!(path.len(), 4, "three sides of the block");
+        assert!((back as i64 - 30_000).abs() <= 10, "{back}");
+        let (direct, _) = net.node_time(d, a).unwrap();
+        assert!((direct as i64 - 10_000).abs() <= 10, "{direct}");
+        assert!((net.path_length_m(&path) - 300.0).abs() < 2.0);
+    }
+
+    #[test]
+    fn across_the_river_the_route_takes_the_bridge() {
+        // Two banks (north y=2, south y=0) joined only by a bridge far east at x=5.
+        let net = network(
+            &[(1, 0.0, 0.0), (2, 5.0, 0.0), (3, 5.0, 2.0), (4, 0.0, 2.0)],
+            &[(1, Oneway::Both, &[1, 2]), (2, Oneway::Both, &[2, 3]), (3, Oneway::Both, &[3, 4])],
+        );
+        let (south, north) = (node(&net, 1), node(&net, 4));
+        let (ms, path) = net.node_time(south, north).unwrap();
+        assert_eq!(path.len(), 4);
+        assert!((ms as i64 - 120_000).abs() <= 20, "1.2 km at 10 m/s: {ms}");
+        // The straight line is 200 m; the leg reports the road.
+        let leg = net.leg(&net.graph().point(south), &net.snap(&net.graph().point(north)).unwrap()).unwrap();
+        assert!((leg.distance_m - 1200.0).abs() < 5.0, "{leg:?}");
+        assert_eq!(leg.route.len(), 4);
+    }
+
+    #[test]
+    fn points_snap_to_the_nearer_end_of_the_nearest_road_or_not_at_all() {
+        let net = network(&[(1, 0.0, 0.0), (2, 2.0, 0.0)], &[(1, Oneway::Both, &[1, 2])]);
+        let origin = net.graph().point(node(&net, 1));
+        let s = net.snap(&origin.offset(30.0, 50.0)).unwrap();
+        assert_eq!(s.node, node(&net, 1));
+        assert!((s.offset_m - (30f64.powi(2) + 50f64.powi(2)).sqrt()).abs() < 1.0);
+        assert_eq!(net.snap(&origin.offset(20.0, 150.0)).unwrap().node, node(&net, 2));
+        assert!(net.snap(&origin.offset(MAX_SNAP_M + 50.0, 0.0)).is_none(), "too far from any road");
+    }
+
+    #[test]
+    fn the_prepared_graph_round_trips_through_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = network(&[(1, 0.0, 0.0), (2, 1.0, 0.0), (3, 2.0, 0.0)], &[(1, Oneway::Both, &[1, 2, 3])]);
+        let path = dir.path().join("c.bin");
+        write_cache(&path, &Prepared { graph: net.graph.clone(), ch: net.ch.clone() }).unwrap();
+        let back = RoadNetwork::from_prepared(read_cache(&path).expect("cache reads back"));
+        assert_eq!(back.node_time(0, 2).map(|t| t.0), net.node_time(0, 2).map(|t| t.0));
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(read_cache(&path).is_none(), "a corrupt cache is ignored, not trusted");
+    }
+}
