@@ -37,6 +37,12 @@ pub struct BenchArgs {
     /// Units in the nearest-unit query benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub index_units: usize,
+    /// What to run: all, index, mqtt or roads.
+    #[arg(long, default_value = "all")]
+    pub suite: String,
+    /// The OpenStreetMap extract for the road benchmark.
+    #[arg(long, default_value = "target/osm/Helsinki.osm.pbf")]
+    pub extract: std::path::PathBuf,
 }
 
 pub struct Percentiles {
@@ -68,8 +74,106 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         cpu_model(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
-    index_bench(args.index_units);
-    mqtt_bench(&args).await
+    let all = args.suite == "all";
+    anyhow::ensure!(
+        ["all", "index", "mqtt", "roads"].contains(&args.suite.as_str()),
+        "--suite must be all, index, mqtt or roads"
+    );
+    if all || args.suite == "index" {
+        index_bench(args.index_units);
+    }
+    if all || args.suite == "roads" {
+        roads_bench(&args.extract)?;
+    }
+    if all || args.suite == "mqtt" {
+        mqtt_bench(&args).await?;
+    }
+    Ok(())
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Drive times for 1 incident x 8 candidates: contraction hierarchies beside plain Dijkstra
+/// and straight-line ranking; preparation cost for the extract and a grid 10x its size.
+fn roads_bench(extract: &std::path::Path) -> anyhow::Result<()> {
+    use crate::roads::{self, graph::RoadGraph, RoadNetwork};
+    use kuzet_actors::travel::TravelTimes;
+
+    let t = Instant::now();
+    let helsinki = RoadGraph::build(&roads::osm::read(extract)?);
+    let read_s = t.elapsed().as_secs_f64();
+    let side = ((helsinki.node_count() * 10) as f64).sqrt().round() as u32;
+    let origin = GeoPoint::new(60.10, 24.80).expect("constant point");
+    let graphs = [
+        (format!("{} (OpenStreetMap)", extract.display()), helsinki),
+        (format!("synthetic grid {side} x {side} (10x)"), roads::grid(side, origin)),
+    ];
+    println!("### Drive times: 1 incident x 8 candidates\n");
+    println!("Reading and building the Helsinki graph from the extract: {:.0} ms.\n", read_s * 1e3);
+    println!("| graph | nodes | edges | contraction s | prepared size MiB | RSS growth MiB |\n|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (name, g) in graphs {
+        let (nodes, edges) = (g.node_count(), g.edges.len());
+        let rev = roads::reverse_adjacency(&g);
+        let before = rss_kib();
+        let t = Instant::now();
+        let net = RoadNetwork::from_graph(g);
+        let prep = t.elapsed().as_secs_f64();
+        let grown = rss_kib().saturating_sub(before) as f64 / 1024.0;
+        let size = bincode::serialized_size(&net.prepared_parts()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
+        println!("| {name} | {nodes} | {edges} | {prep:.2} | {size:.1} | {grown:.1} |");
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut ch, mut dij, mut straight, mut full) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..2000 {
+            let target = rng.random_range(0..nodes as u32);
+            let sources: Vec<u32> = (0..8).map(|_| rng.random_range(0..nodes as u32)).collect();
+            let t = Instant::now();
+            let times: Vec<Option<u64>> =
+                sources.iter().map(|s| net.node_time(*s, target).map(|x| x.0)).collect();
+            ch.push(t.elapsed());
+            let t = Instant::now();
+            let want = roads::dijkstra_to(net.graph(), &rev, target, &sources);
+            dij.push(t.elapsed());
+            anyhow::ensure!(times == want, "contraction hierarchy and Dijkstra disagree");
+            let to = net.graph().point(target);
+            let points: Vec<GeoPoint> = sources.iter().map(|s| net.graph().point(*s)).collect();
+            let t = Instant::now();
+            let mut d: Vec<(f64, usize)> =
+                points.iter().enumerate().map(|(i, p)| (p.distance_m(&to), i)).collect();
+            d.sort_by(|a, b| a.0.total_cmp(&b.0));
+            std::hint::black_box(d);
+            straight.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(net.legs(&points, to).ok());
+            full.push(t.elapsed());
+        }
+        rows.push((name, percentiles(ch), percentiles(dij), percentiles(straight), percentiles(full)));
+    }
+    println!("\n| graph | method | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|---|");
+    for (name, ch, dij, straight, full) in &rows {
+        for (method, p) in [
+            ("8 CH queries", ch),
+            ("plain Dijkstra to all 8 (baseline)", dij),
+            ("straight-line ranking (baseline)", straight),
+            ("dispatch's full re-rank: snap + 8 CH + lengths + routes", full),
+        ] {
+            println!(
+                "| {name} | {method} | {} | {} | {} | {} | {} |",
+                p.n,
+                us(p.p50),
+                us(p.p99),
+                us(p.p999),
+                us(p.max)
+            );
+        }
+    }
+    println!();
+    Ok(())
 }
 
 fn cpu_model() -> String {

@@ -313,7 +313,8 @@ impl Incident {
 }
 
 fn describe(c: &[Candidate]) -> String {
-    let parts: Vec<String> = c.iter().map(|c| format!("{} {:.0} m {} s", c.unit, c.distance_m, c.eta_s)).collect();
+    let parts: Vec<String> =
+        c.iter().map(|c| format!("{} {:.0} m {} s", c.unit, c.distance_m, c.eta_s)).collect();
     if parts.is_empty() {
         "none available".into()
     } else {

@@ -139,6 +139,11 @@ impl RoadNetwork {
         }
     }
 
+    /// The parts written to the cache, for measuring their size.
+    pub fn prepared_parts(&self) -> (&RoadGraph, &FastGraph) {
+        (&self.graph, &self.ch)
+    }
+
     pub fn graph(&self) -> &RoadGraph {
         &self.graph
     }
@@ -211,6 +216,92 @@ impl TravelTimes for RoadNetwork {
             .ok_or_else(|| NotRoutable(format!("no road within {MAX_SNAP_M} m of the incident")))?;
         Ok(from.iter().map(|p| self.leg(p, &target)).collect())
     }
+}
+
+/// Plain Dijkstra on the reversed graph from `target` until every one of `sources` is
+/// settled: the travel time in ms from each source to `target`. The baseline the contraction
+/// hierarchy is measured against, and an oracle for tests.
+pub fn dijkstra_to(
+    graph: &RoadGraph,
+    reverse: &[Vec<(u32, u32)>],
+    target: u32,
+    sources: &[u32],
+) -> Vec<Option<u64>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut dist = vec![u64::MAX; graph.node_count()];
+    let mut left = sources.iter().collect::<std::collections::HashSet<_>>().len();
+    let mut heap = BinaryHeap::new();
+    dist[target as usize] = 0;
+    heap.push(Reverse((0u64, target)));
+    let mut settled = vec![false; graph.node_count()];
+    while let Some(Reverse((d, v))) = heap.pop() {
+        if settled[v as usize] {
+            continue;
+        }
+        settled[v as usize] = true;
+        if sources.contains(&v) {
+            left -= 1;
+            if left == 0 {
+                break;
+            }
+        }
+        for &(u, w) in &reverse[v as usize] {
+            let nd = d + u64::from(w);
+            if nd < dist[u as usize] {
+                dist[u as usize] = nd;
+                heap.push(Reverse((nd, u)));
+            }
+        }
+    }
+    sources.iter().map(|s| (dist[*s as usize] != u64::MAX).then_some(dist[*s as usize])).collect()
+}
+
+/// Incoming edges per node, (from, time_ms), for `dijkstra_to`.
+pub fn reverse_adjacency(graph: &RoadGraph) -> Vec<Vec<(u32, u32)>> {
+    let mut rev = vec![Vec::new(); graph.node_count()];
+    for e in &graph.edges {
+        rev[e.to as usize].push((e.from, e.time_ms));
+    }
+    rev
+}
+
+/// A synthetic city: a `side` x `side` street grid, 120 m blocks, every third street one way
+/// (alternating direction), avenues every tenth street faster. For benchmarks of growth.
+pub fn grid(side: u32, origin: GeoPoint) -> RoadGraph {
+    let mut g = RoadGraph::default();
+    for y in 0..side {
+        for x in 0..side {
+            let p = origin.offset(f64::from(y) * 120.0, f64::from(x) * 120.0);
+            g.coords.push((p.lat(), p.lon()));
+            g.osm_ids.push(i64::from(y * side + x));
+        }
+    }
+    let id = |x: u32, y: u32| y * side + x;
+    let add = |g: &mut RoadGraph, a: u32, b: u32, street: u32| {
+        let kmh = if street % 10 == 0 { 60.0 } else { 30.0 };
+        let time_ms = (120.0 / (kmh / 3.6) * 1000.0) as u32;
+        let e = |from, to| graph::RoadEdge { from, to, time_ms, length_m: 120.0, way_id: i64::from(street) };
+        match street % 3 {
+            0 if street % 2 == 0 => g.edges.push(e(a, b)),
+            0 => g.edges.push(e(b, a)),
+            _ => {
+                g.edges.push(e(a, b));
+                g.edges.push(e(b, a));
+            }
+        }
+    };
+    for y in 0..side {
+        for x in 0..side - 1 {
+            add(&mut g, id(x, y), id(x + 1, y), y);
+        }
+    }
+    for x in 0..side {
+        for y in 0..side - 1 {
+            add(&mut g, id(x, y), id(x, y + 1), side + x);
+        }
+    }
+    g
 }
 
 fn contract(graph: &RoadGraph) -> FastGraph {
@@ -376,6 +467,20 @@ mod tests {
         assert!((s.offset_m - (30f64.powi(2) + 50f64.powi(2)).sqrt()).abs() < 1.0);
         assert_eq!(net.snap(&origin.offset(20.0, 150.0)).unwrap().node, node(&net, 2));
         assert!(net.snap(&origin.offset(MAX_SNAP_M + 50.0, 0.0)).is_none(), "too far from any road");
+    }
+
+    #[test]
+    fn contraction_hierarchy_times_equal_plain_dijkstra_on_a_grid() {
+        let g = grid(20, GeoPoint::new(60.17, 24.94).unwrap());
+        let rev = reverse_adjacency(&g);
+        let net = RoadNetwork::from_graph(g.clone());
+        for target in [0u32, 57, 211, 399] {
+            let sources: Vec<u32> = (0..400).step_by(37).collect();
+            let want = dijkstra_to(&g, &rev, target, &sources);
+            for (s, w) in sources.iter().zip(want) {
+                assert_eq!(net.node_time(*s, target).map(|t| t.0), w, "{s} -> {target}");
+            }
+        }
     }
 
     #[test]
