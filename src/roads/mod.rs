@@ -279,11 +279,11 @@ pub fn grid(side: u32, origin: GeoPoint) -> RoadGraph {
     }
     let id = |x: u32, y: u32| y * side + x;
     let add = |g: &mut RoadGraph, a: u32, b: u32, street: u32| {
-        let kmh = if street % 10 == 0 { 60.0 } else { 30.0 };
+        let kmh = if street.is_multiple_of(10) { 60.0 } else { 30.0 };
         let time_ms = (120.0 / (kmh / 3.6) * 1000.0) as u32;
         let e = |from, to| graph::RoadEdge { from, to, time_ms, length_m: 120.0, way_id: i64::from(street) };
         match street % 3 {
-            0 if street % 2 == 0 => g.edges.push(e(a, b)),
+            0 if street.is_multiple_of(2) => g.edges.push(e(a, b)),
             0 => g.edges.push(e(b, a)),
             _ => {
                 g.edges.push(e(a, b));
