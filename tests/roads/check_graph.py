@@ -23,17 +23,17 @@ Ends with `roads graph: P passed, F failed`; exits 1 on any failure or error. Ru
 target/tools-venv/bin/python (scripts/setup.sh installs osmium and the extract).
 """
 
-import argparse
 import collections
 import csv
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 
 import osmium
+
+from roadcheck import EDGES_HEADER, MAX_SHOWN, CheckError, Parser, read_csv, run_kuzet
 
 DRIVABLE_HIGHWAYS = frozenset({
     "motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
@@ -55,21 +55,7 @@ IMPLIED_ONEWAY_HIGHWAYS = frozenset({"motorway", "motorway_link"})
 ONEWAY_VALUES = ("forward", "backward", "both")
 
 WAYS_HEADER = ["way_id", "highway", "oneway"]
-EDGES_HEADER = ["from", "to", "time_ms", "length_m", "way_id"]
-MAX_SHOWN = 10
-KUZET_TIMEOUT_S = 900
 INT_RE = re.compile(r"^[0-9]+$")
-
-
-class CheckError(Exception):
-    """A problem that stops the check (missing file, bad CSV, kuzet failing)."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # exit 1 (not argparse's 2): any error fails the check
-        self.print_usage(sys.stderr)
-        print(f"check_graph: error: {message}", file=sys.stderr)
-        sys.exit(1)
 
 
 def oneway_of(tags, highway):
@@ -123,38 +109,6 @@ def read_extract(path):
     for v, c in unlisted_oneway.most_common():
         info[f"drivable with unlisted oneway={v!r} (taken as both/implied)"] = c
     return drivable, info
-
-
-def run_kuzet(kuzet, args):
-    cmd = [kuzet, *args]
-    try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=KUZET_TIMEOUT_S)
-    except OSError as e:
-        raise CheckError(f"cannot run {kuzet}: {e}") from e
-    except subprocess.TimeoutExpired as e:
-        raise CheckError(f"{' '.join(cmd)} took more than {KUZET_TIMEOUT_S} s") from e
-    if proc.returncode != 0:
-        err = proc.stderr.strip()
-        raise CheckError(f"{' '.join(cmd)} exited with {proc.returncode}"
-                         + (f":\n{err}" if err else ""))
-
-
-def read_csv(path, header):
-    """Rows (lists of strings) of a CSV file whose first row must be exactly `header`."""
-    if not os.path.isfile(path):
-        raise CheckError(f"{path} missing")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise CheckError(f"{path} is empty (expected header {','.join(header)})")
-    if [c.strip() for c in rows[0]] != header:
-        raise CheckError(f"{path}: header {','.join(rows[0])!r}, expected {','.join(header)!r}")
-    body = [r for r in rows[1:] if r]  # a trailing blank line is harmless
-    for i, r in enumerate(body, start=2):
-        if len(r) != len(header):
-            raise CheckError(f"{path}:{i}: {len(r)} fields, expected {len(header)}")
-    return body
 
 
 def read_kuzet_ways(path):
