@@ -305,7 +305,7 @@ impl Driver {
         self.legs.clear();
         let routed = roads.and_then(|net| {
             let (from, to) = (net.snap(&self.pos)?, net.snap(&target)?);
-            let (_, nodes) = net.node_time(from.node, to.node)?;
+            let (_, nodes) = net.node_time(from.node(), to.node())?;
             Some(net.drive(&nodes))
         });
         match routed {

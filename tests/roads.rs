@@ -74,7 +74,7 @@ async fn the_fastest_unit_by_road_gets_the_offer_not_the_nearest() {
     let offer = next_on(&mut u_fast, "/offers").await;
     nothing_on(&mut u_near, "/offers", std::time::Duration::from_millis(300)).await;
     // The offer carries the road figures and the route, not the straight line.
-    let leg = net.leg(&fast, &net.snap(&incident).unwrap()).unwrap();
+    let leg = net.leg(&fast, &incident, &net.snap(&incident).unwrap()).unwrap();
     assert_eq!(offer["eta_s"].as_u64().unwrap(), leg.time_s.round() as u64, "{offer}");
     assert!((offer["distance_m"].as_f64().unwrap() - leg.distance_m.round()).abs() <= 1.0, "{offer}");
     assert!(
@@ -87,7 +87,7 @@ async fn the_fastest_unit_by_road_gets_the_offer_not_the_nearest() {
 #[actix_rt::test]
 async fn an_incident_off_the_network_is_ranked_by_straight_line() {
     let net = helsinki();
-    // Out at sea, 5 km south of the extract: no road within reach.
+    // 5 km south of a road node, beyond the small extract's edge: no road within reach.
     let incident = net.graph().point(0).offset(-5_000.0, 0.0);
     assert!(net.snap(&incident).is_none());
     let t = spawn_app_with_roads(

@@ -182,3 +182,61 @@ impl Handler<AvailableCount> for Router {
         self.index.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drive time = seconds per metre of straight line, set per unit: a stand-in network.
+    struct Slowness(HashMap<&'static str, Option<f64>>);
+
+    impl TravelTimes for Slowness {
+        fn legs(
+            &self,
+            from: &[GeoPoint],
+            to: GeoPoint,
+        ) -> Result<Vec<Option<Leg>>, crate::travel::NotRoutable> {
+            Ok(from
+                .iter()
+                .map(|p| {
+                    let d = p.distance_m(&to);
+                    // Units are told apart by their distance in these tests: 100, 200, 300 m.
+                    let key = ["a", "b", "c"][((d / 100.0).round() as usize).saturating_sub(1).min(2)];
+                    self.0[key].map(|s| Leg { time_s: d * s, distance_m: d * 1.5, route: vec![*p, to] })
+                })
+                .collect())
+        }
+    }
+
+    fn near(id: &str, to: GeoPoint, m: f64) -> Nearest {
+        Nearest { unit: UnitId::parse(id).unwrap(), point: to.offset(m, 0.0), distance_m: m }
+    }
+
+    #[test]
+    fn the_shortlist_is_ordered_by_drive_time_and_unroutable_units_come_last_in_their_order() {
+        let to = GeoPoint::new(60.17, 24.94).unwrap();
+        // a: 100 m but slow (a river); b: 200 m, fast; c: 300 m, cannot be routed.
+        let t = Slowness(HashMap::from([("a", Some(1.0)), ("b", Some(0.1)), ("c", None)]));
+        let ranked =
+            rank_by_road(&t, vec![near("a", to, 100.0), near("b", to, 200.0), near("c", to, 300.0)], to);
+        let order: Vec<&str> = ranked.iter().map(|(n, _)| n.unit.as_str()).collect();
+        assert_eq!(order, ["b", "a", "c"]);
+        assert!(ranked[2].1.is_none());
+    }
+
+    struct OffNetwork;
+
+    impl TravelTimes for OffNetwork {
+        fn legs(&self, _: &[GeoPoint], _: GeoPoint) -> Result<Vec<Option<Leg>>, crate::travel::NotRoutable> {
+            Err(crate::travel::NotRoutable("no road near".into()))
+        }
+    }
+
+    #[test]
+    fn an_incident_off_the_network_keeps_the_straight_line_order() {
+        let to = GeoPoint::new(60.17, 24.94).unwrap();
+        let ranked = rank_by_road(&OffNetwork, vec![near("a", to, 100.0), near("b", to, 200.0)], to);
+        assert_eq!(ranked.iter().map(|(n, _)| n.unit.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(ranked.iter().all(|(_, l)| l.is_none()));
+    }
+}

@@ -33,12 +33,27 @@ const CACHE_VERSION: &str = "roads-v1";
 
 type Segment = GeomWithData<Line<[f64; 2]>, (u32, u32)>;
 
-/// Where a point meets the network.
+/// Where a point meets the network: part-way along the nearest road segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Snap {
-    pub node: u32,
-    /// Straight distance from the point to that node, metres.
+    /// The segment's ends, in the direction it was stored; the road may run either way.
+    pub a: u32,
+    pub b: u32,
+    /// How far along from `a` to `b` the point meets the road, 0 to 1.
+    pub t: f64,
+    /// Straight distance from the point to the road, metres.
     pub offset_m: f64,
+}
+
+impl Snap {
+    /// The segment's end nearer to the point, for node-level queries.
+    pub fn node(&self) -> u32 {
+        if self.t <= 0.5 {
+            self.a
+        } else {
+            self.b
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,6 +95,10 @@ impl RoadNetwork {
         let bytes = std::fs::read(extract).with_context(|| format!("cannot read {}", extract.display()))?;
         let mut hash = Sha256::new();
         hash.update(CACHE_VERSION.as_bytes());
+        // The rules that turn an extract into a graph are part of the key: changing them
+        // (speeds, oneway handling) must not reuse a graph prepared under the old ones.
+        hash.update(include_str!("osm.rs").as_bytes());
+        hash.update(include_str!("graph.rs").as_bytes());
         hash.update(&bytes);
         let key: String = hash.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
         let cache = cache_dir.join(format!("roads-{key}.bin"));
@@ -93,6 +112,11 @@ impl RoadNetwork {
                 (p, false)
             }
         };
+        anyhow::ensure!(
+            prepared.graph.node_count() > 1,
+            "{} has no drivable roads: check the extract, or leave roads.extract empty for straight-line ranking",
+            extract.display()
+        );
         let net = RoadNetwork::from_prepared(prepared);
         let report = LoadReport {
             from_cache,
@@ -148,17 +172,71 @@ impl RoadNetwork {
         &self.graph
     }
 
-    /// The road node a point reaches first: the nearer end of the nearest road segment.
+    /// Where a point meets the network: projected onto the nearest road segment.
     pub fn snap(&self, p: &GeoPoint) -> Option<Snap> {
         let q = [p.lon() * self.m_per_deg_lon, p.lat() * M_PER_DEG_LAT];
         let seg = self.segments.nearest_neighbor(&q)?;
         let (a, b) = seg.data;
-        let (pa, pb) = (self.graph.point(a), self.graph.point(b));
-        let (da, db) = (p.distance_m(&pa), p.distance_m(&pb));
-        let (node, offset_m) = if da <= db { (a, da) } else { (b, db) };
-        // Distance to the segment itself decides whether the point is on the network at all.
-        let off = seg.geom().distance_2(&q).sqrt();
-        (off <= MAX_SNAP_M).then_some(Snap { node, offset_m })
+        let offset_m = seg.geom().distance_2(&q).sqrt();
+        if offset_m > MAX_SNAP_M {
+            return None;
+        }
+        let (fa, fb) = (seg.geom().from, seg.geom().to);
+        let (dx, dy) = (fb[0] - fa[0], fb[1] - fa[1]);
+        let len2 = dx * dx + dy * dy;
+        let t = if len2 > 0.0 {
+            (((q[0] - fa[0]) * dx + (q[1] - fa[1]) * dy) / len2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        Some(Snap { a, b, t, offset_m })
+    }
+
+    /// The ways out of a snapped point onto the graph: (node, ms to reach it, metres).
+    fn exits(&self, s: &Snap) -> Vec<(usize, usize, f64)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(&(ms, len)) = self.edge_length.get(&(s.a, s.b)) {
+            out.push((
+                s.b as usize,
+                ((1.0 - s.t) * f64::from(ms)).round() as usize,
+                (1.0 - s.t) * f64::from(len),
+            ));
+        }
+        if let Some(&(ms, len)) = self.edge_length.get(&(s.b, s.a)) {
+            out.push((s.a as usize, (s.t * f64::from(ms)).round() as usize, s.t * f64::from(len)));
+        }
+        out
+    }
+
+    /// Driving from `s` to `to` directly when both lie on the same segment and its direction
+    /// allows it: (ms, metres).
+    fn along_same_segment(&self, s: &Snap, to: &Snap) -> Option<(usize, f64)> {
+        let t2 = if (to.a, to.b) == (s.a, s.b) {
+            to.t
+        } else if (to.a, to.b) == (s.b, s.a) {
+            1.0 - to.t
+        } else {
+            return None;
+        };
+        let (edge, frac) = if t2 >= s.t { ((s.a, s.b), t2 - s.t) } else { ((s.b, s.a), s.t - t2) };
+        let &(ms, len) = self.edge_length.get(&edge)?;
+        Some(((frac * f64::from(ms)).round() as usize, frac * f64::from(len)))
+    }
+
+    /// The ways into a snapped point from the graph: (node, ms from it, metres).
+    fn entries(&self, s: &Snap) -> Vec<(usize, usize, f64)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(&(ms, len)) = self.edge_length.get(&(s.a, s.b)) {
+            out.push((s.a as usize, (s.t * f64::from(ms)).round() as usize, s.t * f64::from(len)));
+        }
+        if let Some(&(ms, len)) = self.edge_length.get(&(s.b, s.a)) {
+            out.push((
+                s.b as usize,
+                ((1.0 - s.t) * f64::from(ms)).round() as usize,
+                (1.0 - s.t) * f64::from(len),
+            ));
+        }
+        out
     }
 
     /// Fastest time between two nodes in whole milliseconds, with its node path.
@@ -196,15 +274,43 @@ impl RoadNetwork {
             .collect()
     }
 
-    /// Travel from a point to a point: snap both, route, add the off-road bits.
-    pub fn leg(&self, from: &GeoPoint, to: &Snap) -> Option<Leg> {
+    /// Travel from a point to a snapped target: onto the road where the point meets it, in
+    /// whichever direction the road allows, along the fastest path, and in to the target the
+    /// same way; the sideways bits at walking-the-car speed.
+    pub fn leg(&self, from: &GeoPoint, to_point: &GeoPoint, to: &Snap) -> Option<Leg> {
         let s = self.snap(from)?;
-        let (ms, nodes) = self.node_time(s.node, to.node)?;
+        let (exits, entries) = (self.exits(&s), self.entries(to));
+        if exits.is_empty() || entries.is_empty() {
+            return None;
+        }
+        let starts = exits.iter().map(|e| (e.0, e.1)).collect();
+        let ends = entries.iter().map(|e| (e.0, e.1)).collect();
+        let path = {
+            let mut calc = self.calculator.lock().unwrap_or_else(|p| p.into_inner());
+            calc.calc_path_multiple_sources_and_targets(&self.ch, starts, ends)?
+        };
+        let nodes: Vec<u32> = path.get_nodes().iter().map(|n| *n as u32).collect();
+        let first = exits.iter().find(|e| e.0 == path.get_source()).map_or(0.0, |e| e.2);
+        let last = entries.iter().find(|e| e.0 == path.get_target()).map_or(0.0, |e| e.2);
         let off = s.offset_m + to.offset_m;
+        // Both on the same stretch of road, the way allowed along it may beat any detour.
+        if let Some((ms, len)) = self.along_same_segment(&s, to) {
+            if ms <= path.get_weight() {
+                return Some(Leg {
+                    time_s: ms as f64 / 1000.0 + off / OFF_ROAD_MPS,
+                    distance_m: len + off,
+                    route: vec![*from, *to_point],
+                });
+            }
+        }
+        let mut route = Vec::with_capacity(nodes.len() + 2);
+        route.push(*from);
+        route.extend(nodes.iter().map(|n| self.graph.point(*n)));
+        route.push(*to_point);
         Some(Leg {
-            time_s: ms as f64 / 1000.0 + off / OFF_ROAD_MPS,
-            distance_m: self.path_length_m(&nodes) + off,
-            route: nodes.iter().map(|n| self.graph.point(*n)).collect(),
+            time_s: path.get_weight() as f64 / 1000.0 + off / OFF_ROAD_MPS,
+            distance_m: first + self.path_length_m(&nodes) + last + off,
+            route,
         })
     }
 }
@@ -214,7 +320,7 @@ impl TravelTimes for RoadNetwork {
         let target = self
             .snap(&to)
             .ok_or_else(|| NotRoutable(format!("no road within {MAX_SNAP_M} m of the incident")))?;
-        Ok(from.iter().map(|p| self.leg(p, &target)).collect())
+        Ok(from.iter().map(|p| self.leg(p, &to, &target)).collect())
     }
 }
 
@@ -354,13 +460,16 @@ fn write_cache(path: &Path, p: &Prepared) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // Written aside and renamed, so a crash never leaves a half cache that looks whole.
-    let tmp = path.with_extension("tmp");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    // Written to a file of its own, synced, then renamed: a crash or a second process
+    // preparing the same extract never leaves a half cache that looks whole.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut w = std::io::BufWriter::new(tmp);
     bincode::serialize_into(&mut w, p)?;
     w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, path)?;
+    let tmp = w.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
     Ok(())
 }
 
@@ -453,20 +562,51 @@ mod tests {
         assert_eq!(path.len(), 4);
         assert!((ms as i64 - 120_000).abs() <= 20, "1.2 km at 10 m/s: {ms}");
         // The straight line is 200 m; the leg reports the road.
-        let leg = net.leg(&net.graph().point(south), &net.snap(&net.graph().point(north)).unwrap()).unwrap();
+        let (from, to) = (net.graph().point(south), net.graph().point(north));
+        let leg = net.leg(&from, &to, &net.snap(&to).unwrap()).unwrap();
         assert!((leg.distance_m - 1200.0).abs() < 5.0, "{leg:?}");
-        assert_eq!(leg.route.len(), 4);
+        assert!((leg.time_s - 120.0).abs() < 0.1, "{leg:?}");
+        assert!(leg.route.len() >= 4, "the unit, the bridge's ends, the incident: {leg:?}");
+        assert_eq!((leg.route[0], *leg.route.last().unwrap()), (from, to));
     }
 
     #[test]
-    fn points_snap_to_the_nearer_end_of_the_nearest_road_or_not_at_all() {
+    fn points_meet_the_nearest_road_part_way_along_or_not_at_all() {
         let net = network(&[(1, 0.0, 0.0), (2, 2.0, 0.0)], &[(1, Oneway::Both, &[1, 2])]);
         let origin = net.graph().point(node(&net, 1));
         let s = net.snap(&origin.offset(30.0, 50.0)).unwrap();
-        assert_eq!(s.node, node(&net, 1));
-        assert!((s.offset_m - (30f64.powi(2) + 50f64.powi(2)).sqrt()).abs() < 1.0);
-        assert_eq!(net.snap(&origin.offset(20.0, 150.0)).unwrap().node, node(&net, 2));
+        assert!((s.offset_m - 30.0).abs() < 0.5, "{s:?}");
+        let along = if s.a == node(&net, 1) { s.t } else { 1.0 - s.t };
+        assert!((along - 0.25).abs() < 0.01, "50 m of 200 m: {s:?}");
+        assert_eq!(net.snap(&origin.offset(20.0, 150.0)).unwrap().node(), node(&net, 2));
         assert!(net.snap(&origin.offset(MAX_SNAP_M + 50.0, 0.0)).is_none(), "too far from any road");
+    }
+
+    #[test]
+    fn a_point_mid_road_drives_the_road_not_to_its_nearest_end_first() {
+        // A 1 km two-way street 1 -> 2 -> 3 (500 m each) at 36 km/h.
+        let net = network(&[(1, 0.0, 0.0), (2, 5.0, 0.0), (3, 10.0, 0.0)], &[(1, Oneway::Both, &[1, 2, 3])]);
+        let start = net.graph().point(node(&net, 1));
+        // A unit 100 m along from node 1, an incident 300 m along: 200 m of road, 20 s.
+        let (unit, incident) = (start.offset(0.0, 100.0), start.offset(0.0, 300.0));
+        let leg = net.leg(&unit, &incident, &net.snap(&incident).unwrap()).unwrap();
+        assert!((leg.time_s - 20.0).abs() < 0.2, "{leg:?}");
+        assert!((leg.distance_m - 200.0).abs() < 2.0, "{leg:?}");
+    }
+
+    #[test]
+    fn a_point_on_a_one_way_street_must_drive_on_in_its_direction() {
+        // Clockwise one-way block, 100 m sides; a unit half-way along 1 -> 2 must go on to 2.
+        let net = network(
+            &[(1, 0.0, 0.0), (2, 0.0, 1.0), (3, 1.0, 1.0), (4, 1.0, 0.0)],
+            &[(1, Oneway::Forward, &[1, 2, 3, 4, 1])],
+        );
+        let p1 = net.graph().point(node(&net, 1));
+        let unit = p1.offset(50.0, 0.0);
+        // The incident just behind it, 10 m towards 1: the only way is round the block.
+        let incident = p1.offset(40.0, 0.0);
+        let leg = net.leg(&unit, &incident, &net.snap(&incident).unwrap()).unwrap();
+        assert!((leg.distance_m - 390.0).abs() < 3.0, "{leg:?}");
     }
 
     #[test]
