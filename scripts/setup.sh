@@ -9,12 +9,16 @@
 #   scripts/setup.sh --venv-only only the tools venv with check-jsonschema (used by
 #                                scripts/check-compose.sh)
 #
-# It never starts the system-wide Mosquitto: tests and benchmarks start private brokers on
-# private ports. (apt may start the packaged service on install; nothing here relies on it.)
+# It never starts the system-wide Mosquitto or PostgreSQL: tests and benchmarks start private
+# brokers on private ports, and a private PostgreSQL + PostGIS cluster with scripts/pg.sh.
+# (apt may start the packaged services on install; nothing here relies on them.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essential pkg-config)
+# PostgreSQL 15 + PostGIS 3 (Debian 12: 15.x and 3.3): the server binaries scripts/pg.sh runs
+# from /usr/lib/postgresql/15/bin, psql, and the postgis extension; pgcrypto ships with the server.
+APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essential pkg-config
+  postgresql-15 postgresql-client-15 postgresql-15-postgis-3)
 VENV=target/tools-venv
 # Pinned: the Compose schema we validate against is bundled in this package.
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0
@@ -134,6 +138,8 @@ log "$(cargo --version)"
 ensure_apt "${APT_PACKAGES[@]}"
 # mosquitto lives in /usr/sbin, which a non-login root shell may not have on PATH.
 PATH="$PATH:/usr/sbin" command -v mosquitto >/dev/null || die "mosquitto binary not found"
+[ -x /usr/lib/postgresql/15/bin/pg_ctl ] || die "PostgreSQL 15 server binaries not found"
+[ -f /usr/share/postgresql/15/extension/postgis.control ] || die "PostGIS for PostgreSQL 15 not found"
 ensure_venv "$CHECK_JSONSCHEMA" "${ROAD_TOOLS[@]}"
 ensure_osm_extract
 log "done"

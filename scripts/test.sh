@@ -12,6 +12,10 @@ scripts/check-compose.sh
 echo "test: cargo build"
 cargo build --locked --workspace --all-targets
 
+# The store tests start a private PostGIS cluster (scripts/pg.sh) when DATABASE_URL names none;
+# stop it when the run ends, whatever happened.
+trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
+
 echo "test: cargo test"
 log=target/test-output.log
 if cargo test --locked --workspace -- --test-threads=2 2>&1 | tee "$log"; then rc=0; else rc=$?; fi

@@ -11,3 +11,4 @@ pub mod roads;
 pub mod settings;
 pub mod sim;
 pub mod startup;
+pub mod store;

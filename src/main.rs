@@ -63,6 +63,19 @@ enum Command {
     /// The road network: export it, or compute travel times between its nodes.
     #[command(subcommand)]
     Roads(RoadsCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit log's hash chain; exit 1 naming the first row that was edited,
+    /// removed or inserted out of order.
+    Verify {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +278,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.push_str(&format!("{from},{to},{time}\n"));
             }
             print!("{out}");
+        }
+        Command::Audit(AuditCommand::Verify { database_url }) => {
+            init_logs("warn");
+            let pool = kuzet::store::connect(&database_url).await?;
+            let v = kuzet::store::audit::verify(&pool).await?;
+            match v.first_break {
+                None => println!("audit log: {} rows, chain intact", v.rows),
+                Some(b) => {
+                    println!("audit log: chain broken at row {}: {b}", b.seq);
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Bench(args) => {
             init_logs("warn");

@@ -232,3 +232,41 @@ pub async fn nothing_on(link: &mut DeviceLink, suffix: &str, quiet: Duration) {
 pub async fn next_ack(link: &mut DeviceLink) -> Value {
     next_on(link, "/ack").await
 }
+
+/// A new, empty database on the private PostGIS cluster (started by scripts/pg.sh when
+/// DATABASE_URL does not name one), for one test.
+pub async fn fresh_database() -> String {
+    use sqlx::Connection;
+    static BASE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let base = BASE
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                return url;
+            }
+            let out = tokio::task::spawn_blocking(|| {
+                std::process::Command::new("scripts/pg.sh").arg("start").output()
+            })
+            .await
+            .expect("pg.sh runs")
+            .expect("scripts/pg.sh start");
+            assert!(
+                out.status.success(),
+                "scripts/pg.sh start failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout.lines().last().unwrap_or_default();
+            line.strip_prefix("DATABASE_URL=")
+                .unwrap_or_else(|| panic!("unexpected pg.sh output: {stdout}"))
+                .to_owned()
+        })
+        .await;
+    let name = format!("kuzet_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(base).await.expect("connect to the test cluster");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("database url has a path");
+    format!("{prefix}/{name}")
+}
