@@ -107,6 +107,7 @@ fn roads_bench(extract: &std::path::Path) -> anyhow::Result<()> {
     let t = Instant::now();
     let helsinki = RoadGraph::build(&roads::osm::read(extract)?);
     let read_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(helsinki.node_count() > 1, "{} has no drivable roads", extract.display());
     let side = ((helsinki.node_count() * 10) as f64).sqrt().round() as u32;
     let origin = GeoPoint::new(60.10, 24.80).expect("constant point");
     let graphs = [

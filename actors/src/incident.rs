@@ -191,6 +191,8 @@ impl Incident {
                     let mut candidates = Vec::with_capacity(found.len());
                     for f in found {
                         act.units.insert(f.candidate.unit.clone(), f.addr);
+                        // Kept for the incident's life: a unit is never asked twice, so a
+                        // stored route always belongs to the one offer made to that unit.
                         if let Some(r) = f.route {
                             act.routes.insert(f.candidate.unit.clone(), r);
                         }
