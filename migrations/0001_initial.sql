@@ -234,11 +234,8 @@ $$;
 CREATE OR REPLACE TRIGGER audit_log_chain
     BEFORE INSERT ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
-CREATE OR REPLACE TRIGGER audit_log_no_update
-    BEFORE UPDATE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_refuse();
-CREATE OR REPLACE TRIGGER audit_log_no_delete
-    BEFORE DELETE ON audit_log
+CREATE OR REPLACE TRIGGER audit_log_append_only
+    BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_refuse();
 CREATE OR REPLACE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON audit_log
