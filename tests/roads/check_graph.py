@@ -33,7 +33,7 @@ import tempfile
 
 import osmium
 
-from roadcheck import EDGES_HEADER, MAX_SHOWN, CheckError, Parser, read_csv, run_kuzet
+from roadcheck import EDGES_HEADER, MAX_SHOWN, CheckError, Parser, check_inputs, read_csv, run_kuzet
 
 DRIVABLE_HIGHWAYS = frozenset({
     "motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
@@ -208,10 +208,7 @@ def main():
     try:
         if a.sample < 1:
             raise CheckError("--sample must be at least 1")
-        if not os.path.isfile(a.extract):
-            raise CheckError(f"extract {a.extract} missing (scripts/setup.sh fetches it)")
-        if not (os.path.isfile(a.kuzet) and os.access(a.kuzet, os.X_OK)):
-            raise CheckError(f"kuzet binary {a.kuzet} missing or not executable")
+        check_inputs(a.kuzet, a.extract)
         with tempfile.TemporaryDirectory(prefix="kuzet-roads-graph-") as tmp:
             ok = check(os.path.abspath(a.kuzet), os.path.abspath(a.extract), a.sample, a.seed, tmp)
     except CheckError as e:

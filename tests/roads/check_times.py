@@ -29,7 +29,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from roadcheck import EDGES_HEADER, MAX_SHOWN, CheckError, Parser, read_csv, run_kuzet
+from roadcheck import EDGES_HEADER, MAX_SHOWN, CheckError, Parser, check_inputs, read_csv, run_kuzet
 
 NODES_HEADER = ["node", "lat", "lon"]
 TIMES_HEADER = ["from", "to", "time_ms"]
@@ -204,10 +204,7 @@ def main():
     try:
         if a.pairs < 1:
             raise CheckError("--pairs must be at least 1")
-        if not os.path.isfile(a.extract):
-            raise CheckError(f"extract {a.extract} missing (scripts/setup.sh fetches it)")
-        if not (os.path.isfile(a.kuzet) and os.access(a.kuzet, os.X_OK)):
-            raise CheckError(f"kuzet binary {a.kuzet} missing or not executable")
+        check_inputs(a.kuzet, a.extract)
         with tempfile.TemporaryDirectory(prefix="kuzet-roads-times-") as tmp:
             ok = check(os.path.abspath(a.kuzet), os.path.abspath(a.extract), a.pairs, a.seed, tmp)
     except CheckError as e:

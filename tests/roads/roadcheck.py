@@ -59,3 +59,11 @@ def read_csv(path, header):
         if len(r) != len(header):
             raise CheckError(f"{path}:{i}: {len(r)} fields, expected {len(header)}")
     return body
+
+
+def check_inputs(kuzet, extract):
+    """The extract and the kuzet binary both exist, or a CheckError says which does not."""
+    if not os.path.isfile(extract):
+        raise CheckError(f"extract {extract} missing (scripts/setup.sh fetches it)")
+    if not (os.path.isfile(kuzet) and os.access(kuzet, os.X_OK)):
+        raise CheckError(f"kuzet binary {kuzet} missing or not executable")
