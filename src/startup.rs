@@ -47,6 +47,14 @@ impl Application {
         roads: Option<Arc<RoadNetwork>>,
     ) -> anyhow::Result<Self> {
         devices.validate().context("invalid device registry")?;
+        if let Some(net) = &roads {
+            // A site off the network is ranked by straight line at every alarm: say so now.
+            for site in devices.sites.iter().filter(|s| net.snap(&s.location).is_none()) {
+                tracing::warn!(site_id = %site.id, lat = site.location.lat(), lon = site.location.lon(),
+                    "site is more than {} m from any road in the extract: its alarms are ranked by straight line",
+                    crate::roads::MAX_SNAP_M);
+            }
+        }
         let (host, port, embedded) = match settings.mqtt.target()? {
             BrokerTarget::Embedded => {
                 let credentials = settings.broker.require_auth.then(|| {
