@@ -13,11 +13,7 @@ use uuid::Uuid;
 
 #[actix_rt::test]
 async fn a_unit_cannot_publish_or_read_as_another_device() {
-    let t = spawn_app(BrokerKind::Mosquitto, city(&["u1", "u2"]), |s| {
-        let plan = s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).unwrap();
-        plan.units_required = 1;
-    })
-    .await;
+    let t = spawn_app(BrokerKind::Mosquitto, city(&["u1", "u2"]), one_unit).await;
     let mut all = t.observer(&["kuzet/v1/#"]).await;
     let mut u1 = t.unit_at("u1", 500.0).await;
     let mut u2 = t.unit_at("u2", 100.0).await;

@@ -118,7 +118,7 @@ on_both_brokers!(nearest_units_get_offers_and_the_button_sees_every_step);
 
 async fn decline_and_timeout_move_the_offer_to_the_next_nearest(kind: BrokerKind) {
     let t = spawn_app(kind, city(&["u1", "u2", "u3"]), |s| {
-        let plan = s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).unwrap();
+        let plan = school_plan(s);
         plan.units_required = 1;
         plan.offer_timeout = Duration::from_millis(800);
     })

@@ -49,11 +49,7 @@ async fn lines(child: std::process::Child) -> Vec<Value> {
 
 #[actix_rt::test]
 async fn mosquitto_pub_and_sub_as_button_and_tablet() {
-    let t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), |s| {
-        let plan = s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).unwrap();
-        plan.units_required = 1;
-    })
-    .await;
+    let t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), one_unit).await;
     let port = t.port;
     let offers = sub_as(port, "u1", "kuzet/v1/units/u1/offers", 1);
     let acks = sub_as(port, "btn-a", "kuzet/v1/buttons/btn-a/ack", 2);

@@ -11,11 +11,7 @@ use uuid::Uuid;
 
 #[actix_rt::test]
 async fn after_the_broker_is_killed_and_restarted_alarms_are_dispatched_again() {
-    let mut t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), |s| {
-        let plan = s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).unwrap();
-        plan.units_required = 1;
-    })
-    .await;
+    let mut t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), one_unit).await;
     let mut u1 = t.unit_at("u1", 300.0).await;
     t.wait_available(1).await;
 

@@ -9,7 +9,6 @@ use common::*;
 use kuzet::mqtt::topics::DeviceKind::Button;
 use kuzet::roads::RoadNetwork;
 use kuzet_actors::geo::GeoPoint;
-use kuzet_actors::model::IncidentKind;
 use uuid::Uuid;
 
 const EXTRACT: &str = "target/osm/Helsinki.osm.pbf";
@@ -60,9 +59,7 @@ async fn the_fastest_unit_by_road_gets_the_offer_not_the_nearest() {
         BrokerKind::Embedded,
         city_at(incident, &["u-near", "u-fast"]),
         Some(net.clone()),
-        |s| {
-            s.dispatch.plans.get_mut(&IncidentKind::SchoolAlarm).unwrap().units_required = 1;
-        },
+        one_unit,
     )
     .await;
     let mut u_near = t.unit_at_point("u-near", near).await;
@@ -94,9 +91,7 @@ async fn an_incident_off_the_network_is_ranked_by_straight_line() {
         BrokerKind::Embedded,
         city_at(incident, &["u1", "u2"]),
         Some(net.clone()),
-        |s| {
-            s.dispatch.plans.get_mut(&IncidentKind::SchoolAlarm).unwrap().units_required = 1;
-        },
+        one_unit,
     )
     .await;
     let mut u1 = t.unit_at_point("u1", incident.offset(300.0, 0.0)).await;

@@ -48,6 +48,16 @@ pub struct TestApp {
     pub mosquitto: Option<MosquittoProcess>,
 }
 
+/// The school alarm's response plan in `s`, for a test to adjust.
+pub fn school_plan(s: &mut Settings) -> &mut kuzet_actors::model::ResponsePlan {
+    s.dispatch.plans.get_mut(&kuzet_actors::model::IncidentKind::SchoolAlarm).expect("school alarm plan")
+}
+
+/// A plan that wants one unit, so each alarm yields one offer.
+pub fn one_unit(s: &mut Settings) {
+    school_plan(s).units_required = 1;
+}
+
 /// Settings for tests: the embedded broker on a free port, short timeouts.
 pub fn test_settings() -> Settings {
     let mut s = Settings::defaults();
