@@ -30,6 +30,8 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub roads: RoadsSettings,
     pub registry: RegistrySettings,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
     pub log: LogSettings,
 }
 
@@ -81,6 +83,45 @@ impl RoadsSettings {
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// postgres://user[:password]@host:port/database; empty: nothing is persisted.
+    pub url: Secret,
+    pub pool_size: u32,
+    /// Where records wait, fsynced, while the database cannot be reached.
+    pub spool_dir: PathBuf,
+    /// Records written in one transaction at most.
+    pub batch_max: usize,
+    /// Records queued for the writer; positions beyond it are shed (and counted).
+    pub queue: usize,
+}
+
+impl DatabaseSettings {
+    pub fn url(&self) -> Option<&str> {
+        (!self.url.expose().is_empty()).then_some(self.url.expose())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// host:port of the query API; empty: no HTTP server. Port 0 picks a free one.
+    pub listen: String,
+}
+
+impl HttpSettings {
+    pub fn listen(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .parse()
+            .map(Some)
+            .map_err(|_| SettingsError::Invalid(format!("http.listen {:?} is not host:port", self.listen)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +243,12 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.mqtt.target()?;
+        self.http.listen()?;
+        if self.database.batch_max == 0 || self.database.queue == 0 || self.database.pool_size == 0 {
+            return Err(SettingsError::Invalid(
+                "database.batch_max, database.queue and database.pool_size must be above 0".into(),
+            ));
+        }
         if self.mqtt.max_payload_bytes >= self.broker.max_payload_bytes {
             return Err(SettingsError::Invalid(
                 "broker.max_payload_bytes must exceed mqtt.max_payload_bytes, so oversize payloads reach kuzet and are refused with a reason".into(),
