@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod brokerfiles;
 pub mod devices;
+pub mod http;
 pub mod metrics;
 pub mod mosquitto;
 pub mod mqtt;

@@ -2,6 +2,7 @@
 //! migrations (migrations/), and the tamper-evident audit log.
 
 pub mod audit;
+pub mod devices;
 
 use std::time::Duration;
 

@@ -1,0 +1,1 @@
+//! Devices and sites in PostGIS: loading them at start, and importing them from GeoJSON.
