@@ -29,3 +29,7 @@ CREATE TABLE IF NOT EXISTS writer_batches (
     written_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS writer_batches_written_at ON writer_batches (written_at);
+
+-- A button's cancel names the raise it cancels (same alarm_id): both are kept.
+ALTER TABLE alarms DROP CONSTRAINT IF EXISTS alarms_pkey;
+ALTER TABLE alarms ADD PRIMARY KEY (alarm_id, action);

@@ -11,7 +11,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use kuzet_actors::incident::IncidentSnapshot;
 use kuzet_actors::outbound::Outbox;
-use kuzet_actors::registry::{Devices, Directory, ListIncidents, Registry, RegistryConfig};
+use kuzet_actors::registry::{Devices, Directory, ListIncidents, Registry, RegistryConfig, Restored};
 use kuzet_actors::router::{AvailableCount, Router};
 use rumqttc::AsyncClient;
 use tokio::sync::watch;
@@ -21,6 +21,7 @@ use crate::mqtt::broker;
 use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
+use crate::store::writer::{self, WriterConfig, WriterHandle};
 
 pub struct Application {
     broker: (String, u16),
@@ -32,6 +33,40 @@ pub struct Application {
     outbox: Outbox,
     link: watch::Receiver<Link>,
     client: AsyncClient,
+    writer: Option<WriterHandle>,
+    pool: Option<sqlx::PgPool>,
+    http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
+}
+
+/// The record as kuzet starts: the writer, the devices and what to pick up.
+struct Record {
+    writer: WriterHandle,
+    pool: sqlx::PgPool,
+    devices: Devices,
+    restored: Restored,
+}
+
+/// Connects to the database, writes what an earlier run left in the spool, registers the
+/// registry file's devices, and reads back every device and what was going on.
+async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyhow::Result<Record> {
+    let pool = crate::store::connect_with(url, settings.database.pool_size).await?;
+    let writer = writer::start(WriterConfig {
+        url: url.to_owned(),
+        spool_dir: settings.database.spool_dir.clone(),
+        batch_max: settings.database.batch_max,
+        queue: settings.database.queue,
+    })
+    .await?;
+    if !devices.sites.is_empty() || !devices.units.is_empty() {
+        let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
+        let report = crate::store::devices::sync(&pool, devices, &actor).await.context("cannot register devices")?;
+        tracing::info!(?report, "registry file written to the database");
+    }
+    let devices = crate::store::devices::load(&pool).await.context("cannot load devices")?;
+    let (restored, written) =
+        crate::store::restore::load(&pool, settings.dispatch.position_max_age()).await?;
+    writer.seed(written).await;
+    Ok(Record { writer, pool, devices, restored })
 }
 
 impl Application {
@@ -47,6 +82,18 @@ impl Application {
         roads: Option<Arc<RoadNetwork>>,
     ) -> anyhow::Result<Self> {
         devices.validate().context("invalid device registry")?;
+        // Broker credentials come from the registry file: the database holds no passwords.
+        let credentials = device_credentials(&devices);
+        let (devices, record) = match settings.database.url() {
+            Some(url) => {
+                let r = open_record(&settings, url, &devices).await?;
+                (r.devices.clone(), Some(r))
+            }
+            None => {
+                tracing::warn!("no database configured (database.url): nothing is persisted");
+                (devices, None)
+            }
+        };
         if let Some(net) = &roads {
             // A site off the network is ranked by straight line at every alarm: say so now.
             for site in devices.sites.iter().filter(|s| net.snap(&s.location).is_none()) {
@@ -58,7 +105,7 @@ impl Application {
         let (host, port, embedded) = match settings.mqtt.target()? {
             BrokerTarget::Embedded => {
                 let credentials = settings.broker.require_auth.then(|| {
-                    let mut c = device_credentials(&devices);
+                    let mut c = credentials.clone();
                     c.insert(settings.mqtt.username.clone(), settings.mqtt.password.expose().to_owned());
                     c
                 });
@@ -81,7 +128,10 @@ impl Application {
         let (client, mut eventloop) = AsyncClient::new(opts, settings.mqtt.request_capacity);
         gateway::no_delay(&mut eventloop);
         let gateway = Gateway::new(client.clone(), metrics.clone()).start();
-        let outbox = Outbox::new(gateway.recipient());
+        let mut outbox = Outbox::new(gateway.recipient());
+        if let Some(r) = &record {
+            outbox = outbox.with_journal(Arc::new(r.writer.clone()));
+        }
 
         let mut router = Router::new(settings.dispatch.position_max_age());
         if let Some(net) = roads.clone() {
@@ -94,6 +144,11 @@ impl Application {
             router.clone(),
             outbox.clone(),
         );
+        let (writer, pool, restored) = match record {
+            Some(r) => (Some(r.writer), Some(r.pool), r.restored),
+            None => (None, None, Restored::default()),
+        };
+        let registry = registry.with_restored(restored);
         let directory = registry.directory();
         let registry = registry.start();
 
@@ -105,8 +160,20 @@ impl Application {
             metrics: metrics.clone(),
             max_payload_bytes: settings.mqtt.max_payload_bytes,
             link: link_tx,
+            writer: writer.clone(),
         };
         actix::spawn(inbound.run());
+        let http = match (settings.http.listen()?, &pool) {
+            (Some(listen), Some(pool)) => Some(crate::http::start(listen, pool.clone()).await?),
+            (Some(_), None) => {
+                tracing::info!("no query API without a database");
+                None
+            }
+            _ => None,
+        };
+        if let Some((addr, _)) = &http {
+            tracing::info!(listen = %addr, "query API listening");
+        }
         tracing::info!(broker = %format!("{host}:{port}"), embedded = embedded.is_some(), "kuzet started");
         Ok(Self {
             broker: (host, port),
@@ -118,7 +185,24 @@ impl Application {
             outbox,
             link,
             client,
+            writer,
+            pool,
+            http,
         })
+    }
+
+    /// The writer, when kuzet records to a database.
+    pub fn writer(&self) -> Option<&WriterHandle> {
+        self.writer.as_ref()
+    }
+
+    pub fn pool(&self) -> Option<&sqlx::PgPool> {
+        self.pool.as_ref()
+    }
+
+    /// Where the query API listens.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(a, _)| *a)
     }
 
     /// Waits until kuzet is connected and subscribed; false after `timeout`.
@@ -157,8 +241,15 @@ impl Application {
         self.router.send(AvailableCount).await.unwrap_or(0)
     }
 
-    /// Disconnects from the broker; the actors stop with the System.
+    /// Makes what was recorded durable, stops the query API and disconnects from the
+    /// broker; the actors stop with the System.
     pub async fn stop(&self) {
+        if let Some(w) = &self.writer {
+            w.flush().await;
+        }
+        if let Some((_, h)) = &self.http {
+            h.stop(true).await;
+        }
         let _ = self.client.disconnect().await;
     }
 }

@@ -23,7 +23,8 @@ pub struct PanicButton {
     site: SiteId,
     room: Option<String>,
     registry: Addr<Registry>,
-    recent: VecDeque<(AlarmId, IncidentId, Addr<Incident>)>,
+    /// Recent alarms and their incidents (None: over, or not known since a restart).
+    recent: VecDeque<(AlarmId, IncidentId, Option<Addr<Incident>>)>,
     online: Option<bool>,
     battery_pct: Option<f64>,
     last_heartbeat: Option<DateTime<Utc>>,
@@ -43,7 +44,7 @@ impl PanicButton {
         }
     }
 
-    fn remember(&mut self, alarm_id: AlarmId, incident_id: IncidentId, addr: Addr<Incident>) {
+    fn remember(&mut self, alarm_id: AlarmId, incident_id: IncidentId, addr: Option<Addr<Incident>>) {
         if self.recent.len() == REMEMBERED_ALARMS {
             self.recent.pop_front();
         }
@@ -88,13 +89,18 @@ impl Handler<Alarm> for PanicButton {
     type Result = ResponseActFuture<Self, Result<AlarmOutcome, Refusal>>;
 
     fn handle(&mut self, msg: Alarm, _: &mut Self::Context) -> Self::Result {
-        let known =
-            self.recent.iter().find(|(a, _, _)| *a == msg.alarm_id).map(|(_, i, addr)| (*i, addr.clone()));
+        let known = self
+            .recent
+            .iter()
+            .find(|(a, _, _)| *a == msg.alarm_id)
+            .map(|(_, i, addr)| (*i, addr.clone().filter(|a| a.connected())));
         match msg.action {
             AlarmAction::Raise => {
                 if let Some((incident_id, addr)) = known {
                     tracing::info!(button_id = %self.id, alarm_id = %msg.alarm_id, %incident_id, "duplicate alarm");
-                    addr.do_send(Reack { alarm_id: msg.alarm_id, button: self.id.clone() });
+                    if let Some(addr) = addr {
+                        addr.do_send(Reack { alarm_id: msg.alarm_id, button: self.id.clone() });
+                    }
                     return Box::pin(fut::ready(Ok(AlarmOutcome::Duplicate(incident_id))));
                 }
                 let open = self.registry.send(OpenIncident {
@@ -111,7 +117,7 @@ impl Handler<Alarm> for PanicButton {
                 let alarm_id = msg.alarm_id;
                 Box::pin(open.into_actor(self).map(move |res, act, _| {
                     let opened = res.map_err(Refusal::from)?;
-                    act.remember(alarm_id, opened.incident_id, opened.addr);
+                    act.remember(alarm_id, opened.incident_id, Some(opened.addr));
                     Ok(if opened.joined {
                         AlarmOutcome::Joined(opened.incident_id)
                     } else {
@@ -121,10 +127,8 @@ impl Handler<Alarm> for PanicButton {
             }
             AlarmAction::Cancel => {
                 // A cancel of an alarm whose incident is already over is a redelivery: done.
-                if let Some((incident_id, addr)) = &known {
-                    if !addr.connected() {
-                        return Box::pin(fut::ready(Ok(AlarmOutcome::Cancelled(*incident_id))));
-                    }
+                if let Some((incident_id, None)) = &known {
+                    return Box::pin(fut::ready(Ok(AlarmOutcome::Cancelled(*incident_id))));
                 }
                 // The cancel names the raise it cancels; a button that gives a fresh id
                 // cancels its latest alarm.
@@ -134,13 +138,32 @@ impl Handler<Alarm> for PanicButton {
                     .rev()
                     .find(|(a, _, _)| known.is_none() || *a == msg.alarm_id)
                     .map(|(a, i, addr)| (*a, *i, addr.clone()));
-                let Some((alarm_id, incident_id, addr)) = target.filter(|(_, _, a)| a.connected()) else {
+                let Some((alarm_id, incident_id, Some(addr))) =
+                    target.filter(|(_, _, a)| a.as_ref().is_some_and(|a| a.connected()))
+                else {
                     return Box::pin(fut::ready(Err(Refusal::NothingToCancel(msg.alarm_id))));
                 };
                 addr.do_send(Cancel { by: self.id.clone(), alarm_id, received: msg.received });
                 Box::pin(fut::ready(Ok(AlarmOutcome::Cancelled(incident_id))))
             }
         }
+    }
+}
+
+/// After a restart: an alarm this button sent before it, so that a redelivery is known.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Remember {
+    pub alarm_id: AlarmId,
+    pub incident_id: IncidentId,
+    pub incident: Option<Addr<Incident>>,
+}
+
+impl Handler<Remember> for PanicButton {
+    type Result = ();
+
+    fn handle(&mut self, msg: Remember, _: &mut Self::Context) {
+        self.remember(msg.alarm_id, msg.incident_id, msg.incident);
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{OfferId, UnitId};
 use crate::model::{AckState, IncidentState, Progress, ResponsePlan};
@@ -19,7 +19,7 @@ pub struct Candidate {
 }
 
 /// An offer waiting for the tablet's reply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingOffer {
     pub offer_id: OfferId,
     pub unit: UnitId,
@@ -28,7 +28,7 @@ pub struct PendingOffer {
 }
 
 /// A unit that accepted, and how far it has got.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     pub unit: UnitId,
     pub progress: Progress,
@@ -63,7 +63,7 @@ pub enum RevokeReason {
     Closed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
     /// No available unit was left to ask.
@@ -106,7 +106,8 @@ pub enum OfferEnd {
     Refused,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Serialisable so that an open incident survives a restart (see `resume`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dispatch {
     plan: ResponsePlan,
     state: IncidentState,
@@ -302,6 +303,18 @@ impl Dispatch {
         if count > 0 {
             self.searching = true;
             out.push(Effect::FindUnits { count, exclude: self.asked.clone() });
+        }
+        out
+    }
+
+    /// Picks up after a restart from a saved state: a search that was in flight is lost
+    /// with the process, so look again for what is missing (unless escalated: the retry
+    /// timer does that).
+    pub fn resume(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.searching = false;
+        if self.state.is_open() && self.escalated.is_none() && self.missing() > 0 {
+            self.seek(&mut out);
         }
         out
     }

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::dispatch::{Candidate, Dispatch, DispatchError, Effect, OfferEnd};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
 use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Progress, ResponsePlan};
-use crate::outbound::{ButtonAck, Notify, OfferOut, Outbox, Received, SiteRef};
+use crate::outbound::{ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef};
 use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
 pub use crate::snapshot::{IncidentSnapshot, Raiser, TimelineEntry};
@@ -43,13 +43,24 @@ pub struct Incident {
     units: HashMap<UnitId, Addr<Unit>>,
     routes: HashMap<UnitId, Arc<Vec<GeoPoint>>>,
     timers: HashMap<OfferId, SpawnHandle>,
+    /// When each offer made expires, for the record (a restart re-arms the timers).
+    expiry: HashMap<OfferId, DateTime<Utc>>,
     timeline: Vec<TimelineEntry>,
     last_ack: (AckState, Option<u32>),
     retrying: bool,
     snapshot_due: bool,
+    /// Set when picked up after a restart: started() resumes instead of starting.
+    restored: bool,
     router: Addr<Router>,
     outbox: Outbox,
     on_end: Recipient<IncidentOver>,
+}
+
+/// An open incident as recorded before a restart.
+#[derive(Debug, Clone)]
+pub struct RestoredIncident {
+    pub snapshot: IncidentSnapshot,
+    pub state: DispatchState,
 }
 
 /// Sent to the registry when an incident ends, so the site may open a new one.
@@ -78,16 +89,70 @@ impl Incident {
             units: HashMap::new(),
             routes: HashMap::new(),
             timers: HashMap::new(),
+            expiry: HashMap::new(),
             timeline: Vec::new(),
             last_ack: (AckState::Received, None),
             retrying: false,
             snapshot_due: false,
+            restored: false,
             router,
             outbox,
             on_end,
         };
         me.record_at(spec.received, "alarm_received", None, Some(spec.raiser.button), None);
         me
+    }
+
+    /// Picks up an incident recorded before a restart; `units` holds the actors of the units
+    /// it has offered to or been accepted by.
+    pub fn restore(
+        r: RestoredIncident,
+        units: HashMap<UnitId, Addr<Unit>>,
+        router: Addr<Router>,
+        outbox: Outbox,
+        on_end: Recipient<IncidentOver>,
+    ) -> Self {
+        let s = r.snapshot;
+        // The monotonic clock does not survive a restart: place the opening as far back as
+        // the wall clock says, so that t_us goes on counting from the first alarm.
+        let age = (Utc::now() - s.opened_at).to_std().unwrap_or_default();
+        let now = tokio::time::Instant::now();
+        let opened = Received { at: s.opened_at, instant: now.checked_sub(age).unwrap_or(now) };
+        let last_ack = match s.state {
+            IncidentState::Dispatching => AckState::Received,
+            IncidentState::Uncovered => AckState::Escalated,
+            IncidentState::OnScene => AckState::OnScene,
+            IncidentState::Closed => AckState::Cleared,
+            IncidentState::Cancelled => AckState::Cancelled,
+            IncidentState::Dispatched | IncidentState::EnRoute => AckState::Dispatched,
+        };
+        let mut me = Self {
+            id: s.incident_id,
+            kind: s.kind,
+            location: s.location,
+            site: s.site,
+            raised_by: s.raised_by,
+            opened,
+            dispatch: r.state.dispatch,
+            units,
+            routes: HashMap::new(),
+            timers: HashMap::new(),
+            expiry: r.state.offer_expiry.into_iter().collect(),
+            timeline: s.timeline,
+            last_ack: (last_ack, None),
+            retrying: false,
+            snapshot_due: false,
+            restored: true,
+            router,
+            outbox,
+            on_end,
+        };
+        me.record("restored", None, Some("picked up after a restart".into()));
+        me
+    }
+
+    pub fn id(&self) -> IncidentId {
+        self.id
     }
 
     pub fn snapshot(&self) -> IncidentSnapshot {
@@ -122,7 +187,7 @@ impl Incident {
         let t_us = when.instant.saturating_duration_since(self.opened.instant).as_micros() as u64;
         tracing::info!(incident_id = %self.id, event, t_us, unit_id = ?unit.as_ref().map(|u| u.as_str()),
             button_id = ?button.as_ref().map(|b| b.as_str()), detail = detail.as_deref().unwrap_or(""), "incident step");
-        self.timeline.push(TimelineEntry { at: when.at, t_us, event, unit, button, detail });
+        self.timeline.push(TimelineEntry { at: when.at, t_us, event: event.into(), unit, button, detail });
     }
 
     fn summary(&self) -> String {
@@ -142,7 +207,9 @@ impl Incident {
     /// milliseconds, so serializing it never delays an offer or an ack on the alarm's path.
     fn publish(&mut self, ctx: &mut Context<Self>) {
         if !self.dispatch.state().is_open() {
-            self.outbox.send(Notify::Closed(Arc::new(self.snapshot())));
+            let snapshot = Arc::new(self.snapshot());
+            self.journal(&snapshot);
+            self.outbox.send(Notify::Closed(snapshot));
             return;
         }
         if self.snapshot_due {
@@ -151,7 +218,26 @@ impl Incident {
         self.snapshot_due = true;
         ctx.run_later(SNAPSHOT_COALESCE, |act, _| {
             act.snapshot_due = false;
-            act.outbox.send(Notify::Snapshot(Arc::new(act.snapshot())));
+            let snapshot = Arc::new(act.snapshot());
+            act.journal(&snapshot);
+            act.outbox.send(Notify::Snapshot(snapshot));
+        });
+    }
+
+    /// Hands the incident's state to the record (the database writer), when there is one.
+    fn journal(&self, snapshot: &Arc<IncidentSnapshot>) {
+        if !self.outbox.journaling() {
+            return;
+        }
+        let offer_expiry = self
+            .dispatch
+            .pending()
+            .iter()
+            .filter_map(|p| self.expiry.get(&p.offer_id).map(|at| (p.offer_id, *at)))
+            .collect();
+        self.outbox.record(IncidentRecord {
+            snapshot: snapshot.clone(),
+            state: DispatchState { dispatch: self.dispatch.clone(), offer_expiry },
         });
     }
 
@@ -220,6 +306,8 @@ impl Incident {
                     expires_at: Utc::now() + expires_in,
                     route: self.routes.get(&unit).cloned(),
                 };
+                self.expiry.retain(|id, _| self.dispatch.pending().iter().any(|p| p.offer_id == *id));
+                self.expiry.insert(offer_id, offer.expires_at);
                 let timer = ctx.run_later(expires_in, move |act, ctx| {
                     act.timers.remove(&offer_id);
                     act.offer_ended(offer_id, OfferEnd::TimedOut, "offer_timed_out", None, ctx);
@@ -257,16 +345,7 @@ impl Incident {
             Effect::Escalate { reason } => {
                 tracing::warn!(incident_id = %self.id, reason = reason.as_str(), "incident escalated to dispatchers");
                 self.record("escalated", None, Some(reason.as_str().to_owned()));
-                if !self.retrying {
-                    // Keep looking: a unit that frees up later still gets the offer.
-                    self.retrying = true;
-                    ctx.run_interval(self.dispatch.plan().offer_timeout, |act, ctx| {
-                        let fx = act.dispatch.retry();
-                        if !fx.is_empty() {
-                            act.apply(fx, ctx);
-                        }
-                    });
-                }
+                self.keep_looking(ctx);
                 self.outbox.send(Notify::Escalation {
                     incident_id: self.id,
                     reason,
@@ -291,6 +370,21 @@ impl Incident {
                 ctx.stop();
             }
         }
+    }
+
+    /// After an escalation: look again every offer timeout, so that a unit that frees up
+    /// later still gets the offer.
+    fn keep_looking(&mut self, ctx: &mut Context<Self>) {
+        if self.retrying {
+            return;
+        }
+        self.retrying = true;
+        ctx.run_interval(self.dispatch.plan().offer_timeout, |act, ctx| {
+            let fx = act.dispatch.retry();
+            if !fx.is_empty() {
+                act.apply(fx, ctx);
+            }
+        });
     }
 
     fn offer_ended(
@@ -349,7 +443,28 @@ impl Actor for Incident {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(256);
-        let fx = self.dispatch.start();
+        if !self.restored {
+            let fx = self.dispatch.start();
+            self.apply(fx, ctx);
+            return;
+        }
+        // Re-arm the pending offers' timers for the time they had left.
+        let now = Utc::now();
+        for p in self.dispatch.pending().to_vec() {
+            let left = self.expiry.get(&p.offer_id).map_or(std::time::Duration::ZERO, |at| {
+                (*at - now).to_std().unwrap_or_default()
+            });
+            let offer_id = p.offer_id;
+            let timer = ctx.run_later(left, move |act, ctx| {
+                act.timers.remove(&offer_id);
+                act.offer_ended(offer_id, OfferEnd::TimedOut, "offer_timed_out", None, ctx);
+            });
+            self.timers.insert(offer_id, timer);
+        }
+        if self.dispatch.escalated().is_some() {
+            self.keep_looking(ctx);
+        }
+        let fx = self.dispatch.resume();
         self.apply(fx, ctx);
     }
 }

@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::dispatch::{EscalationReason, RevokeReason};
+use crate::dispatch::{Dispatch, EscalationReason, RevokeReason};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, SiteId, UnitId};
 use crate::incident::IncidentSnapshot;
 use crate::model::{AckState, IncidentKind, Priority};
 
 /// The site an incident is at, as units and consoles see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteRef {
     pub id: SiteId,
     pub name: String,
@@ -95,6 +95,27 @@ pub enum Notify {
     },
 }
 
+/// An incident's state as it is recorded, so that it can be picked up after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchState {
+    pub dispatch: Dispatch,
+    /// When each pending offer expires.
+    pub offer_expiry: Vec<(OfferId, DateTime<Utc>)>,
+}
+
+/// One change of an incident, for the record.
+#[derive(Debug, Clone)]
+pub struct IncidentRecord {
+    pub snapshot: Arc<IncidentSnapshot>,
+    pub state: DispatchState,
+}
+
+/// Where the actors' record goes (the database writer). Must not block: it is called on
+/// the actors' thread.
+pub trait Journal: Send + Sync + 'static {
+    fn incident(&self, record: IncidentRecord);
+}
+
 /// A handle the actors publish through. The adapter behind it never blocks, so a full
 /// mailbox means the process is overloaded: the notification is dropped, logged and counted,
 /// and the incident's own timers (offer expiry, escalation) still move it on.
@@ -102,11 +123,28 @@ pub enum Notify {
 pub struct Outbox {
     to: Recipient<Notify>,
     dropped: Arc<AtomicU64>,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl Outbox {
     pub fn new(to: Recipient<Notify>) -> Self {
-        Self { to, dropped: Arc::new(AtomicU64::new(0)) }
+        Self { to, dropped: Arc::new(AtomicU64::new(0)), journal: None }
+    }
+
+    /// Also records incident changes in `journal`.
+    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    pub fn journaling(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    pub fn record(&self, record: IncidentRecord) {
+        if let Some(j) = &self.journal {
+            j.incident(record);
+        }
     }
 
     pub fn send(&self, n: Notify) {

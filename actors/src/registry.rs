@@ -8,14 +8,18 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::button::PanicButton;
+use chrono::{DateTime, Utc};
+
+use crate::button::{PanicButton, Remember};
 use crate::geo::GeoPoint;
-use crate::ids::{ButtonId, IncidentId, SiteId, UnitId};
-use crate::incident::{GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Raiser};
-use crate::model::{IncidentKind, ResponsePlan};
+use crate::ids::{AlarmId, ButtonId, IncidentId, SiteId, UnitId};
+use crate::incident::{
+    GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Raiser, RestoredIncident,
+};
+use crate::model::{IncidentKind, Progress, ResponsePlan};
 use crate::outbound::{Outbox, Received, SiteRef};
 use crate::router::{RegisterUnit, Router};
-use crate::unit::Unit;
+use crate::unit::{Position, Restore, Unit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,6 +134,34 @@ struct Site {
     location: GeoPoint,
 }
 
+/// What the record says was going on before a restart.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Open incidents with their dispatch state.
+    pub incidents: Vec<RestoredIncident>,
+    /// Alarms recorded while their incident was not (the process stopped in between):
+    /// their incidents are opened again, with the same ids.
+    pub orphans: Vec<OrphanAlarm>,
+    /// Recent alarms of incidents that are over, so that a redelivery is not a new incident.
+    pub recent_alarms: Vec<(ButtonId, AlarmId, IncidentId)>,
+    /// Units' last known positions.
+    pub positions: Vec<(UnitId, GeoPoint, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrphanAlarm {
+    pub incident_id: IncidentId,
+    pub raiser: Raiser,
+    pub received_at: DateTime<Utc>,
+}
+
+/// `at`, placed on the monotonic clock as far back as the wall clock says.
+fn received_at(at: DateTime<Utc>) -> Received {
+    let age = (Utc::now() - at).to_std().unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    Received { at, instant: now.checked_sub(age).unwrap_or(now) }
+}
+
 /// Settings the registry needs to open incidents.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -138,6 +170,7 @@ pub struct RegistryConfig {
 
 pub struct Registry {
     devices: Devices,
+    restored: Restored,
     config: RegistryConfig,
     directory: Directory,
     sites: HashMap<SiteId, Site>,
@@ -151,6 +184,7 @@ impl Registry {
     pub fn new(devices: Devices, config: RegistryConfig, router: Addr<Router>, outbox: Outbox) -> Self {
         Self {
             devices,
+            restored: Restored::default(),
             config,
             directory: Directory::default(),
             sites: HashMap::new(),
@@ -159,6 +193,12 @@ impl Registry {
             router,
             outbox,
         }
+    }
+
+    /// Picks up what `restored` describes when the registry starts.
+    pub fn with_restored(mut self, restored: Restored) -> Self {
+        self.restored = restored;
+        self
     }
 
     /// The directory the adapters use; filled when the registry starts.
@@ -179,8 +219,10 @@ impl Actor for Registry {
         let me = ctx.address();
         let devices = std::mem::take(&mut self.devices);
         let mut inner = self.directory.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut button_sites = HashMap::new();
         for s in devices.sites {
             for b in s.buttons {
+                button_sites.insert(b.id.clone(), s.id.clone());
                 let addr = PanicButton::new(b.id.clone(), s.id.clone(), b.room, me.clone()).start();
                 inner.buttons.insert(b.id, addr);
             }
@@ -197,6 +239,126 @@ impl Actor for Registry {
             sites = self.sites.len(),
             "device actors started"
         );
+        drop(inner);
+        let restored = std::mem::take(&mut self.restored);
+        self.restore(restored, &button_sites, ctx);
+    }
+}
+
+impl Registry {
+    fn restore(&mut self, r: Restored, button_sites: &HashMap<ButtonId, SiteId>, ctx: &mut Context<Self>) {
+        let (n_incidents, n_orphans, n_positions) = (r.incidents.len(), r.orphans.len(), r.positions.len());
+        for (unit, point, at) in r.positions {
+            if let Some(addr) = self.directory.unit(unit.as_str()) {
+                addr.do_send(Position { point, at, speed_mps: None, heading_deg: None, received: received_at(at) });
+            }
+        }
+        for inc in r.incidents {
+            let s = &inc.snapshot;
+            let (id, site) = (s.incident_id, s.site.as_ref().map(|x| x.id.clone()));
+            let pending: Vec<_> = inc.state.dispatch.pending().to_vec();
+            let on_it: Vec<_> = inc
+                .state
+                .dispatch
+                .assigned()
+                .iter()
+                .filter(|a| a.progress != Progress::Cleared)
+                .map(|a| a.unit.clone())
+                .collect();
+            let raisers: Vec<_> = s.raised_by.iter().map(|r| (r.button.clone(), r.alarm_id)).collect();
+            let units = pending
+                .iter()
+                .map(|p| &p.unit)
+                .chain(inc.state.dispatch.assigned().iter().map(|a| &a.unit))
+                .filter_map(|u| Some((u.clone(), self.directory.unit(u.as_str())?)))
+                .collect();
+            let addr =
+                Incident::restore(inc, units, self.router.clone(), self.outbox.clone(), ctx.address().recipient())
+                    .start();
+            for p in pending {
+                if let Some(u) = self.directory.unit(p.unit.as_str()) {
+                    u.do_send(Restore::Offer { offer_id: p.offer_id, incident_id: id, incident: addr.clone() });
+                }
+            }
+            for unit in on_it {
+                if let Some(u) = self.directory.unit(unit.as_str()) {
+                    u.do_send(Restore::OnIncident { incident_id: id, incident: addr.clone() });
+                }
+            }
+            for (button, alarm_id) in raisers {
+                if let Some(b) = self.directory.button(button.as_str()) {
+                    b.do_send(Remember { alarm_id, incident_id: id, incident: Some(addr.clone()) });
+                }
+            }
+            if let Some(site) = site {
+                self.open_by_site.insert(site, (id, addr.clone()));
+            }
+            self.open.insert(id, addr);
+        }
+        for o in r.orphans {
+            let Some(site) = button_sites.get(&o.raiser.button).cloned() else {
+                tracing::error!(incident_id = %o.incident_id, button_id = %o.raiser.button,
+                    "recorded alarm from a button no longer registered: not reopened");
+                continue;
+            };
+            let (button, alarm_id) = (o.raiser.button.clone(), o.raiser.alarm_id);
+            let opened = self.open_at(site, o.raiser, received_at(o.received_at), Some(o.incident_id), ctx);
+            tracing::warn!(incident_id = %opened.incident_id, %alarm_id,
+                "alarm was recorded but its incident was not: opened again");
+            if let Some(b) = self.directory.button(button.as_str()) {
+                b.do_send(Remember { alarm_id, incident_id: opened.incident_id, incident: Some(opened.addr) });
+            }
+        }
+        for (button, alarm_id, incident_id) in r.recent_alarms {
+            if let Some(b) = self.directory.button(button.as_str()) {
+                b.do_send(Remember { alarm_id, incident_id, incident: None });
+            }
+        }
+        if n_incidents + n_orphans + n_positions > 0 {
+            tracing::info!(
+                incidents = n_incidents,
+                reopened = n_orphans,
+                positions = n_positions,
+                "state restored from the record"
+            );
+        }
+    }
+
+    /// Opens an incident at `site`, or joins the open one there.
+    fn open_at(
+        &mut self,
+        site_id: SiteId,
+        raiser: Raiser,
+        received: Received,
+        id: Option<IncidentId>,
+        ctx: &mut Context<Self>,
+    ) -> Opened {
+        if let Some((incident_id, addr)) = self.open_by_site.get(&site_id).filter(|(_, a)| a.connected()) {
+            addr.do_send(Join { raiser, received });
+            return Opened { incident_id: *incident_id, addr: addr.clone(), joined: true };
+        }
+        let (location, site) = match self.sites.get(&site_id) {
+            Some(s) => {
+                (s.location, SiteRef { id: site_id.clone(), name: s.name.clone(), room: raiser.room.clone() })
+            }
+            None => unreachable!("buttons are only spawned for known sites"),
+        };
+        let kind = IncidentKind::SchoolAlarm;
+        let spec = IncidentSpec {
+            id: id.unwrap_or_else(IncidentId::new_random),
+            kind,
+            plan: self.plan(kind),
+            location,
+            site: Some(site),
+            raiser,
+            received,
+        };
+        let incident_id = spec.id;
+        let addr =
+            Incident::new(spec, self.router.clone(), self.outbox.clone(), ctx.address().recipient()).start();
+        self.open_by_site.insert(site_id, (incident_id, addr.clone()));
+        self.open.insert(incident_id, addr.clone());
+        Opened { incident_id, addr, joined: false }
     }
 }
 
@@ -219,33 +381,7 @@ impl Handler<OpenIncident> for Registry {
     type Result = MessageResult<OpenIncident>;
 
     fn handle(&mut self, msg: OpenIncident, ctx: &mut Self::Context) -> Self::Result {
-        if let Some((incident_id, addr)) = self.open_by_site.get(&msg.site).filter(|(_, a)| a.connected()) {
-            addr.do_send(Join { raiser: msg.raiser, received: msg.received });
-            return MessageResult(Opened { incident_id: *incident_id, addr: addr.clone(), joined: true });
-        }
-        let (location, site) = match self.sites.get(&msg.site) {
-            Some(s) => (
-                s.location,
-                SiteRef { id: msg.site.clone(), name: s.name.clone(), room: msg.raiser.room.clone() },
-            ),
-            None => unreachable!("buttons are only spawned for known sites"),
-        };
-        let kind = IncidentKind::SchoolAlarm;
-        let spec = IncidentSpec {
-            id: IncidentId::new_random(),
-            kind,
-            plan: self.plan(kind),
-            location,
-            site: Some(site),
-            raiser: msg.raiser,
-            received: msg.received,
-        };
-        let incident_id = spec.id;
-        let addr =
-            Incident::new(spec, self.router.clone(), self.outbox.clone(), ctx.address().recipient()).start();
-        self.open_by_site.insert(msg.site, (incident_id, addr.clone()));
-        self.open.insert(incident_id, addr.clone());
-        MessageResult(Opened { incident_id, addr, joined: false })
+        MessageResult(self.open_at(msg.site, msg.raiser, msg.received, None, ctx))
     }
 }
 

@@ -1,8 +1,10 @@
 //! What an incident looks like from outside: the snapshot published for consoles and
 //! integrations, with the buttons that raised it and its timeline of timed hops.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dispatch::{Assignment, EscalationReason, PendingOffer};
 use crate::geo::GeoPoint;
@@ -12,21 +14,21 @@ use crate::outbound::SiteRef;
 
 /// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
 /// latency of every hop of this alert can be read off directly.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub t_us: u64,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Cow<'static, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub button: Option<ButtonId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
 /// A button whose alarm is part of this incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Raiser {
     pub button: ButtonId,
     pub alarm_id: AlarmId,
@@ -38,7 +40,7 @@ pub struct Raiser {
 }
 
 /// The incident as published (retained) for consoles and integrations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IncidentSnapshot {
     pub incident_id: IncidentId,
     pub kind: IncidentKind,
@@ -50,7 +52,7 @@ pub struct IncidentSnapshot {
     pub opened_at: DateTime<Utc>,
     pub units: Vec<Assignment>,
     pub offers: Vec<PendingOffer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated: Option<EscalationReason>,
     pub timeline: Vec<TimelineEntry>,
 }

@@ -108,6 +108,8 @@ impl Actor for Unit {
 pub struct Position {
     pub point: GeoPoint,
     pub at: DateTime<Utc>,
+    pub speed_mps: Option<f64>,
+    pub heading_deg: Option<f64>,
     pub received: Received,
 }
 
@@ -332,6 +334,30 @@ impl Handler<IncidentEnded> for Unit {
         self.incident = None;
         let update = if msg.cancelled { UnitUpdate::Cancelled } else { UnitUpdate::Closed };
         self.outbox.send(Notify::Unit { unit: self.id.clone(), incident_id: msg.incident_id, update });
+        self.report(None);
+    }
+}
+
+/// After a restart: what the unit held according to the record.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum Restore {
+    Offer { offer_id: OfferId, incident_id: IncidentId, incident: Addr<Incident> },
+    OnIncident { incident_id: IncidentId, incident: Addr<Incident> },
+}
+
+impl Handler<Restore> for Unit {
+    type Result = ();
+
+    fn handle(&mut self, msg: Restore, _: &mut Self::Context) {
+        match msg {
+            Restore::Offer { offer_id, incident_id, incident } => {
+                self.offer = Some(HeldOffer { offer_id, incident_id, incident });
+            }
+            Restore::OnIncident { incident_id, incident } => {
+                self.incident = Some(OnIncident { incident_id, incident });
+            }
+        }
         self.report(None);
     }
 }

@@ -91,7 +91,13 @@ async fn start_city() -> City {
     tokio::task::yield_now().await;
     for (id, north) in [("near", 200.0), ("far", 900.0)] {
         let unit = directory.unit(id).expect("unit actor");
-        unit.send(Position { point: school.offset(north, 0.0), at: Utc::now(), received: Received::now() })
+        unit.send(Position {
+            point: school.offset(north, 0.0),
+            at: Utc::now(),
+            speed_mps: None,
+            heading_deg: None,
+            received: Received::now(),
+        })
             .await
             .unwrap();
     }

@@ -236,7 +236,13 @@ pub fn decode(
             check_opt("speed_mps", p.speed_mps, 0.0..=150.0)?;
             check_opt("heading_deg", p.heading_deg, 0.0..=360.0)?;
             check_opt("accuracy_m", p.accuracy_m, 0.0..=100_000.0)?;
-            Message::Position(Position { point, at: p.at, received })
+            Message::Position(Position {
+                point,
+                at: p.at,
+                speed_mps: p.speed_mps,
+                heading_deg: p.heading_deg,
+                received,
+            })
         }
         Channel::Status => {
             let s: StatusIn = json(payload)?;

@@ -3,22 +3,27 @@
 //! actor slows the reading instead of growing a queue (positions alone are shed when a
 //! unit's mailbox is full: the next one supersedes them). Inbound refusals become rejects.
 //! Outbound: the `Gateway` actor turns `Notify` into QoS 1 publishes without ever blocking.
+//!
+//! Acknowledgements are manual: a message is acknowledged (PUBACK) once handled, and an alarm
+//! only once the writer has made it durable. Until then the broker keeps it, and delivers it
+//! again if kuzet stops.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use kuzet_actors::button::{ButtonOnline, Heartbeat};
+use kuzet_actors::button::{AlarmOutcome, ButtonOnline, Heartbeat};
 use kuzet_actors::outbound::{Notify, Received};
 use kuzet_actors::registry::Directory;
 use kuzet_actors::unit::Online;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS, SubscribeFilter};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::codec::{self, Message, Reject, RejectCode, RejectOut};
 use super::topics::{self, DeviceKind};
 use crate::metrics::Metrics;
+use crate::store::writer::WriterHandle;
 
 /// Publishes what the actors say.
 pub struct Gateway {
@@ -90,7 +95,12 @@ pub struct Listener {
     pub metrics: Arc<Metrics>,
     pub max_payload_bytes: usize,
     pub link: watch::Sender<Link>,
+    /// The record; None: nothing is persisted and every message is acknowledged at once.
+    pub writer: Option<WriterHandle>,
 }
+
+/// When an alarm is durable; None for messages that are acknowledged when handled.
+type Durable = Option<oneshot::Receiver<()>>;
 
 /// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
 /// payloads to arrive (so they can be refused with a reason rather than break the link).
@@ -109,6 +119,7 @@ pub fn options(
     o.set_credentials(username, password);
     o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
     o.set_inflight(inflight);
+    o.set_manual_acks(true);
     o
 }
 
@@ -137,7 +148,23 @@ impl Listener {
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     self.metrics.received.fetch_add(1, Ordering::Relaxed);
-                    self.deliver(&p.topic, &p.payload).await;
+                    match self.deliver(&p.topic, &p.payload).await {
+                        None => {
+                            if let Err(e) = self.client.try_ack(&p) {
+                                tracing::error!(error = %e, "cannot queue an acknowledgement");
+                            }
+                        }
+                        Some(durable) => {
+                            let client = self.client.clone();
+                            actix::spawn(async move {
+                                // Dropped sender: the alarm is not durable; no ack, so the
+                                // broker delivers it again.
+                                if durable.await.is_ok() {
+                                    let _ = client.ack(&p).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -151,7 +178,7 @@ impl Listener {
         }
     }
 
-    async fn deliver(&self, topic: &str, payload: &[u8]) {
+    async fn deliver(&self, topic: &str, payload: &[u8]) -> Durable {
         let received = Received::now();
         let parsed = match topics::parse(topic) {
             Ok(t) => t,
@@ -162,7 +189,7 @@ impl Listener {
                     RejectCode::BadTopic
                 };
                 self.refuse(e.device_id(), "unknown", topic, Reject::new(code, e.to_string()));
-                return;
+                return None;
             }
         };
         let kind = codec::kind_name(parsed.kind);
@@ -170,20 +197,21 @@ impl Listener {
             Ok(m) => m,
             Err(r) => {
                 self.refuse(Some(parsed.id), kind, topic, r);
-                return;
+                return None;
             }
         };
         let result = match parsed.kind {
             DeviceKind::Button => self.to_button(parsed.id, msg).await,
-            DeviceKind::Unit => self.to_unit(parsed.id, msg).await,
+            DeviceKind::Unit => self.to_unit(parsed.id, msg).await.map(|()| None),
             DeviceKind::Camera => Err(Reject::new(RejectCode::UnknownDevice, "no camera is registered")),
         };
-        if let Err(r) = result {
+        result.unwrap_or_else(|r| {
             self.refuse(Some(parsed.id), kind, topic, r);
-        }
+            None
+        })
     }
 
-    async fn to_button(&self, id: &str, msg: Message) -> Result<(), Reject> {
+    async fn to_button(&self, id: &str, msg: Message) -> Result<Durable, Reject> {
         let addr = self
             .directory
             .button(id)
@@ -191,8 +219,16 @@ impl Listener {
         match msg {
             Message::Alarm(a) => {
                 let alarm_id = a.alarm_id;
+                let record = self.writer.as_ref().map(|w| (w, a.clone()));
                 let outcome = addr.send(a).await.map_err(overloaded)?.map_err(refused)?;
                 tracing::info!(button_id = id, %alarm_id, ?outcome, "alarm handled");
+                if let Some((w, a)) = record {
+                    let (AlarmOutcome::Opened(incident)
+                    | AlarmOutcome::Joined(incident)
+                    | AlarmOutcome::Duplicate(incident)
+                    | AlarmOutcome::Cancelled(incident)) = outcome;
+                    return Ok(Some(w.alarm(id, &a, Some(incident)).await));
+                }
             }
             Message::Heartbeat { at, battery_pct } => {
                 addr.send(Heartbeat { at, battery_pct }).await.map_err(overloaded)?
@@ -200,7 +236,7 @@ impl Listener {
             Message::Online(on) => addr.send(ButtonOnline(on)).await.map_err(overloaded)?,
             _ => unreachable!("topics::parse only yields button channels for buttons"),
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn to_unit(&self, id: &str, msg: Message) -> Result<(), Reject> {
@@ -210,6 +246,9 @@ impl Listener {
             .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no unit {id} is registered")))?;
         match msg {
             Message::Position(p) => {
+                if let Some(w) = &self.writer {
+                    w.position(id, &p);
+                }
                 if let Err(SendError::Full(_)) = addr.try_send(p) {
                     self.metrics.positions_shed.fetch_add(1, Ordering::Relaxed);
                 }

@@ -3,6 +3,10 @@
 
 pub mod audit;
 pub mod devices;
+pub mod restore;
+pub mod rows;
+pub mod spool;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -14,8 +18,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to `url` and brings the schema up to date.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    connect_with(url, 8).await
+}
+
+/// `connect` with a pool of `size` connections.
+pub async fn connect_with(url: &str, size: u32) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await

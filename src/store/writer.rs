@@ -1,0 +1,693 @@
+//! The writer: everything kuzet records goes through here, off the alarm path. It runs on a
+//! thread of its own (with its own connections), takes what the gateway and the actors hand
+//! it, and writes it in batches: one transaction per batch, multi-row statements per table.
+//!
+//! Durability without latency: dispatch never waits for the writer. An alarm's MQTT PUBACK
+//! does: the gateway acknowledges an alarm to the broker only once the batch holding it is
+//! committed, or, while the database cannot be reached, appended to the spool and fsynced.
+//! While the spool holds anything, new batches go behind it, so rows reach the database in
+//! the order they happened; each batch carries an id the database remembers, so a batch
+//! written twice (a commit whose answer was lost) counts once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use kuzet_actors::button::{Alarm, AlarmAction};
+use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
+use kuzet_actors::model::AlarmKind;
+use kuzet_actors::outbound::{IncidentRecord, Journal};
+use kuzet_actors::unit::Position;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::rows::{AlarmRow, AuditRow, Batch, EventRow, IncidentRow, PositionRow};
+use super::spool::Spool;
+
+/// A write that takes longer is taken for a database that is gone: the batch is spooled.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an unreachable database is tried again.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long batch ids are kept (a spooled batch is replayed well within it).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub url: String,
+    pub spool_dir: PathBuf,
+    pub batch_max: usize,
+    pub queue: usize,
+}
+
+/// What the writer has done, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches_written: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub batches_spooled: AtomicU64,
+    pub batches_replayed: AtomicU64,
+    /// Batches the database refused for their content (not for being unreachable); kept in
+    /// the spool folder as rejected-<id>.json for an operator.
+    pub batches_rejected: AtomicU64,
+    pub positions_shed: AtomicU64,
+    pub incidents_not_recorded: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    pub database_up: AtomicBool,
+}
+
+enum Urgent {
+    Alarm(AlarmRow, oneshot::Sender<()>),
+    Incident(IncidentRecord),
+    Audit(AuditRow),
+    /// Timeline entries already in the database for restored incidents.
+    Seed(Vec<(IncidentId, usize)>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle the gateway and the actors write through. Cheap to clone.
+#[derive(Clone)]
+pub struct WriterHandle {
+    urgent: mpsc::Sender<Urgent>,
+    positions: mpsc::Sender<PositionRow>,
+    stats: Arc<WriterStats>,
+}
+
+impl WriterHandle {
+    /// Records an alarm; the receiver completes once it is durable (dropped: never).
+    pub async fn alarm(&self, button: &str, a: &Alarm, incident: Option<IncidentId>) -> oneshot::Receiver<()> {
+        let row = AlarmRow {
+            alarm_id: a.alarm_id.0,
+            button_id: button.to_owned(),
+            action: match a.action {
+                AlarmAction::Raise => "raise".into(),
+                AlarmAction::Cancel => "cancel".into(),
+            },
+            kind: Some(alarm_kind(a.kind).into()),
+            device_at: a.at,
+            received_at: a.received.at,
+            incident_id: incident.map(|i| i.0),
+        };
+        let (tx, rx) = oneshot::channel();
+        // Waits when the writer is behind: an alarm is never shed.
+        let _ = self.urgent.send(Urgent::Alarm(row, tx)).await;
+        rx
+    }
+
+    /// Records a position unless the writer is behind (then it is shed and counted).
+    pub fn position(&self, unit: &str, p: &Position) {
+        let row = PositionRow {
+            unit_id: unit.to_owned(),
+            at: p.at,
+            received_at: p.received.at,
+            lat: p.point.lat(),
+            lon: p.point.lon(),
+            speed_mps: p.speed_mps.map(|v| v as f32),
+            heading_deg: p.heading_deg.map(|v| v as f32),
+        };
+        if self.positions.try_send(row).is_err() {
+            self.stats.positions_shed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Appends an audit entry with the next batch.
+    pub async fn audit(&self, actor: &str, action: &str, subject: Option<&str>, details: serde_json::Value) {
+        let row = AuditRow {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            subject: subject.map(str::to_owned),
+            details: details.to_string(),
+        };
+        let _ = self.urgent.send(Urgent::Audit(row)).await;
+    }
+
+    /// Tells the writer how much of restored incidents' timelines is already recorded.
+    pub async fn seed(&self, written: Vec<(IncidentId, usize)>) {
+        let _ = self.urgent.send(Urgent::Seed(written)).await;
+    }
+
+    /// Completes once everything handed over before it is durable.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.urgent.send(Urgent::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+}
+
+impl Journal for WriterHandle {
+    fn incident(&self, record: IncidentRecord) {
+        if self.urgent.try_send(Urgent::Incident(record)).is_err() {
+            self.stats.incidents_not_recorded.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("writer queue full: an incident change was not recorded");
+        }
+    }
+}
+
+/// Starts the writer thread. Before returning, it writes whatever an earlier run left in
+/// the spool (so that what is restored from the database is complete); this waits for the
+/// database.
+pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
+    let (urgent_tx, urgent_rx) = mpsc::channel(config.queue.clamp(1024, 65536));
+    let (pos_tx, pos_rx) = mpsc::channel(config.queue);
+    let stats = Arc::new(WriterStats::default());
+    let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
+    let thread_stats = stats.clone();
+    std::thread::Builder::new()
+        .name("kuzet-writer".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut w = match Writer::open(config, thread_stats).await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                w.run(urgent_rx, pos_rx).await;
+            });
+        })
+        .context("cannot start the writer thread")?;
+    ready_rx.await.context("writer thread died")??;
+    Ok(WriterHandle { urgent: urgent_tx, positions: pos_tx, stats })
+}
+
+struct Writer {
+    config: WriterConfig,
+    pool: PgPool,
+    spool: Spool,
+    stats: Arc<WriterStats>,
+    /// Timeline entries recorded per open incident.
+    written: HashMap<IncidentId, usize>,
+    db_ok: bool,
+    probe_ok: Arc<Notify>,
+    probing: Arc<AtomicBool>,
+}
+
+impl Writer {
+    async fn open(config: WriterConfig, stats: Arc<WriterStats>) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            // Fail fast when the database is gone: the spool takes over.
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy(&config.url)
+            .context("invalid database url")?;
+        let spool = Spool::open(&config.spool_dir)?;
+        let mut w = Self {
+            config,
+            pool,
+            spool,
+            stats,
+            written: HashMap::new(),
+            db_ok: true,
+            probe_ok: Arc::new(Notify::new()),
+            probing: Arc::new(AtomicBool::new(false)),
+        };
+        if !w.spool.is_empty() {
+            tracing::info!(spool = %w.spool.path().display(), bytes = w.spool.backlog(),
+                "writing what the spool holds from an earlier run");
+            let mut delay = Duration::from_millis(200);
+            while !w.spool.is_empty() {
+                if !w.drain_some().await {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        w.stats.database_up.store(true, Ordering::Relaxed);
+        Ok(w)
+    }
+
+    async fn run(&mut self, mut urgent: mpsc::Receiver<Urgent>, mut positions: mpsc::Receiver<PositionRow>) {
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        let (mut urgent_open, mut positions_open) = (true, true);
+        loop {
+            let mut batch = Batch::new();
+            let mut waiters = Vec::new();
+            let mut flushes = Vec::new();
+            let draining = self.db_ok && !self.spool.is_empty();
+            if !draining {
+                if !urgent_open && !positions_open {
+                    return;
+                }
+                tokio::select! {
+                    biased;
+                    u = urgent.recv(), if urgent_open => match u {
+                        Some(u) => self.take(u, &mut batch, &mut waiters, &mut flushes),
+                        None => urgent_open = false,
+                    },
+                    p = positions.recv(), if positions_open => match p {
+                        Some(p) => batch.positions.push(p),
+                        None => positions_open = false,
+                    },
+                    _ = self.probe_ok.notified(), if !self.db_ok => {
+                        tracing::info!(bytes = self.spool.backlog(), "database reachable again: writing the spool");
+                        self.db_ok = true;
+                        self.stats.database_up.store(true, Ordering::Relaxed);
+                    }
+                    _ = prune.tick() => self.prune().await,
+                }
+            }
+            // Take what else is waiting, alarms and incidents first.
+            while batch.rows() < self.config.batch_max {
+                if let Ok(u) = urgent.try_recv() {
+                    self.take(u, &mut batch, &mut waiters, &mut flushes);
+                } else if let Ok(p) = positions.try_recv() {
+                    batch.positions.push(p);
+                } else {
+                    break;
+                }
+            }
+            if !batch.is_empty() {
+                self.store(batch, waiters).await;
+            } else {
+                for w in waiters {
+                    let _ = w.send(());
+                }
+            }
+            if self.db_ok && !self.spool.is_empty() {
+                self.drain_some().await;
+            }
+            for f in flushes {
+                let _ = f.send(());
+            }
+            self.stats.spool_bytes.store(self.spool.backlog(), Ordering::Relaxed);
+        }
+    }
+
+    fn take(
+        &mut self,
+        u: Urgent,
+        batch: &mut Batch,
+        waiters: &mut Vec<oneshot::Sender<()>>,
+        flushes: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        match u {
+            Urgent::Alarm(row, done) => {
+                batch.alarms.push(row);
+                waiters.push(done);
+            }
+            Urgent::Incident(r) => self.incident_rows(r, batch),
+            Urgent::Audit(a) => batch.audits.push(a),
+            Urgent::Seed(s) => self.written.extend(s),
+            Urgent::Flush(f) => flushes.push(f),
+        }
+    }
+
+    /// The incident's row, its new timeline entries, and an audit entry for each dispatch
+    /// action among them.
+    fn incident_rows(&mut self, r: IncidentRecord, batch: &mut Batch) {
+        let s = &r.snapshot;
+        let open = s.state.is_open();
+        let (snapshot, dispatch) = match (serde_json::to_string(&**s), serde_json::to_string(&r.state)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(incident_id = %s.incident_id, error = %e, "cannot encode an incident for the record");
+                return;
+            }
+        };
+        let now = Utc::now();
+        batch.put_incident(IncidentRow {
+            id: s.incident_id.0,
+            kind: s.kind.as_str().to_owned(),
+            priority: i16::from(s.priority.0),
+            state: enum_str(&s.state),
+            site_id: s.site.as_ref().map(|x| x.id.to_string()),
+            lat: s.location.lat(),
+            lon: s.location.lon(),
+            opened_at: s.opened_at,
+            closed_at: (!open).then(|| s.timeline.last().map_or(now, |e| e.at)),
+            escalated: s.escalated.map(|e| e.as_str().to_owned()),
+            snapshot,
+            dispatch,
+            updated_at: now,
+        });
+        let from = self.written.get(&s.incident_id).copied().unwrap_or(0);
+        for (seq, e) in s.timeline.iter().enumerate().skip(from) {
+            batch.events.push(EventRow {
+                incident_id: s.incident_id.0,
+                seq: seq as i32,
+                at: e.at,
+                t_us: e.t_us.min(i64::MAX as u64) as i64,
+                event: e.event.to_string(),
+                unit_id: e.unit.as_ref().map(|u| u.to_string()),
+                button_id: e.button.as_ref().map(|b| b.to_string()),
+                detail: e.detail.clone(),
+            });
+            if let Some(a) = audit_for(s.incident_id, &e.event, e.unit.as_ref(), e.button.as_ref(), &e.detail) {
+                batch.audits.push(a);
+            }
+        }
+        if open {
+            self.written.insert(s.incident_id, s.timeline.len());
+        } else {
+            self.written.remove(&s.incident_id);
+        }
+    }
+
+    /// Writes a new batch to the database, or to the spool when the database is down or
+    /// the spool is not empty; then tells the waiters it is durable.
+    async fn store(&mut self, batch: Batch, waiters: Vec<oneshot::Sender<()>>) {
+        if self.db_ok && self.spool.is_empty() {
+            match tokio::time::timeout(WRITE_TIMEOUT, write(&self.pool, std::slice::from_ref(&batch))).await {
+                Ok(Ok(_)) => {
+                    self.count_written(&batch);
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                    return;
+                }
+                Ok(Err(e)) if !unreachable(&e) => {
+                    self.reject(&batch, &e);
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                    return;
+                }
+                Ok(Err(e)) => self.database_down(&e.to_string()),
+                Err(_) => self.database_down("write timed out"),
+            }
+        }
+        match self.spool.append(&batch) {
+            Ok(()) => {
+                self.stats.batches_spooled.fetch_add(1, Ordering::Relaxed);
+                for w in waiters {
+                    let _ = w.send(());
+                }
+            }
+            // Not durable anywhere: the waiters are dropped, so the alarms are not
+            // acknowledged and the broker delivers them again.
+            Err(e) => tracing::error!(error = %e, rows = batch.rows(), "cannot spool a batch"),
+        }
+    }
+
+    /// Writes the next spooled batches to the database; false when the database failed.
+    async fn drain_some(&mut self) -> bool {
+        let (batches, next) = match self.spool.peek(self.config.batch_max) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the spool");
+                return false;
+            }
+        };
+        if batches.is_empty() {
+            return true;
+        }
+        match tokio::time::timeout(WRITE_TIMEOUT, write(&self.pool, &batches)).await {
+            Ok(Ok(fresh)) => {
+                self.stats.batches_replayed.fetch_add(batches.len() as u64, Ordering::Relaxed);
+                self.stats.rows_written.fetch_add(fresh as u64, Ordering::Relaxed);
+            }
+            Ok(Err(e)) if !unreachable(&e) => {
+                for b in &batches {
+                    self.reject(b, &e);
+                }
+            }
+            Ok(Err(e)) => {
+                self.database_down(&e.to_string());
+                return false;
+            }
+            Err(_) => {
+                self.database_down("write timed out");
+                return false;
+            }
+        }
+        if let Err(e) = self.spool.advance(next) {
+            tracing::error!(error = %e, "cannot advance the spool");
+            return false;
+        }
+        if self.spool.is_empty() {
+            tracing::info!("spool drained: the database holds everything again");
+        }
+        true
+    }
+
+    fn count_written(&self, b: &Batch) {
+        self.stats.batches_written.fetch_add(1, Ordering::Relaxed);
+        self.stats.rows_written.fetch_add(b.rows() as u64, Ordering::Relaxed);
+    }
+
+    /// The database refused the batch's content: keep it for an operator and go on, so that
+    /// one bad row does not hold up everything behind it.
+    fn reject(&self, b: &Batch, e: &sqlx::Error) {
+        self.stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+        let path = self.config.spool_dir.join(format!("rejected-{}.json", b.id));
+        let saved = serde_json::to_vec(b).map_err(anyhow::Error::from).and_then(|bytes| {
+            std::fs::create_dir_all(&self.config.spool_dir)?;
+            std::fs::write(&path, bytes)?;
+            Ok(())
+        });
+        tracing::error!(error = %e, batch = %b.id, rows = b.rows(), kept_in = %path.display(), saved = saved.is_ok(),
+            "the database refused a batch");
+    }
+
+    fn database_down(&mut self, why: &str) {
+        if self.db_ok {
+            tracing::error!(error = why, spool = %self.spool.path().display(),
+                "database unreachable: recording to the spool until it is back");
+        }
+        self.db_ok = false;
+        self.stats.database_up.store(false, Ordering::Relaxed);
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, notify, probing) = (self.pool.clone(), self.probe_ok.clone(), self.probing.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let ok = tokio::time::timeout(WRITE_TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await;
+                if matches!(ok, Ok(Ok(_))) {
+                    probing.store(false, Ordering::Release);
+                    notify.notify_one();
+                    return;
+                }
+            }
+        });
+    }
+
+    async fn prune(&mut self) {
+        if !self.db_ok {
+            return;
+        }
+        let r = sqlx::query("DELETE FROM writer_batches WHERE written_at < now() - interval '1 day'")
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot prune writer_batches");
+        }
+    }
+}
+
+/// Writes `batches` in one transaction, skipping those the database already holds; returns
+/// the rows written.
+async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<uuid::Uuid> = batches.iter().map(|b| b.id).collect();
+    let fresh: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO writer_batches (id) SELECT * FROM UNNEST($1::uuid[]) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut all = Batch::new();
+    for b in batches.iter().filter(|b| fresh.contains(&b.id)) {
+        all.absorb(b.clone());
+    }
+    if !all.alarms.is_empty() {
+        let a = &all.alarms;
+        sqlx::query(
+            "INSERT INTO alarms (alarm_id, button_id, action, kind, device_at, received_at, incident_id)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                                  $6::timestamptz[], $7::uuid[])
+             ON CONFLICT (alarm_id, action) DO NOTHING",
+        )
+        .bind(a.iter().map(|r| r.alarm_id).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.button_id.as_str()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.action.as_str()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.kind.as_deref()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.device_at).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.incidents.is_empty() {
+        let i = &all.incidents;
+        sqlx::query(
+            "INSERT INTO incidents (id, kind, priority, state, site_id, location, opened_at, closed_at,
+                                    escalated, snapshot, dispatch, updated_at)
+             SELECT u.id, u.kind, u.priority, u.state, u.site_id,
+                    ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography, u.opened_at, u.closed_at,
+                    u.escalated, u.snapshot::jsonb, u.dispatch::jsonb, u.updated_at
+             FROM UNNEST($1::uuid[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::float8[],
+                         $7::float8[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[],
+                         $12::text[], $13::timestamptz[])
+                  AS u(id, kind, priority, state, site_id, lat, lon, opened_at, closed_at, escalated,
+                       snapshot, dispatch, updated_at)
+             ON CONFLICT (id) DO UPDATE SET
+                 priority = EXCLUDED.priority, state = EXCLUDED.state, closed_at = EXCLUDED.closed_at,
+                 escalated = EXCLUDED.escalated, snapshot = EXCLUDED.snapshot,
+                 dispatch = EXCLUDED.dispatch, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(i.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.site_id.as_deref()).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.lat).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.lon).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.opened_at).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.closed_at).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.escalated.as_deref()).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.snapshot.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.dispatch.as_str()).collect::<Vec<_>>())
+        .bind(i.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.events.is_empty() {
+        let e = &all.events;
+        sqlx::query(
+            "INSERT INTO incident_events (incident_id, seq, at, t_us, event, unit_id, button_id, detail)
+             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::int8[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[])
+             ON CONFLICT (incident_id, seq) DO NOTHING",
+        )
+        .bind(e.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.t_us).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.event.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.unit_id.as_deref()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.button_id.as_deref()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.positions.is_empty() {
+        let p = &all.positions;
+        sqlx::query(
+            "INSERT INTO unit_positions (unit_id, at, received_at, position, speed_mps, heading_deg)
+             SELECT u.unit_id, u.at, u.received_at, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography,
+                    u.speed, u.heading
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[],
+                         $6::float4[], $7::float4[]) AS u(unit_id, at, received_at, lat, lon, speed, heading)
+             ON CONFLICT (unit_id, at) DO NOTHING",
+        )
+        .bind(p.iter().map(|r| r.unit_id.as_str()).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.lat).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.lon).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.speed_mps).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.heading_deg).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.audits.is_empty() {
+        let a = &all.audits;
+        // WITH ORDINALITY keeps the entries in the order they happened along the chain.
+        sqlx::query(
+            "INSERT INTO audit_log (actor, action, subject, details)
+             SELECT u.actor, u.action, u.subject, u.details::jsonb
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                  AS u(actor, action, subject, details, n)
+             ORDER BY u.n",
+        )
+        .bind(a.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.action.as_str()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.subject.as_deref()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.details.as_str()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(all.rows())
+}
+
+/// True when the error says the database cannot be reached (as opposed to refusing what was
+/// sent): connection failures, shutdowns, pool timeouts.
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // 08: connection exception; 57: operator intervention (shutdown); 53: resources.
+            code.starts_with("08") || code.starts_with("57") || code.starts_with("53")
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// A dispatch action among an incident's new timeline entries, as an audit entry.
+fn audit_for(
+    incident: IncidentId,
+    event: &str,
+    unit: Option<&UnitId>,
+    button: Option<&ButtonId>,
+    detail: &Option<String>,
+) -> Option<AuditRow> {
+    let (actor, action) = match event {
+        "alarm_received" => (button.map(|b| format!("button:{b}"))?, "incident.open"),
+        "alarm_joined" => (button.map(|b| format!("button:{b}"))?, "incident.join"),
+        "alarm_withdrawn" => (button.map(|b| format!("button:{b}"))?, "alarm.withdraw"),
+        "cancel_requested" => (button.map(|b| format!("button:{b}"))?, "incident.cancel"),
+        "offer_published" => ("kuzet".to_owned(), "incident.offer"),
+        "offer_timed_out" => ("kuzet".to_owned(), "incident.offer_expired"),
+        "reply_accept" => (unit.map(|u| format!("unit:{u}"))?, "incident.accept"),
+        "reply_decline" => (unit.map(|u| format!("unit:{u}"))?, "incident.decline"),
+        "escalated" => ("kuzet".to_owned(), "incident.escalate"),
+        "closed" => ("kuzet".to_owned(), "incident.close"),
+        "restored" => ("kuzet".to_owned(), "incident.restore"),
+        _ => return None,
+    };
+    let mut details = serde_json::Map::new();
+    if let Some(u) = unit {
+        details.insert("unit".into(), u.to_string().into());
+    }
+    if let Some(d) = detail {
+        details.insert("detail".into(), d.clone().into());
+    }
+    Some(AuditRow {
+        actor,
+        action: action.to_owned(),
+        subject: Some(incident.to_string()),
+        details: serde_json::Value::Object(details).to_string(),
+    })
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn alarm_kind(k: AlarmKind) -> &'static str {
+    match k {
+        AlarmKind::Intruder => "intruder",
+        AlarmKind::Medical => "medical",
+        AlarmKind::Fire => "fire",
+        AlarmKind::Other => "other",
+    }
+}
