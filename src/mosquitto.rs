@@ -43,13 +43,26 @@ pub fn find_bin(name: &str) -> anyhow::Result<PathBuf> {
 
 impl MosquittoProcess {
     pub fn start(access: Option<Access>) -> anyhow::Result<Self> {
+        Self::start_with(access, false)
+    }
+
+    /// With `persistent`, the broker keeps sessions and queued messages on disk across a
+    /// stop (`stop`) and start, as a production broker does.
+    pub fn start_with(access: Option<Access>, persistent: bool) -> anyhow::Result<Self> {
         // Under /tmp: Mosquitto started as root drops to its own user, which must read the files.
         let dir = std::env::temp_dir().join(format!("kuzet-mosquitto-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         set_mode(&dir, 0o755)?;
         let port = free_port()?;
+        let persistence = if persistent {
+            // Started as root, Mosquitto drops to its own user, which must write its file here.
+            set_mode(&dir, 0o777)?;
+            format!("persistence true\npersistence_location {}/\nautosave_interval 1\n", dir.display())
+        } else {
+            "persistence false\n".to_owned()
+        };
         let mut conf = format!(
-            "listener {port} 127.0.0.1\nset_tcp_nodelay true\npersistence false\nmax_packet_size 262144\nmax_queued_messages 100000\n\
+            "listener {port} 127.0.0.1\nset_tcp_nodelay true\n{persistence}max_packet_size 262144\nmax_queued_messages 100000\n\
              log_dest stderr\nlog_type error\nlog_type warning\n"
         );
         match access {
@@ -81,6 +94,25 @@ impl MosquittoProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the broker the way an operator does (SIGTERM): it saves what it keeps.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
+    /// Starts the broker again after `stop` or `kill`, with the same configuration and port.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        self.child = spawn(&self.dir, self.port)?;
+        Ok(())
     }
 
     /// Starts the broker again with the same configuration and port.

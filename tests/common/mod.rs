@@ -64,7 +64,14 @@ pub fn test_settings() -> Settings {
     s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
     s.mqtt.password = kuzet::settings::Secret::new(SERVICE_PASSWORD);
     s.mqtt.client_id = format!("kuzet-test-{}", uuid::Uuid::new_v4().simple());
+    s.http.listen = "127.0.0.1:0".into();
+    s.database.spool_dir = spool_dir();
     s
+}
+
+/// A spool folder of its own for one kuzet.
+pub fn spool_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("kuzet-spool-{}", uuid::Uuid::new_v4().simple()))
 }
 
 pub async fn spawn_app(kind: BrokerKind, devices: Devices, tweak: impl FnOnce(&mut Settings)) -> TestApp {
@@ -78,6 +85,8 @@ pub async fn spawn_app_with_roads(
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let mut settings = test_settings();
+    // Every test kuzet records to a database of its own, as in production.
+    settings.database.url = kuzet::settings::Secret::new(fresh_database().await);
     let mosquitto = match kind {
         BrokerKind::Embedded => None,
         BrokerKind::Mosquitto => {
