@@ -14,8 +14,7 @@ help:
 	@echo "  make clean-services   nothing to clean: tests and benches stop their own brokers"
 
 demo:
-	scripts/setup.sh
-	cargo run --release -- demo --config config/demo.toml $(ARGS)
+	scripts/demo.sh $(ARGS)
 
 test:
 	scripts/test.sh

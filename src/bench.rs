@@ -1,7 +1,9 @@
 //! `kuzet bench`: alarm -> offer latency end to end through a private broker while units
 //! report positions, beside the raw broker round trip measured in the same run with the
 //! same client library and payload size; and the nearest-unit query over 100k units beside
-//! a brute-force scan. Prints a Markdown report.
+//! a brute-force scan. With a database: the same alarm path while the writer records 20k
+//! positions a second, the writer's throughput beside single-row inserts, and 100k devices
+//! loaded from PostGIS with their actors spawned. Prints a Markdown report.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,9 +39,19 @@ pub struct BenchArgs {
     /// Units in the nearest-unit query benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub index_units: usize,
-    /// What to run: all, index, mqtt or roads.
+    /// What to run: all, index, mqtt, roads or store.
     #[arg(long, default_value = "all")]
     pub suite: String,
+    /// A PostgreSQL + PostGIS server for the store benchmarks; each run makes fresh databases
+    /// on it. Without it they are skipped.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Position reports per unit and second while alarms are measured with the writer on.
+    #[arg(long, default_value_t = 20.0)]
+    pub position_hz: f64,
+    /// Devices in the load benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub load_devices: usize,
     /// The OpenStreetMap extract for the road benchmark.
     #[arg(long, default_value = "target/osm/Helsinki.osm.pbf")]
     pub extract: std::path::PathBuf,
@@ -76,8 +88,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let all = args.suite == "all";
     anyhow::ensure!(
-        ["all", "index", "mqtt", "roads"].contains(&args.suite.as_str()),
-        "--suite must be all, index, mqtt or roads"
+        ["all", "index", "mqtt", "roads", "store"].contains(&args.suite.as_str()),
+        "--suite must be all, index, mqtt, roads or store"
     );
     if all || args.suite == "index" {
         index_bench(args.index_units);
@@ -86,8 +98,137 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         roads_bench(&args.extract)?;
     }
     if all || args.suite == "mqtt" {
-        mqtt_bench(&args).await?;
+        mqtt_bench(&args, None, 1.0).await?;
     }
+    let store = all || args.suite == "store";
+    match (&args.database_url, store || args.suite == "mqtt") {
+        (Some(base), true) => {
+            if store {
+                writer_bench(base).await?;
+                load_bench(base, args.load_devices).await?;
+            }
+            mqtt_bench(&args, Some(fresh_database(base).await?), args.position_hz).await?;
+        }
+        (None, true) => println!("(store benchmarks skipped: no --database-url / DATABASE_URL)\n"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A new empty database on the server `base` names; its URL.
+async fn fresh_database(base: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("kuzet_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(base).await.context("cannot reach the database")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    let (prefix, _) = base.rsplit_once('/').context("database url has no database name")?;
+    Ok(format!("{prefix}/{name}"))
+}
+
+/// Position rows per second: one INSERT per row (autocommit), beside the batching writer.
+async fn writer_bench(base: &str) -> anyhow::Result<()> {
+    const SINGLE: usize = 5_000;
+    const BATCHED: usize = 200_000;
+    let url = fresh_database(base).await?;
+    let pool = crate::store::connect(&url).await?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let centre = GeoPoint::new(43.2389, 76.8897).expect("constant point");
+    let t0 = Utc::now();
+    let t = Instant::now();
+    for i in 0..SINGLE {
+        let p = sim::random_point(&mut rng, centre, 8_000.0);
+        sqlx::query(
+            "INSERT INTO unit_positions (unit_id, at, received_at, position, speed_mps, heading_deg)
+             VALUES ($1, $2, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, 9.0, 90.0)",
+        )
+        .bind(format!("unit-{:04}", i % 1000))
+        .bind(t0 + chrono::Duration::microseconds(i as i64))
+        .bind(p.lon())
+        .bind(p.lat())
+        .execute(&pool)
+        .await?;
+    }
+    let single = SINGLE as f64 / t.elapsed().as_secs_f64();
+
+    let spool = std::env::temp_dir().join(format!("kuzet-bench-spool-{}", uuid::Uuid::new_v4().simple()));
+    let writer = crate::store::writer::start(crate::store::writer::WriterConfig {
+        url: url.clone(),
+        spool_dir: spool.clone(),
+        batch_max: 4096,
+        queue: 65_536,
+    })
+    .await?;
+    let t1 = t0 + chrono::Duration::seconds(3600);
+    let t = Instant::now();
+    let mut sent = 0usize;
+    while sent < BATCHED {
+        // Fill the queue, then wait until it is written: never more than the queue holds.
+        for _ in 0..50_000.min(BATCHED - sent) {
+            let p = kuzet_actors::unit::Position {
+                point: sim::random_point(&mut rng, centre, 8_000.0),
+                at: t1 + chrono::Duration::microseconds(sent as i64),
+                speed_mps: Some(9.0),
+                heading_deg: Some(90.0),
+                received: kuzet_actors::outbound::Received::now(),
+            };
+            writer.position(&format!("unit-{:04}", sent % 1000), &p);
+            sent += 1;
+        }
+        writer.flush().await;
+    }
+    let batched = BATCHED as f64 / t.elapsed().as_secs_f64();
+    let shed = writer.stats().positions_shed.load(Ordering::Relaxed);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_positions").fetch_one(&pool).await?;
+    anyhow::ensure!(stored as usize == SINGLE + BATCHED - shed as usize, "rows went missing: {stored}");
+    let _ = std::fs::remove_dir_all(&spool);
+    println!("### Position history into PostGIS\n");
+    println!("| path | rows | rows/s |\n|---|---|---|");
+    println!("| one INSERT per row, autocommit (baseline) | {SINGLE} | {single:.0} |");
+    println!(
+        "| batching writer (multi-row UNNEST, one transaction per batch) | {BATCHED} | {batched:.0} |"
+    );
+    println!(
+        "\nratio {:.1}x; {} batches, {shed} shed.\n",
+        batched / single,
+        writer.stats().batches_written.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// 100k devices loaded from PostGIS and their actors spawned: seconds and RSS.
+async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
+    use actix::Actor as _;
+    use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
+    let url = fresh_database(base).await?;
+    let pool = crate::store::connect(&url).await?;
+    crate::store::devices::generate_city(&pool, n, 11).await?;
+    let rss0 = rss_kib();
+    let t = Instant::now();
+    let devices = crate::store::devices::load(&pool).await?;
+    let loaded = t.elapsed();
+    let settings = Settings::defaults();
+    let router = kuzet_actors::router::Router::new(settings.dispatch.position_max_age()).start();
+    let gateway = crate::mqtt::gateway::Gateway::new(
+        rumqttc::AsyncClient::new(MqttOptions::new("bench-load", "127.0.0.1", 1), 10).0,
+        Arc::new(crate::metrics::Metrics::default()),
+    )
+    .start();
+    let outbox = kuzet_actors::outbound::Outbox::new(gateway.recipient());
+    let counts = (devices.sites.len(), devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(), devices.units.len());
+    let registry = Registry::new(devices, RegistryConfig { plans: settings.dispatch.plans.clone() }, router, outbox);
+    let directory = registry.directory();
+    let registry = registry.start();
+    // Answered once the registry has started, i.e. every device actor is spawned.
+    registry.send(ListIncidents).await?;
+    let total = t.elapsed();
+    let rss = rss_kib().saturating_sub(rss0);
+    let (buttons, units) = directory.counts();
+    anyhow::ensure!(buttons + units == counts.1 + counts.2, "not every device got its actor");
+    println!("### {n} devices loaded from PostGIS, their actors spawned\n");
+    println!("| step | seconds |\n|---|---|");
+    println!("| load (3 queries) | {:.2} |", loaded.as_secs_f64());
+    println!("| load + spawn {buttons} button and {units} unit actors ({} sites) | {:.2} |", counts.0, total.as_secs_f64());
+    println!("\nRSS grew by {:.0} MiB.\n", rss as f64 / 1024.0);
     Ok(())
 }
 
@@ -335,7 +476,7 @@ async fn next_where(
     }
 }
 
-async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
+async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64) -> anyhow::Result<()> {
     let plan = CityPlan {
         centre: GeoPoint::new(43.2389, 76.8897).expect("constant point"),
         radius_m: 8_000.0,
@@ -345,7 +486,13 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let devices = sim::city(&plan);
     let mut settings = Settings::defaults();
-    settings.mqtt.client_id = "kuzet-bench".into();
+    settings.mqtt.client_id = format!("kuzet-bench-{}", uuid::Uuid::new_v4().simple());
+    settings.http.listen = String::new();
+    let spool = std::env::temp_dir().join(format!("kuzet-bench-spool-{}", uuid::Uuid::new_v4().simple()));
+    settings.database.spool_dir = spool.clone();
+    if let Some(url) = &database {
+        settings.database.url = crate::settings::Secret::new(url.clone());
+    }
     settings.broker.require_auth = false;
     settings.broker.listen = format!("127.0.0.1:{}", crate::mosquitto::free_port()?).parse()?;
     let _mosquitto = match args.broker.as_str() {
@@ -375,6 +522,7 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
         units: devices.units.iter().map(|u| u.id.to_string()).collect(),
         buttons: devices.sites.iter().map(|s| s.buttons[0].id.to_string()).collect(),
         centre: plan.centre,
+        position_hz,
         movers_started: movers_tx,
         go: go_rx,
     };
@@ -401,9 +549,10 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!inside.is_empty(), "no incident timeline was seen");
     let inside = percentiles(inside);
     println!(
-        "### Alarm -> offer at the tablet, through {} on loopback, {} units reporting at 1 Hz\n",
+        "### Alarm -> offer at the tablet, through {} on loopback, {} units reporting at {position_hz} Hz, {}\n",
         if args.broker == "embedded" { "the embedded broker" } else { "Mosquitto" },
-        args.units
+        args.units,
+        if database.is_some() { "every alarm, incident and position recorded in PostGIS" } else { "no database" }
     );
     println!("| path | n | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|");
     println!("{}", row("raw broker publish -> subscriber (baseline)", &raw));
@@ -418,7 +567,18 @@ async fn mqtt_bench(args: &BenchArgs) -> anyhow::Result<()> {
         app.metrics().rejects_total(),
         app.metrics().positions_shed.load(Ordering::Relaxed),
     );
+    if let Some(w) = app.writer() {
+        let s = w.stats();
+        println!(
+            "Writer: {} rows in {} batches, {} positions shed, {} batches spooled.\n",
+            s.rows_written.load(Ordering::Relaxed),
+            s.batches_written.load(Ordering::Relaxed),
+            s.positions_shed.load(Ordering::Relaxed),
+            s.batches_spooled.load(Ordering::Relaxed),
+        );
+    }
     app.stop().await;
+    let _ = std::fs::remove_dir_all(&spool);
     Ok(())
 }
 
@@ -429,6 +589,7 @@ struct Harness {
     units: Vec<String>,
     buttons: Vec<String>,
     centre: GeoPoint,
+    position_hz: f64,
     movers_started: tokio::sync::oneshot::Sender<()>,
     go: tokio::sync::oneshot::Receiver<()>,
 }
@@ -458,11 +619,12 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
         let ids: Vec<String> = h.units.iter().skip(k).step_by(publishers).cloned().collect();
         let stop = stop.clone();
         let centre = h.centre;
+        let hz = h.position_hz;
         movers.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(k as u64);
             let mut pos: Vec<GeoPoint> =
                 ids.iter().map(|_| sim::random_point(&mut rng, centre, 8_000.0)).collect();
-            let gap = Duration::from_secs_f64(1.0 / ids.len().max(1) as f64);
+            let gap = Duration::from_secs_f64(1.0 / (ids.len().max(1) as f64 * hz));
             let mut tick = tokio::time::interval(gap);
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
