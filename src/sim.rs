@@ -150,6 +150,9 @@ async fn connect(
     o.set_credentials(username, password);
     o.set_keep_alive(Duration::from_secs(10));
     o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    // Devices keep their session (docs/mqtt.md): an alarm the broker has not acknowledged is
+    // sent again after a reconnect instead of being dropped with a new session.
+    o.set_clean_session(presence.is_none());
     let online = presence.map(|kind| topics::device(kind, username, "online"));
     if let Some(t) = &online {
         o.set_last_will(LastWill::new(t.clone(), "false", QoS::AtLeastOnce, true));

@@ -106,7 +106,7 @@ impl KuzetProcess {
             .arg("serve")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info,kuzet=debug")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("kuzet starts");
@@ -134,7 +134,7 @@ async fn wait_kuzet(unit: &mut DeviceLink, id: &str) {
         let got = tokio::time::timeout(Duration::from_millis(500), async {
             loop {
                 match unit.rx.recv().await {
-                    Some((topic, _)) if topic.ends_with("/rejects") => return,
+                    Some((topic, _)) if topic.starts_with("kuzet/v1/rejects/") => return,
                     Some(_) => continue,
                     None => std::future::pending::<()>().await,
                 }
@@ -202,7 +202,10 @@ async fn after_kill_9_open_incidents_and_pending_offers_go_on_to_closure() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let log = dir.path().join("kuzet.log");
+    // Kept after the test, for reading when it fails.
+    std::fs::create_dir_all("target/test-logs").unwrap();
+    let log = std::path::PathBuf::from(format!("target/test-logs/kill-9-{}.log", Uuid::new_v4().simple()));
+    eprintln!("kuzet's log: {}", log.display());
     let mut kuzet = KuzetProcess::start(&env, &log);
     let pool = kuzet::store::connect(&db).await.unwrap();
 
@@ -505,7 +508,11 @@ async fn broker_stopped_mid_burst_loses_no_alarm() {
     }
     wait_until("every alarm recorded", Duration::from_secs(60), || {
         let pool = pool.clone();
-        async move { count(&pool, "SELECT count(*) FROM alarms").await >= SCHOOLS as i64 }
+        async move {
+            let n = count(&pool, "SELECT count(*) FROM alarms").await;
+            eprintln!("alarms recorded: {n}");
+            n >= SCHOOLS as i64
+        }
     })
     .await;
     app.writer().unwrap().flush().await;
