@@ -197,16 +197,23 @@ struct Writer {
     db_ok: bool,
     probe_ok: Arc<Notify>,
     probing: Arc<AtomicBool>,
+    /// A new pool the probe reached the database with: connections of the old one may be
+    /// stuck on the server that went away.
+    recovered: Arc<std::sync::Mutex<Option<PgPool>>>,
+}
+
+fn new_pool(url: &str) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(2)
+        // Fail fast when the database is gone: the spool takes over.
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy(url)
+        .context("invalid database url")
 }
 
 impl Writer {
     async fn open(config: WriterConfig, stats: Arc<WriterStats>) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            // Fail fast when the database is gone: the spool takes over.
-            .acquire_timeout(Duration::from_secs(1))
-            .connect_lazy(&config.url)
-            .context("invalid database url")?;
+        let pool = new_pool(&config.url)?;
         let spool = Spool::open(&config.spool_dir)?;
         let mut w = Self {
             config,
@@ -217,15 +224,15 @@ impl Writer {
             db_ok: true,
             probe_ok: Arc::new(Notify::new()),
             probing: Arc::new(AtomicBool::new(false)),
+            recovered: Arc::new(std::sync::Mutex::new(None)),
         };
         if !w.spool.is_empty() {
             tracing::info!(spool = %w.spool.path().display(), bytes = w.spool.backlog(),
                 "writing what the spool holds from an earlier run");
-            let mut delay = Duration::from_millis(200);
             while !w.spool.is_empty() {
                 if !w.drain_some().await {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    w.probe_ok.notified().await;
+                    w.recovered();
                 }
             }
         }
@@ -255,11 +262,7 @@ impl Writer {
                         Some(p) => batch.positions.push(p),
                         None => positions_open = false,
                     },
-                    _ = self.probe_ok.notified(), if !self.db_ok => {
-                        tracing::info!(bytes = self.spool.backlog(), "database reachable again: writing the spool");
-                        self.db_ok = true;
-                        self.stats.database_up.store(true, Ordering::Relaxed);
-                    }
+                    _ = self.probe_ok.notified(), if !self.db_ok => self.recovered(),
                     _ = prune.tick() => self.prune().await,
                 }
             }
@@ -437,6 +440,18 @@ impl Writer {
         true
     }
 
+    /// The probe reached the database: use its pool from now on.
+    fn recovered(&mut self) {
+        let pool = self.recovered.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(pool) = pool {
+            let old = std::mem::replace(&mut self.pool, pool);
+            tokio::spawn(async move { old.close().await });
+        }
+        tracing::info!(bytes = self.spool.backlog(), "database reachable again: writing the spool");
+        self.db_ok = true;
+        self.stats.database_up.store(true, Ordering::Relaxed);
+    }
+
     fn count_written(&self, b: &Batch) {
         self.stats.batches_written.fetch_add(1, Ordering::Relaxed);
         self.stats.rows_written.fetch_add(b.rows() as u64, Ordering::Relaxed);
@@ -466,16 +481,22 @@ impl Writer {
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (pool, notify, probing) = (self.pool.clone(), self.probe_ok.clone(), self.probing.clone());
+        let (url, notify, probing) = (self.config.url.clone(), self.probe_ok.clone(), self.probing.clone());
+        let slot = self.recovered.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
+                // A fresh pool each time: the old one's connections went down with the server.
+                let Ok(pool) = new_pool(&url) else { continue };
                 let ok = tokio::time::timeout(WRITE_TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await;
+                tracing::debug!(result = ?ok, "database probe");
                 if matches!(ok, Ok(Ok(_))) {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
                     probing.store(false, Ordering::Release);
                     notify.notify_one();
                     return;
                 }
+                pool.close().await;
             }
         });
     }
