@@ -184,9 +184,7 @@ async fn writer_bench(base: &str) -> anyhow::Result<()> {
     println!("### Position history into PostGIS\n");
     println!("| path | rows | rows/s |\n|---|---|---|");
     println!("| one INSERT per row, autocommit (baseline) | {SINGLE} | {single:.0} |");
-    println!(
-        "| batching writer (multi-row UNNEST, one transaction per batch) | {BATCHED} | {batched:.0} |"
-    );
+    println!("| batching writer (multi-row UNNEST, one transaction per batch) | {BATCHED} | {batched:.0} |");
     println!(
         "\nratio {:.1}x; {} batches, {shed} shed.\n",
         batched / single,
@@ -214,8 +212,13 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
     )
     .start();
     let outbox = kuzet_actors::outbound::Outbox::new(gateway.recipient());
-    let counts = (devices.sites.len(), devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(), devices.units.len());
-    let registry = Registry::new(devices, RegistryConfig { plans: settings.dispatch.plans.clone() }, router, outbox);
+    let counts = (
+        devices.sites.len(),
+        devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(),
+        devices.units.len(),
+    );
+    let registry =
+        Registry::new(devices, RegistryConfig { plans: settings.dispatch.plans.clone() }, router, outbox);
     let directory = registry.directory();
     let registry = registry.start();
     // Answered once the registry has started, i.e. every device actor is spawned.
@@ -227,7 +230,11 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
     println!("### {n} devices loaded from PostGIS, their actors spawned\n");
     println!("| step | seconds |\n|---|---|");
     println!("| load (3 queries) | {:.2} |", loaded.as_secs_f64());
-    println!("| load + spawn {buttons} button and {units} unit actors ({} sites) | {:.2} |", counts.0, total.as_secs_f64());
+    println!(
+        "| load + spawn {buttons} button and {units} unit actors ({} sites) | {:.2} |",
+        counts.0,
+        total.as_secs_f64()
+    );
     println!("\nRSS grew by {:.0} MiB.\n", rss as f64 / 1024.0);
     Ok(())
 }

@@ -186,11 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logs(&settings.log.filter);
             // With a database, devices may live there alone (imported); the file is optional.
             let file = &settings.registry.file;
-            let devices = if file.as_os_str().is_empty() {
-                Default::default()
-            } else {
-                devices::load(file)?
-            };
+            let devices = if file.as_os_str().is_empty() { Default::default() } else { devices::load(file)? };
             let app = Application::build(settings, devices).await?;
             if !app.wait_ready(Duration::from_secs(10)).await {
                 tracing::warn!("broker not reachable yet; retrying in the background");

@@ -59,7 +59,8 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
     .await?;
     if !devices.sites.is_empty() || !devices.units.is_empty() {
         let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
-        let report = crate::store::devices::sync(&pool, devices, &actor).await.context("cannot register devices")?;
+        let report =
+            crate::store::devices::sync(&pool, devices, &actor).await.context("cannot register devices")?;
         tracing::info!(?report, "registry file written to the database");
     }
     let devices = crate::store::devices::load(&pool).await.context("cannot load devices")?;

@@ -79,7 +79,12 @@ async fn assert_timelines_whole(pool: &PgPool) {
     assert!(!rows.is_empty(), "no timeline recorded");
     for r in rows {
         let (n, lo, hi): (i64, i32, i32) = (r.get("n"), r.get("lo"), r.get("hi"));
-        assert_eq!((lo, i64::from(hi) + 1), (0, n), "timeline of {} has gaps", r.get::<Uuid, _>("incident_id"));
+        assert_eq!(
+            (lo, i64::from(hi) + 1),
+            (0, n),
+            "timeline of {} has gaps",
+            r.get::<Uuid, _>("incident_id")
+        );
     }
     // Each snapshot's timeline is exactly the rows recorded for it.
     let mismatched = count(
@@ -281,7 +286,8 @@ async fn after_kill_9_open_incidents_and_pending_offers_go_on_to_closure() {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        let at = |e: &str| events.iter().position(|x| x == e).unwrap_or_else(|| panic!("no {e} in {events:?}"));
+        let at =
+            |e: &str| events.iter().position(|x| x == e).unwrap_or_else(|| panic!("no {e} in {events:?}"));
         assert!(at("alarm_received") < at("restored"), "{events:?}");
         assert!(at("restored") < at("unit_cleared") && at("unit_cleared") < at("closed"), "{events:?}");
         let accepted: Vec<String> = sqlx::query_scalar(
@@ -328,7 +334,11 @@ impl OwnCluster {
     }
 
     fn start() -> (Self, String) {
-        let me = Self { dir: std::env::current_dir().unwrap().join(format!("target/pg-{}", &Uuid::new_v4().simple().to_string()[..8])) };
+        let me = Self {
+            dir: std::env::current_dir()
+                .unwrap()
+                .join(format!("target/pg-{}", &Uuid::new_v4().simple().to_string()[..8])),
+        };
         let line = me.pg("start");
         let url = line.strip_prefix("DATABASE_URL=").expect("pg.sh prints the url").to_owned();
         (me, url)
@@ -442,7 +452,8 @@ async fn postgres_stopped_for_30_s_during_a_burst_loses_nothing() {
     wait_until("the spool drained", Duration::from_secs(60), || async {
         writer.flush().await;
         eprintln!("{:?}", writer.stats());
-        writer.stats().spool_bytes.load(Ordering::Relaxed) == 0 && writer.stats().database_up.load(Ordering::Relaxed)
+        writer.stats().spool_bytes.load(Ordering::Relaxed) == 0
+            && writer.stats().database_up.load(Ordering::Relaxed)
     })
     .await;
     let spooled = writer.stats().batches_spooled.load(Ordering::Relaxed);
@@ -526,10 +537,8 @@ async fn broker_stopped_mid_burst_loses_no_alarm() {
     })
     .await;
     app.writer().unwrap().flush().await;
-    let recorded: Vec<Uuid> = sqlx::query_scalar("SELECT alarm_id FROM alarms ORDER BY alarm_id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let recorded: Vec<Uuid> =
+        sqlx::query_scalar("SELECT alarm_id FROM alarms ORDER BY alarm_id").fetch_all(&pool).await.unwrap();
     sent.sort();
     assert_eq!(recorded, sent, "each alarm recorded exactly once");
     wait_until("an incident per school", Duration::from_secs(10), || {

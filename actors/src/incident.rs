@@ -12,7 +12,9 @@ use crate::dispatch::{Candidate, Dispatch, DispatchError, Effect, OfferEnd};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
 use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Progress, ResponsePlan};
-use crate::outbound::{ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef};
+use crate::outbound::{
+    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef,
+};
 use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
 pub use crate::snapshot::{IncidentSnapshot, Raiser, TimelineEntry};
@@ -451,9 +453,10 @@ impl Actor for Incident {
         // Re-arm the pending offers' timers for the time they had left.
         let now = Utc::now();
         for p in self.dispatch.pending().to_vec() {
-            let left = self.expiry.get(&p.offer_id).map_or(std::time::Duration::ZERO, |at| {
-                (*at - now).to_std().unwrap_or_default()
-            });
+            let left = self
+                .expiry
+                .get(&p.offer_id)
+                .map_or(std::time::Duration::ZERO, |at| (*at - now).to_std().unwrap_or_default());
             let offer_id = p.offer_id;
             let timer = ctx.run_later(left, move |act, ctx| {
                 act.timers.remove(&offer_id);

@@ -250,7 +250,13 @@ impl Registry {
         let (n_incidents, n_orphans, n_positions) = (r.incidents.len(), r.orphans.len(), r.positions.len());
         for (unit, point, at) in r.positions {
             if let Some(addr) = self.directory.unit(unit.as_str()) {
-                addr.do_send(Position { point, at, speed_mps: None, heading_deg: None, received: received_at(at) });
+                addr.do_send(Position {
+                    point,
+                    at,
+                    speed_mps: None,
+                    heading_deg: None,
+                    received: received_at(at),
+                });
             }
         }
         for inc in r.incidents {
@@ -272,12 +278,21 @@ impl Registry {
                 .chain(inc.state.dispatch.assigned().iter().map(|a| &a.unit))
                 .filter_map(|u| Some((u.clone(), self.directory.unit(u.as_str())?)))
                 .collect();
-            let addr =
-                Incident::restore(inc, units, self.router.clone(), self.outbox.clone(), ctx.address().recipient())
-                    .start();
+            let addr = Incident::restore(
+                inc,
+                units,
+                self.router.clone(),
+                self.outbox.clone(),
+                ctx.address().recipient(),
+            )
+            .start();
             for p in pending {
                 if let Some(u) = self.directory.unit(p.unit.as_str()) {
-                    u.do_send(Restore::Offer { offer_id: p.offer_id, incident_id: id, incident: addr.clone() });
+                    u.do_send(Restore::Offer {
+                        offer_id: p.offer_id,
+                        incident_id: id,
+                        incident: addr.clone(),
+                    });
                 }
             }
             for unit in on_it {
@@ -306,7 +321,11 @@ impl Registry {
             tracing::warn!(incident_id = %opened.incident_id, %alarm_id,
                 "alarm was recorded but its incident was not: opened again");
             if let Some(b) = self.directory.button(button.as_str()) {
-                b.do_send(Remember { alarm_id, incident_id: opened.incident_id, incident: Some(opened.addr) });
+                b.do_send(Remember {
+                    alarm_id,
+                    incident_id: opened.incident_id,
+                    incident: Some(opened.addr),
+                });
             }
         }
         for (button, alarm_id, incident_id) in r.recent_alarms {

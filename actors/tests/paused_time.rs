@@ -98,8 +98,8 @@ async fn start_city() -> City {
             heading_deg: None,
             received: Received::now(),
         })
-            .await
-            .unwrap();
+        .await
+        .unwrap();
     }
     while router.send(AvailableCount).await.unwrap() < 2 {
         tokio::task::yield_now().await;

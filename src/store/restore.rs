@@ -15,10 +15,12 @@ use kuzet_actors::registry::{OrphanAlarm, Restored};
 use sqlx::postgres::PgPool;
 use sqlx::Row;
 
-
 /// Reads what to restore; also returns, per open incident, how many timeline entries are
 /// already recorded (for the writer).
-pub async fn load(pool: &PgPool, position_max_age: Duration) -> anyhow::Result<(Restored, Vec<(IncidentId, usize)>)> {
+pub async fn load(
+    pool: &PgPool,
+    position_max_age: Duration,
+) -> anyhow::Result<(Restored, Vec<(IncidentId, usize)>)> {
     let mut r = Restored::default();
     let mut written = Vec::new();
 
@@ -33,11 +35,12 @@ pub async fn load(pool: &PgPool, position_max_age: Duration) -> anyhow::Result<(
         let id: uuid::Uuid = row.get("id");
         let snapshot: Option<String> = row.get("snapshot");
         let dispatch: Option<String> = row.get("dispatch");
-        let parsed = snapshot.zip(dispatch).ok_or_else(|| anyhow::anyhow!("no state recorded")).and_then(|(s, d)| {
-            let snapshot: IncidentSnapshot = serde_json::from_str(&s)?;
-            let state: DispatchState = serde_json::from_str(&d)?;
-            Ok((snapshot, state))
-        });
+        let parsed =
+            snapshot.zip(dispatch).ok_or_else(|| anyhow::anyhow!("no state recorded")).and_then(|(s, d)| {
+                let snapshot: IncidentSnapshot = serde_json::from_str(&s)?;
+                let state: DispatchState = serde_json::from_str(&d)?;
+                Ok((snapshot, state))
+            });
         match parsed {
             Ok((snapshot, state)) => {
                 written.push((snapshot.incident_id, snapshot.timeline.len()));
@@ -109,7 +112,8 @@ pub async fn load(pool: &PgPool, position_max_age: Duration) -> anyhow::Result<(
     .context("cannot read units' last positions")?;
     for row in rows {
         let unit: String = row.get("unit_id");
-        let (Ok(unit), Ok(point)) = (UnitId::parse(&unit), GeoPoint::new(row.get("lat"), row.get("lon"))) else {
+        let (Ok(unit), Ok(point)) = (UnitId::parse(&unit), GeoPoint::new(row.get("lat"), row.get("lon")))
+        else {
             continue;
         };
         let at: DateTime<Utc> = row.get("at");

@@ -97,7 +97,11 @@ impl Batch {
     }
 
     pub fn rows(&self) -> usize {
-        self.alarms.len() + self.incidents.len() + self.events.len() + self.positions.len() + self.audits.len()
+        self.alarms.len()
+            + self.incidents.len()
+            + self.events.len()
+            + self.positions.len()
+            + self.audits.len()
     }
 
     pub fn is_empty(&self) -> bool {

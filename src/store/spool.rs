@@ -25,7 +25,8 @@ pub struct Spool {
 impl Spool {
     /// Opens (or creates) `dir/spool.jsonl`, dropping a torn last line.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create spool folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create spool folder {}", dir.display()))?;
         let path = dir.join("spool.jsonl");
         let file = OpenOptions::new()
             .read(true)

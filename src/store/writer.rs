@@ -78,7 +78,12 @@ pub struct WriterHandle {
 
 impl WriterHandle {
     /// Records an alarm; the receiver completes once it is durable (dropped: never).
-    pub async fn alarm(&self, button: &str, a: &Alarm, incident: Option<IncidentId>) -> oneshot::Receiver<()> {
+    pub async fn alarm(
+        &self,
+        button: &str,
+        a: &Alarm,
+        incident: Option<IncidentId>,
+    ) -> oneshot::Receiver<()> {
         let row = AlarmRow {
             alarm_id: a.alarm_id.0,
             button_id: button.to_owned(),
@@ -352,7 +357,8 @@ impl Writer {
                 button_id: e.button.as_ref().map(|b| b.to_string()),
                 detail: e.detail.clone(),
             });
-            if let Some(a) = audit_for(s.incident_id, &e.event, e.unit.as_ref(), e.button.as_ref(), &e.detail) {
+            if let Some(a) = audit_for(s.incident_id, &e.event, e.unit.as_ref(), e.button.as_ref(), &e.detail)
+            {
                 batch.audits.push(a);
             }
         }
