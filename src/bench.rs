@@ -236,6 +236,35 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
         total.as_secs_f64()
     );
     println!("\nRSS grew by {:.0} MiB.\n", rss as f64 / 1024.0);
+
+    // The same devices as one GeoJSON file through `kuzet import devices`, into a new database.
+    let mut features = Vec::with_capacity(n + n / 20);
+    let devices = crate::store::devices::load(&pool).await?;
+    for s in &devices.sites {
+        let kind = serde_json::to_value(s.kind)?;
+        features.push(json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [s.location.lon(), s.location.lat()]},
+            "properties": {"kind": "site", "id": s.id.as_str(), "name": s.name, "site_kind": kind}}));
+        for b in &s.buttons {
+            features.push(json!({"type": "Feature", "geometry": null,
+                "properties": {"kind": "button", "id": b.id.as_str(), "site": s.id.as_str(), "room": b.room}}));
+        }
+    }
+    for u in &devices.units {
+        features.push(json!({"type": "Feature", "geometry": null,
+            "properties": {"kind": "unit", "id": u.id.as_str(), "callsign": u.callsign}}));
+    }
+    let text = json!({"type": "FeatureCollection", "features": features}).to_string();
+    let pool2 = crate::store::connect(&fresh_database(base).await?).await?;
+    let t = Instant::now();
+    let report = crate::store::devices::import_geojson(&pool2, &text, "import:bench.geojson", false)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "`kuzet import devices` of the same {} features ({:.1} MB of GeoJSON): {:.2} s.\n",
+        report.features,
+        text.len() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

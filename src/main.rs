@@ -66,6 +66,21 @@ enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Import into the database.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Sites, buttons, units and cameras from a GeoJSON FeatureCollection (docs/operations.md).
+    /// Checked whole before anything is written: a bad feature is reported with its index and
+    /// nothing is imported.
+    Devices {
+        file: PathBuf,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -289,6 +304,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("audit log: {} rows, chain intact", v.rows),
                 Some(b) => {
                     println!("audit log: chain broken at row {}: {b}", b.seq);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Import(ImportCommand::Devices { file, database_url }) => {
+            init_logs("warn");
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let pool = kuzet::store::connect(&database_url).await?;
+            let name = file.file_name().map(|n| n.to_string_lossy().replace('|', "_")).unwrap_or_default();
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            match kuzet::store::devices::import_geojson(&pool, &text, &format!("import:{name}"), progress)
+                .await
+            {
+                Ok(r) => println!(
+                    "imported {} features: {} sites, {} buttons, {} units, {} cameras ({} new, {} updated)",
+                    r.features, r.sites, r.buttons, r.units, r.cameras, r.new, r.updated
+                ),
+                Err(e) => {
+                    eprintln!("{}: {e}; nothing was imported", file.display());
                     std::process::exit(1);
                 }
             }
