@@ -209,7 +209,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => tracing::info!(counters = ?app.metrics().snapshot(), "status"),
+                    _ = tick.tick() => {
+                        let mut counters = app.metrics().snapshot();
+                        if let Some(w) = app.writer() {
+                            counters.extend(w.stats().snapshot());
+                        }
+                        tracing::info!(?counters, "status");
+                    }
                     _ = shutdown_signal() => break,
                 }
             }

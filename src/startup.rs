@@ -31,8 +31,10 @@ pub struct Application {
     directory: Directory,
     metrics: Arc<Metrics>,
     outbox: Outbox,
-    link: watch::Receiver<Link>,
+    /// The main connection's state and the alarm connection's.
+    links: [watch::Receiver<Link>; 2],
     client: AsyncClient,
+    alarm_client: AsyncClient,
     writer: Option<WriterHandle>,
     pool: Option<sqlx::PgPool>,
     http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
@@ -117,17 +119,15 @@ impl Application {
         };
 
         let metrics = Arc::new(Metrics::default());
-        let opts = gateway::options(
-            &settings.mqtt.client_id,
-            &host,
-            port,
-            &settings.mqtt.username,
-            settings.mqtt.password.expose(),
-            Duration::from_secs(settings.mqtt.keep_alive_s),
-            settings.mqtt.inflight,
-        );
-        let (client, mut eventloop) = AsyncClient::new(opts, settings.mqtt.request_capacity);
+        let opts = |client_id: &str, manual_acks: bool| {
+            gateway::options(&settings.mqtt, client_id, (&host, port), manual_acks)
+        };
+        let (client, mut eventloop) =
+            AsyncClient::new(opts(&settings.mqtt.client_id, false), settings.mqtt.request_capacity);
         gateway::no_delay(&mut eventloop);
+        let alarm_id = format!("{}-alarms", settings.mqtt.client_id);
+        let (alarm_client, mut alarm_eventloop) = AsyncClient::new(opts(&alarm_id, true), 1024);
+        gateway::no_delay(&mut alarm_eventloop);
         let gateway = Gateway::new(client.clone(), metrics.clone()).start();
         let mut outbox = Outbox::new(gateway.recipient());
         if let Some(r) = &record {
@@ -154,6 +154,7 @@ impl Application {
         let registry = registry.start();
 
         let (link_tx, link) = watch::channel(Link::Connecting);
+        let (alarm_link_tx, alarm_link) = watch::channel(Link::Connecting);
         let inbound = Listener {
             eventloop,
             client: client.clone(),
@@ -162,8 +163,22 @@ impl Application {
             max_payload_bytes: settings.mqtt.max_payload_bytes,
             link: link_tx,
             writer: writer.clone(),
+            subscriptions: crate::mqtt::topics::SUBSCRIPTIONS,
+            manual_acks: false,
         };
         actix::spawn(inbound.run());
+        let alarms = Listener {
+            eventloop: alarm_eventloop,
+            client: alarm_client.clone(),
+            directory: directory.clone(),
+            metrics: metrics.clone(),
+            max_payload_bytes: settings.mqtt.max_payload_bytes,
+            link: alarm_link_tx,
+            writer: writer.clone(),
+            subscriptions: crate::mqtt::topics::ALARM_SUBSCRIPTIONS,
+            manual_acks: true,
+        };
+        actix::spawn(alarms.run());
         let http = match (settings.http.listen()?, &pool) {
             (Some(listen), Some(pool)) => Some(crate::http::start(listen, pool.clone()).await?),
             (Some(_), None) => {
@@ -184,8 +199,9 @@ impl Application {
             directory,
             metrics,
             outbox,
-            link,
+            links: [link, alarm_link],
             client,
+            alarm_client,
             writer,
             pool,
             http,
@@ -208,7 +224,9 @@ impl Application {
 
     /// Waits until kuzet is connected and subscribed; false after `timeout`.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        gateway::wait_ready(self.link.clone(), timeout).await
+        let [main, alarms] = self.links.clone();
+        let (a, b) = tokio::join!(gateway::wait_ready(main, timeout), gateway::wait_ready(alarms, timeout));
+        a && b
     }
 
     /// The broker kuzet talks to, as (host, port).
@@ -252,6 +270,7 @@ impl Application {
             h.stop(true).await;
         }
         let _ = self.client.disconnect().await;
+        let _ = self.alarm_client.disconnect().await;
     }
 }
 

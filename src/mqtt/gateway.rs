@@ -4,9 +4,12 @@
 //! unit's mailbox is full: the next one supersedes them). Inbound refusals become rejects.
 //! Outbound: the `Gateway` actor turns `Notify` into QoS 1 publishes without ever blocking.
 //!
-//! Acknowledgements are manual: a message is acknowledged (PUBACK) once handled, and an alarm
-//! only once the writer has made it durable. Until then the broker keeps it, and delivers it
-//! again if kuzet stops.
+//! Alarms come on a connection of their own (`topics::ALARM_SUBSCRIPTIONS`) with manual
+//! acknowledgements: an alarm is acknowledged (PUBACK) only once the writer has made it
+//! durable; until then the broker keeps it and delivers it again if kuzet stops. Everything
+//! else comes on the main connection, acknowledged by the client on receipt: thousands of
+//! positions a second would starve manual acks in the client's request queue, and alarms do
+//! not wait behind them in the broker's queue for kuzet.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -97,6 +100,9 @@ pub struct Listener {
     pub link: watch::Sender<Link>,
     /// The record; None: nothing is persisted and every message is acknowledged at once.
     pub writer: Option<WriterHandle>,
+    pub subscriptions: &'static [&'static str],
+    /// The client was built with manual acks (`options(.., true)`): acknowledge each message.
+    pub manual_acks: bool,
 }
 
 /// When an alarm is durable; None for messages that are acknowledged when handled.
@@ -105,21 +111,18 @@ type Durable = Option<oneshot::Receiver<()>>;
 /// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
 /// payloads to arrive (so they can be refused with a reason rather than break the link).
 pub fn options(
+    s: &crate::settings::MqttSettings,
     client_id: &str,
-    host: &str,
-    port: u16,
-    username: &str,
-    password: &str,
-    keep_alive: Duration,
-    inflight: u16,
+    (host, port): (&str, u16),
+    manual_acks: bool,
 ) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_clean_session(false);
-    o.set_keep_alive(keep_alive);
-    o.set_credentials(username, password);
+    o.set_keep_alive(Duration::from_secs(s.keep_alive_s));
+    o.set_credentials(&s.username, s.password.expose());
     o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
-    o.set_inflight(inflight);
-    o.set_manual_acks(true);
+    o.set_inflight(s.inflight);
+    o.set_manual_acks(manual_acks);
     o
 }
 
@@ -136,7 +139,8 @@ impl Listener {
                     // Subscribe on every connect, even when the broker kept the session: a
                     // SUBSCRIBE makes the broker send the retained presence of every device
                     // again, which a restarted kuzet needs to know who is offline.
-                    let filters = topics::SUBSCRIPTIONS
+                    let filters = self
+                        .subscriptions
                         .iter()
                         .map(|t| SubscribeFilter::new((*t).to_owned(), QoS::AtLeastOnce));
                     if let Err(e) = self.client.try_subscribe_many(filters) {
@@ -148,22 +152,23 @@ impl Listener {
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     self.metrics.received.fetch_add(1, Ordering::Relaxed);
-                    match self.deliver(&p.topic, &p.payload).await {
-                        None => {
-                            if let Err(e) = self.client.try_ack(&p) {
+                    let durable = self.deliver(&p.topic, &p.payload).await;
+                    if self.manual_acks {
+                        // Off this task: it is the one that polls the client, which must run
+                        // for the acknowledgement to be sent.
+                        let client = self.client.clone();
+                        actix::spawn(async move {
+                            // A dropped sender: the alarm is not durable; no ack, so the
+                            // broker delivers it again.
+                            if let Some(d) = durable {
+                                if d.await.is_err() {
+                                    return;
+                                }
+                            }
+                            if let Err(e) = client.ack(&p).await {
                                 tracing::error!(error = %e, "cannot queue an acknowledgement");
                             }
-                        }
-                        Some(durable) => {
-                            let client = self.client.clone();
-                            actix::spawn(async move {
-                                // Dropped sender: the alarm is not durable; no ack, so the
-                                // broker delivers it again.
-                                if durable.await.is_ok() {
-                                    let _ = client.ack(&p).await;
-                                }
-                            });
-                        }
+                        });
                     }
                 }
                 Ok(_) => {}

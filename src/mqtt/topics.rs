@@ -5,9 +5,12 @@ use kuzet_actors::ids::{check_device_id, IdError, IncidentId};
 
 pub const PREFIX: &str = "kuzet/v1/";
 
-/// What kuzet subscribes to.
+/// What kuzet's alarm connection subscribes to: alarms alone, acknowledged once durable,
+/// never queued behind positions.
+pub const ALARM_SUBSCRIPTIONS: &[&str] = &["kuzet/v1/buttons/+/alarm"];
+
+/// What kuzet's main connection subscribes to.
 pub const SUBSCRIPTIONS: &[&str] = &[
-    "kuzet/v1/buttons/+/alarm",
     "kuzet/v1/buttons/+/heartbeat",
     "kuzet/v1/buttons/+/online",
     "kuzet/v1/units/+/position",
@@ -141,7 +144,7 @@ mod tests {
         assert_eq!((t.kind, t.id, t.channel), (DeviceKind::Unit, "u-1", Channel::Position));
         assert_eq!(parse("kuzet/v1/buttons/b1/alarm").unwrap().channel, Channel::Alarm);
         assert_eq!(parse("kuzet/v1/cameras/c1/online").unwrap().kind, DeviceKind::Camera);
-        for s in SUBSCRIPTIONS {
+        for s in SUBSCRIPTIONS.iter().chain(ALARM_SUBSCRIPTIONS) {
             assert!(parse(&s.replace('+', "x")).is_ok(), "{s}");
         }
     }

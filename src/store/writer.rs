@@ -147,6 +147,27 @@ impl WriterHandle {
     }
 }
 
+impl WriterStats {
+    /// The counters for the status line, as `writer.<name>`.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("writer.batches_written", get(&self.batches_written)),
+            ("writer.rows_written", get(&self.rows_written)),
+            ("writer.batches_spooled", get(&self.batches_spooled)),
+            ("writer.batches_replayed", get(&self.batches_replayed)),
+            ("writer.batches_rejected", get(&self.batches_rejected)),
+            ("writer.positions_shed", get(&self.positions_shed)),
+            ("writer.incidents_not_recorded", get(&self.incidents_not_recorded)),
+            ("writer.spool_bytes", get(&self.spool_bytes)),
+            ("writer.database_up", u64::from(self.database_up.load(Ordering::Relaxed))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 impl Journal for WriterHandle {
     fn incident(&self, record: IncidentRecord) {
         if self.urgent.try_send(Urgent::Incident(record)).is_err() {
@@ -286,6 +307,22 @@ impl Writer {
             } else {
                 for w in waiters {
                     let _ = w.send(());
+                }
+            }
+            if !flushes.is_empty() {
+                // Positions come on their own channel: take everything sent before the flush.
+                loop {
+                    let mut more = Batch::new();
+                    while more.rows() < self.config.batch_max {
+                        match positions.try_recv() {
+                            Ok(p) => more.positions.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    if more.is_empty() {
+                        break;
+                    }
+                    self.store(more, Vec::new()).await;
                 }
             }
             if self.db_ok && !self.spool.is_empty() {
@@ -531,10 +568,19 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    let mut all = Batch::new();
-    for b in batches.iter().filter(|b| fresh.contains(&b.id)) {
-        all.absorb(b.clone());
-    }
+    // The usual case, one new batch, is written as it is; only replays are merged.
+    let merged;
+    let all: &Batch = match batches {
+        [one] if fresh.len() == 1 => one,
+        _ => {
+            let mut m = Batch::new();
+            for b in batches.iter().filter(|b| fresh.contains(&b.id)) {
+                m.absorb(b.clone());
+            }
+            merged = m;
+            &merged
+        }
+    };
     if !all.alarms.is_empty() {
         let a = &all.alarms;
         sqlx::query(
