@@ -35,6 +35,7 @@ pub struct Application {
     links: [watch::Receiver<Link>; 2],
     client: AsyncClient,
     alarm_client: AsyncClient,
+    out_client: AsyncClient,
     writer: Option<WriterHandle>,
     pool: Option<sqlx::PgPool>,
     http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
@@ -128,7 +129,12 @@ impl Application {
         let alarm_id = format!("{}-alarms", settings.mqtt.client_id);
         let (alarm_client, mut alarm_eventloop) = AsyncClient::new(opts(&alarm_id, true), 1024);
         gateway::no_delay(&mut alarm_eventloop);
-        let gateway = Gateway::new(client.clone(), metrics.clone()).start();
+        let out_id = format!("{}-out", settings.mqtt.client_id);
+        let (out_client, mut out_eventloop) =
+            AsyncClient::new(opts(&out_id, false), settings.mqtt.request_capacity);
+        gateway::no_delay(&mut out_eventloop);
+        actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
+        let gateway = Gateway::new(out_client.clone(), metrics.clone()).start();
         let mut outbox = Outbox::new(gateway.recipient());
         if let Some(r) = &record {
             outbox = outbox.with_journal(Arc::new(r.writer.clone()));
@@ -202,6 +208,7 @@ impl Application {
             links: [link, alarm_link],
             client,
             alarm_client,
+            out_client,
             writer,
             pool,
             http,
@@ -271,6 +278,7 @@ impl Application {
         }
         let _ = self.client.disconnect().await;
         let _ = self.alarm_client.disconnect().await;
+        let _ = self.out_client.disconnect().await;
     }
 }
 

@@ -9,7 +9,8 @@
 //! durable; until then the broker keeps it and delivers it again if kuzet stops. Everything
 //! else comes on the main connection, acknowledged by the client on receipt: thousands of
 //! positions a second would starve manual acks in the client's request queue, and alarms do
-//! not wait behind them in the broker's queue for kuzet.
+//! not wait behind them in the broker's queue for kuzet. What kuzet publishes goes out on a
+//! third connection (`drive_outbound`), for the same reason.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -304,6 +305,28 @@ pub fn no_delay(eventloop: &mut EventLoop) {
     let mut n = rumqttc::NetworkOptions::new();
     n.set_tcp_nodelay(true);
     eventloop.set_network_options(n);
+}
+
+/// Polls the outbound connection's event loop until the process stops: it only publishes
+/// (offers, acks, snapshots), on a connection of its own so that a flood of incoming
+/// positions never delays them (rumqttc sends one queued request per poll).
+pub async fn drive_outbound(mut eventloop: EventLoop, metrics: Arc<Metrics>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                tracing::info!("outbound connection to broker up");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                metrics.broker_disconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbound broker connection lost");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
 }
 
 /// Waits until the link is ready, for at most `timeout`.
