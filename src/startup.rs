@@ -193,9 +193,6 @@ impl Application {
             }
             _ => None,
         };
-        if let Some((addr, _)) = &http {
-            tracing::info!(listen = %addr, "query API listening");
-        }
         tracing::info!(broker = %format!("{host}:{port}"), embedded = embedded.is_some(), "kuzet started");
         Ok(Self {
             broker: (host, port),
