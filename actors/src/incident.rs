@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::dispatch::{Candidate, Dispatch, DispatchError, Effect, OfferEnd};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
-use crate::model::{AckState, AlarmKind, IncidentKind, IncidentState, Progress, ResponsePlan};
+use crate::model::{AckState, IncidentKind, IncidentState, Progress, ResponsePlan};
 use crate::outbound::{
     ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef,
 };
@@ -193,7 +193,7 @@ impl Incident {
     }
 
     fn summary(&self) -> String {
-        let kinds: Vec<&str> = self.raised_by.iter().map(|r| alarm_kind_str(r.kind)).collect();
+        let kinds: Vec<&str> = self.raised_by.iter().map(|r| r.kind.as_str()).collect();
         match &self.site {
             Some(s) => format!(
                 "panic alarm ({}) at {}{}",
@@ -428,15 +428,6 @@ fn ack_event(s: AckState) -> &'static str {
         AckState::OnScene => "ack_on_scene",
         AckState::Cleared => "ack_cleared",
         AckState::Cancelled => "ack_cancelled",
-    }
-}
-
-fn alarm_kind_str(k: AlarmKind) -> &'static str {
-    match k {
-        AlarmKind::Intruder => "intruder",
-        AlarmKind::Medical => "medical",
-        AlarmKind::Fire => "fire",
-        AlarmKind::Other => "other",
     }
 }
 

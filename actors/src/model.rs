@@ -36,6 +36,18 @@ pub enum IncidentKind {
     SchoolAlarm,
 }
 
+impl AlarmKind {
+    /// The contract's name for it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlarmKind::Intruder => "intruder",
+            AlarmKind::Medical => "medical",
+            AlarmKind::Fire => "fire",
+            AlarmKind::Other => "other",
+        }
+    }
+}
+
 impl IncidentKind {
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -19,7 +19,6 @@ use anyhow::Context as _;
 use chrono::Utc;
 use kuzet_actors::button::{Alarm, AlarmAction};
 use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
-use kuzet_actors::model::AlarmKind;
 use kuzet_actors::outbound::{IncidentRecord, Journal};
 use kuzet_actors::unit::Position;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -91,7 +90,7 @@ impl WriterHandle {
                 AlarmAction::Raise => "raise".into(),
                 AlarmAction::Cancel => "cancel".into(),
             },
-            kind: Some(alarm_kind(a.kind).into()),
+            kind: Some(a.kind.as_str().into()),
             device_at: a.at,
             received_at: a.received.at,
             incident_id: incident.map(|i| i.0),
@@ -753,14 +752,5 @@ fn enum_str<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
-    }
-}
-
-fn alarm_kind(k: AlarmKind) -> &'static str {
-    match k {
-        AlarmKind::Intruder => "intruder",
-        AlarmKind::Medical => "medical",
-        AlarmKind::Fire => "fire",
-        AlarmKind::Other => "other",
     }
 }
