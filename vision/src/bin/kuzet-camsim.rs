@@ -31,11 +31,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--name value` pairs, then the positional arguments.
+type Parsed<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 /// Splits `--name value` options off the positional arguments.
-fn options<'a>(
-    args: &'a [String],
-    names: &[&str],
-) -> Result<(Vec<(&'a str, &'a str)>, Vec<&'a str>), String> {
+fn options<'a>(args: &'a [String], names: &[&str]) -> Result<Parsed<'a>, String> {
     let (mut opts, mut rest) = (Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
