@@ -13,3 +13,4 @@ pub mod settings;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod vision;

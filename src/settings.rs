@@ -32,6 +32,7 @@ pub struct Settings {
     pub registry: RegistrySettings,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
+    pub vision: VisionSettings,
     pub log: LogSettings,
 }
 
@@ -121,6 +122,41 @@ impl HttpSettings {
             .parse()
             .map(Some)
             .map_err(|_| SettingsError::Invalid(format!("http.listen {:?} is not host:port", self.listen)))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionSettings {
+    /// Run the face pipeline for cameras with a stream, and match edge detections.
+    pub enabled: bool,
+    /// Where scripts/models.sh put libonnxruntime.so and the two face models.
+    pub models_dir: PathBuf,
+    /// Inference threads (each with its own sessions), and ONNX Runtime threads per session.
+    pub threads: usize,
+    pub intra_threads: usize,
+    /// Frames per second taken from each camera for detection.
+    pub fps: u32,
+    /// Cosine similarity at or above which a face is a match to review.
+    pub review_threshold: f32,
+    /// At or above which a high-danger person's match opens an incident without review.
+    pub auto_threshold: f32,
+    /// Detections below this detector score are not faces.
+    pub min_face_score: f32,
+    /// Sightings this close in time join one review.
+    pub review_window_s: u64,
+    /// One camera reports a person at most this often (the best face in between is kept).
+    pub rematch_s: f64,
+    /// Where the face and frame of every sighting are saved (JPEG).
+    pub evidence_dir: PathBuf,
+    pub offline_after_s: f64,
+    pub frozen_after_s: f64,
+    pub covered_after_s: f64,
+}
+
+impl VisionSettings {
+    pub fn secs(v: f64) -> Duration {
+        Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 
@@ -253,6 +289,26 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "broker.max_payload_bytes must exceed mqtt.max_payload_bytes, so oversize payloads reach kuzet and are refused with a reason".into(),
             ));
+        }
+        let v = &self.vision;
+        let unit = |x: f32| (0.0..=1.0).contains(&x);
+        if !unit(v.review_threshold) || !unit(v.auto_threshold) || v.review_threshold > v.auto_threshold {
+            return Err(SettingsError::Invalid(
+                "vision.review_threshold and vision.auto_threshold must be within 0..1, review at most auto".into(),
+            ));
+        }
+        if v.fps == 0 || v.threads == 0 || v.intra_threads == 0 {
+            return Err(SettingsError::Invalid("vision.fps, vision.threads and vision.intra_threads must be above 0".into()));
+        }
+        for (name, x) in [
+            ("offline_after_s", v.offline_after_s),
+            ("frozen_after_s", v.frozen_after_s),
+            ("covered_after_s", v.covered_after_s),
+            ("rematch_s", v.rematch_s),
+        ] {
+            if !x.is_finite() || x < 0.0 {
+                return Err(SettingsError::Invalid(format!("vision.{name} must be a number of seconds, 0 or more")));
+            }
         }
         for (kind, plan) in &self.dispatch.plans {
             if plan.units_required == 0

@@ -22,6 +22,8 @@ use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
 use crate::store::writer::{self, WriterConfig, WriterHandle};
+use crate::vision::{Vision, VisionParts, Watch};
+use kuzet_actors::wanted::WatchDirectory;
 
 pub struct Application {
     broker: (String, u16),
@@ -39,6 +41,8 @@ pub struct Application {
     writer: Option<WriterHandle>,
     pool: Option<sqlx::PgPool>,
     http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
+    /// Camera pipelines and inference threads; taken (and stopped) by `stop`.
+    vision: std::sync::Mutex<Option<Vision>>,
 }
 
 /// The record as kuzet starts: the writer, the devices and what to pick up.
@@ -60,7 +64,7 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
         queue: settings.database.queue,
     })
     .await?;
-    if !devices.sites.is_empty() || !devices.units.is_empty() {
+    if !devices.sites.is_empty() || !devices.units.is_empty() || !devices.cameras.is_empty() {
         let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
         let report =
             crate::store::devices::sync(&pool, devices, &actor).await.context("cannot register devices")?;
@@ -145,9 +149,10 @@ impl Application {
             router = router.with_travel(net, settings.roads.shortlist.max(1));
         }
         let router = router.start();
+        let people = WatchDirectory::default();
         let registry = Registry::new(
-            devices,
-            RegistryConfig { plans: settings.dispatch.plans.clone() },
+            devices.clone(),
+            RegistryConfig { plans: settings.dispatch.plans.clone(), watch: people.clone() },
             router.clone(),
             outbox.clone(),
         );
@@ -158,6 +163,17 @@ impl Application {
         let registry = registry.with_restored(restored);
         let directory = registry.directory();
         let registry = registry.start();
+        let vision = Vision::start(VisionParts {
+            settings: &settings.vision,
+            devices: &devices,
+            directory: directory.clone(),
+            people,
+            registry: registry.clone(),
+            outbox: outbox.clone(),
+            pool: pool.clone(),
+            auto_threshold: settings.vision.auto_threshold,
+        })
+        .await?;
 
         let (link_tx, link) = watch::channel(Link::Connecting);
         let (alarm_link_tx, alarm_link) = watch::channel(Link::Connecting);
@@ -171,6 +187,7 @@ impl Application {
             writer: writer.clone(),
             subscriptions: crate::mqtt::topics::SUBSCRIPTIONS,
             manual_acks: false,
+            matcher: Some(vision.watch.matcher.clone()),
         };
         actix::spawn(inbound.run());
         let alarms = Listener {
@@ -183,10 +200,13 @@ impl Application {
             writer: writer.clone(),
             subscriptions: crate::mqtt::topics::ALARM_SUBSCRIPTIONS,
             manual_acks: true,
+            matcher: None,
         };
         actix::spawn(alarms.run());
         let http = match (settings.http.listen()?, &pool) {
-            (Some(listen), Some(pool)) => Some(crate::http::start(listen, pool.clone()).await?),
+            (Some(listen), Some(pool)) => {
+                Some(crate::http::start(listen, pool.clone(), Some(vision.watch.clone())).await?)
+            }
             (Some(_), None) => {
                 tracing::info!("no query API without a database");
                 None
@@ -209,7 +229,18 @@ impl Application {
             writer,
             pool,
             http,
+            vision: std::sync::Mutex::new(Some(vision)),
         })
+    }
+
+    /// The watchlist, its matcher and the people's actors.
+    pub fn watch(&self) -> Option<Arc<Watch>> {
+        self.vision.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|v| v.watch.clone())
+    }
+
+    /// (frames handed to inference, frames replaced before it took them).
+    pub fn frame_counts(&self) -> (u64, u64) {
+        self.vision.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or((0, 0), |v| v.frame_counts())
     }
 
     /// The writer, when kuzet records to a database.
@@ -267,6 +298,11 @@ impl Application {
     /// Makes what was recorded durable, stops the query API and disconnects from the
     /// broker; the actors stop with the System.
     pub async fn stop(&self) {
+        let vision = self.vision.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut v) = vision {
+            // Joining the pipeline threads blocks: not on the actors' thread.
+            let _ = actix_rt::task::spawn_blocking(move || v.stop()).await;
+        }
         if let Some(w) = &self.writer {
             w.flush().await;
         }

@@ -45,7 +45,7 @@ fn schools(n: usize, units: usize) -> Devices {
             password: Some(pw(&format!("u-{i}"))),
         })
         .collect();
-    Devices { sites, units }
+    Devices { sites, units, cameras: Vec::new() }
 }
 
 fn school(i: usize) -> GeoPoint {

@@ -409,6 +409,7 @@ fn registry(callsign_of_u2: &str) -> Devices {
             },
         ],
         units: vec![u("unit-1", "P-101"), u("unit-2", callsign_of_u2)],
+        cameras: Vec::new(),
     }
 }
 

@@ -43,7 +43,7 @@ impl Server {
 
 async fn serve(pool: PgPool) -> Server {
     let (addr, handle) =
-        kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool).await.expect("the query API starts");
+        kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool, None).await.expect("the query API starts");
     assert_ne!(addr.port(), 0, "the real bound port is returned");
     Server { base: format!("http://{addr}"), handle }
 }

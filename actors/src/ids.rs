@@ -85,6 +85,14 @@ device_id!(
     /// A site: a school, police station or prison.
     SiteId
 );
+device_id!(
+    /// A camera (kuzet's own pipeline, or one that detects on its own).
+    CameraId
+);
+device_id!(
+    /// A person on the watchlist.
+    PersonId
+);
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -118,6 +126,14 @@ uuid_id!(
 uuid_id!(
     /// One offer of one incident to one unit.
     OfferId
+);
+uuid_id!(
+    /// One sighting of a watchlisted person by one camera.
+    SightingId
+);
+uuid_id!(
+    /// A face match waiting for a dispatcher's confirmation.
+    ReviewId
 );
 
 #[cfg(test)]

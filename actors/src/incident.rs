@@ -13,11 +13,11 @@ use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
 use crate::model::{AckState, IncidentKind, IncidentState, Progress, ResponsePlan};
 use crate::outbound::{
-    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef,
+    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef, UnitUpdate,
 };
 use crate::refusal::Refusal;
 use crate::router::{FindUnits, Router};
-pub use crate::snapshot::{IncidentSnapshot, Raiser, TimelineEntry};
+pub use crate::snapshot::{IncidentSnapshot, Raiser, SightingRef, TimelineEntry, WantedRef};
 use crate::unit::{Answer, IncidentEnded, OfferUnit, RevokeOffer, Unit};
 
 /// How long snapshot updates are gathered before one is published.
@@ -30,7 +30,10 @@ pub struct IncidentSpec {
     pub plan: ResponsePlan,
     pub location: GeoPoint,
     pub site: Option<SiteRef>,
-    pub raiser: Raiser,
+    /// The button whose alarm opened it (a school alarm).
+    pub raiser: Option<Raiser>,
+    /// The watchlisted person and the sighting that opened it (a face incident).
+    pub wanted: Option<(WantedRef, SightingRef)>,
     pub received: Received,
 }
 
@@ -40,6 +43,8 @@ pub struct Incident {
     location: GeoPoint,
     site: Option<SiteRef>,
     raised_by: Vec<Raiser>,
+    wanted: Option<WantedRef>,
+    sightings: Vec<SightingRef>,
     opened: Received,
     dispatch: Dispatch,
     units: HashMap<UnitId, Addr<Unit>>,
@@ -85,7 +90,9 @@ impl Incident {
             kind: spec.kind,
             location: spec.location,
             site: spec.site,
-            raised_by: vec![spec.raiser.clone()],
+            raised_by: spec.raiser.iter().cloned().collect(),
+            wanted: spec.wanted.as_ref().map(|w| w.0.clone()),
+            sightings: spec.wanted.as_ref().map(|w| w.1.clone()).into_iter().collect(),
             opened: spec.received,
             dispatch: Dispatch::new(spec.plan),
             units: HashMap::new(),
@@ -101,7 +108,13 @@ impl Incident {
             outbox,
             on_end,
         };
-        me.record_at(spec.received, "alarm_received", None, Some(spec.raiser.button), None);
+        if let Some(r) = spec.raiser {
+            me.record_at(spec.received, "alarm_received", None, Some(r.button), None);
+        }
+        if let Some((w, s)) = spec.wanted {
+            let detail = format!("{} seen by camera {} (score {:.2})", w.person_id, s.camera, s.score);
+            me.record_at(spec.received, "sighting", None, None, Some(detail));
+        }
         me
     }
 
@@ -134,6 +147,8 @@ impl Incident {
             location: s.location,
             site: s.site,
             raised_by: s.raised_by,
+            wanted: s.wanted,
+            sightings: s.sightings,
             opened,
             dispatch: r.state.dispatch,
             units,
@@ -171,6 +186,8 @@ impl Incident {
             offers: self.dispatch.pending().to_vec(),
             escalated: self.dispatch.escalated(),
             timeline: self.timeline.clone(),
+            wanted: self.wanted.clone(),
+            sightings: self.sightings.clone(),
         }
     }
 
@@ -193,6 +210,9 @@ impl Incident {
     }
 
     fn summary(&self) -> String {
+        if let (Some(w), Some(s)) = (&self.wanted, self.sightings.last()) {
+            return format!("wanted person {} (danger {}) seen by camera {}", w.name, w.danger.as_str(), s.camera);
+        }
         let kinds: Vec<&str> = self.raised_by.iter().map(|r| r.kind.as_str()).collect();
         match &self.site {
             Some(s) => format!(
@@ -622,5 +642,51 @@ impl Handler<GetSnapshot> for Incident {
 
     fn handle(&mut self, _: GetSnapshot, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.snapshot())
+    }
+}
+
+/// The incident's wanted person seen again: the incident moves to the camera, and the units
+/// on it hear where the target is now.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Sighted {
+    pub sighting: SightingRef,
+    pub received: Received,
+}
+
+impl Handler<Sighted> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: Sighted, ctx: &mut Self::Context) {
+        let s = msg.sighting;
+        let detail = format!("camera {} (score {:.2})", s.camera, s.score);
+        self.record_at(msg.received, "sighting_update", None, None, Some(detail));
+        self.location = s.location;
+        for a in self.dispatch.assigned().iter().filter(|a| a.progress != Progress::Cleared) {
+            self.outbox.send(Notify::Unit {
+                unit: a.unit.clone(),
+                incident_id: self.id,
+                update: UnitUpdate::TargetMoved { location: s.location, camera: s.camera.clone(), at: s.at },
+            });
+        }
+        self.sightings.push(s);
+        self.publish(ctx);
+    }
+}
+
+/// A line for the timeline from outside the dispatch (a dispatcher confirmed the match).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Note {
+    pub event: &'static str,
+    pub detail: String,
+}
+
+impl Handler<Note> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: Note, ctx: &mut Self::Context) {
+        self.record(msg.event, None, Some(msg.detail));
+        self.publish(ctx);
     }
 }

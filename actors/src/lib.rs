@@ -4,6 +4,7 @@
 //! [`outbound::Notify`].
 
 pub mod button;
+pub mod camera;
 pub mod dispatch;
 pub mod geo;
 pub mod ids;
@@ -17,3 +18,4 @@ pub mod router;
 pub mod snapshot;
 pub mod travel;
 pub mod unit;
+pub mod wanted;

@@ -34,6 +34,37 @@ pub enum AlarmKind {
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     SchoolAlarm,
+    /// A person on the watchlist seen by a camera.
+    WantedPerson,
+}
+
+/// How dangerous a watchlisted person is held to be; only `High` may open an incident
+/// without a dispatcher confirming the match first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Danger {
+    Low,
+    Medium,
+    High,
+}
+
+impl Danger {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Danger::Low => "low",
+            Danger::Medium => "medium",
+            Danger::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Danger::Low),
+            "medium" => Some(Danger::Medium),
+            "high" => Some(Danger::High),
+            _ => None,
+        }
+    }
 }
 
 impl AlarmKind {
@@ -52,6 +83,7 @@ impl IncidentKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             IncidentKind::SchoolAlarm => "school_alarm",
+            IncidentKind::WantedPerson => "wanted_person",
         }
     }
 }
@@ -116,6 +148,19 @@ pub struct ResponsePlan {
 }
 
 impl ResponsePlan {
+    /// The plan for `kind` when the settings name none.
+    pub fn default_for(kind: IncidentKind) -> Self {
+        match kind {
+            IncidentKind::SchoolAlarm => Self::school_alarm_default(),
+            IncidentKind::WantedPerson => Self {
+                priority: Priority(2),
+                units_required: 2,
+                max_offers: 10,
+                offer_timeout: Duration::from_secs(20),
+            },
+        }
+    }
+
     pub fn school_alarm_default() -> Self {
         Self {
             priority: Priority(1),

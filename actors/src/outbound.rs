@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dispatch::{Dispatch, EscalationReason, RevokeReason};
 use crate::geo::GeoPoint;
-use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, SiteId, UnitId};
+use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, OfferId, PersonId, ReviewId, SiteId, UnitId};
+use crate::snapshot::{SightingRef, WantedRef};
 use crate::incident::IncidentSnapshot;
 use crate::model::{AckState, IncidentKind, Priority};
 
@@ -57,6 +58,8 @@ pub enum UnitUpdate {
     Cancelled,
     /// Every unit cleared; the incident is closed.
     Closed,
+    /// The wanted person was seen again, by `camera`: the incident is at `location` now.
+    TargetMoved { location: GeoPoint, camera: CameraId, at: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +96,99 @@ pub enum Notify {
         reason: EscalationReason,
         snapshot: Arc<IncidentSnapshot>,
     },
+    /// A camera's picture or stream went wrong, or came back.
+    Integrity(Arc<IntegrityAlert>),
+    /// A face match for dispatchers to confirm or reject, as it stands now.
+    Review(Arc<ReviewOut>),
+}
+
+/// Who an integrity alert is for. Cameras that watch police stations and prisons report to
+/// oversight, never to the patrol chain whose conduct they record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    Dispatch,
+    Oversight,
+}
+
+/// A camera's health changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntegrityAlert {
+    pub camera: CameraId,
+    /// ok | offline | frozen | covered
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+    pub audience: Audience,
+    pub custodial: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteId>,
+    pub location: GeoPoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+/// A face match waiting for (or given) a dispatcher's decision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewOut {
+    pub review_id: ReviewId,
+    pub person: WantedRef,
+    pub state: ReviewState,
+    pub opened_at: DateTime<Utc>,
+    /// Every sighting gathered into this review, oldest first; the best score is the one to
+    /// show beside the watchlist photo.
+    pub sightings: Vec<SightingRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<IncidentId>,
+}
+
+/// What became of a sighting, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SightingDecision {
+    /// Opened an incident at once (high danger, above the auto threshold).
+    Incident,
+    /// Moved the person's open incident.
+    Update,
+    /// Waits for a dispatcher (a new review or one it joined).
+    Review,
+    /// A dispatcher confirmed the review it was in.
+    Confirmed,
+    /// A dispatcher rejected the review it was in.
+    Rejected,
+}
+
+impl SightingDecision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SightingDecision::Incident => "incident",
+            SightingDecision::Update => "update",
+            SightingDecision::Review => "review",
+            SightingDecision::Confirmed => "confirmed",
+            SightingDecision::Rejected => "rejected",
+        }
+    }
+}
+
+/// A sighting as it is recorded.
+#[derive(Debug, Clone)]
+pub struct SightingRecord {
+    pub person_id: PersonId,
+    pub sighting: SightingRef,
+    pub decision: SightingDecision,
+    pub incident_id: Option<IncidentId>,
+    pub review_id: Option<ReviewId>,
 }
 
 /// An incident's state as it is recorded, so that it can be picked up after a restart.
@@ -114,6 +210,8 @@ pub struct IncidentRecord {
 /// the actors' thread.
 pub trait Journal: Send + Sync + 'static {
     fn incident(&self, record: IncidentRecord);
+    fn sighting(&self, _record: SightingRecord) {}
+    fn integrity(&self, _alert: Arc<IntegrityAlert>) {}
 }
 
 /// A handle the actors publish through. The adapter behind it never blocks, so a full
@@ -144,6 +242,18 @@ impl Outbox {
     pub fn record(&self, record: IncidentRecord) {
         if let Some(j) = &self.journal {
             j.incident(record);
+        }
+    }
+
+    pub fn record_sighting(&self, record: SightingRecord) {
+        if let Some(j) = &self.journal {
+            j.sighting(record);
+        }
+    }
+
+    pub fn record_integrity(&self, alert: Arc<IntegrityAlert>) {
+        if let Some(j) = &self.journal {
+            j.integrity(alert);
         }
     }
 

@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use crate::button::{PanicButton, Remember};
+use crate::camera::{Camera, CameraSpec};
 use crate::geo::GeoPoint;
-use crate::ids::{AlarmId, ButtonId, IncidentId, SiteId, UnitId};
+use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, PersonId, SiteId, UnitId};
 use crate::incident::{
-    GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Raiser, RestoredIncident,
+    GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Note, Raiser, RestoredIncident,
+    SightingRef, Sighted, WantedRef,
 };
+use crate::wanted::WatchDirectory;
 use crate::model::{IncidentKind, Progress, ResponsePlan};
 use crate::outbound::{Outbox, Received, SiteRef};
 use crate::router::{RegisterUnit, Router};
@@ -37,6 +40,8 @@ pub struct Devices {
     pub sites: Vec<SiteSpec>,
     #[serde(default)]
     pub units: Vec<UnitSpec>,
+    #[serde(default)]
+    pub cameras: Vec<CameraSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +88,8 @@ impl Devices {
             .sites
             .iter()
             .flat_map(|s| s.buttons.iter().map(|b| b.id.as_str()))
-            .chain(self.units.iter().map(|u| u.id.as_str()));
+            .chain(self.units.iter().map(|u| u.id.as_str()))
+            .chain(self.cameras.iter().map(|c| c.id.as_str()));
         for id in ids {
             if !seen.insert(id) {
                 return Err(DevicesError::Duplicate(id.to_owned()));
@@ -110,9 +116,19 @@ pub struct Directory {
 struct DirectoryInner {
     buttons: HashMap<ButtonId, Addr<PanicButton>>,
     units: HashMap<UnitId, Addr<Unit>>,
+    cameras: HashMap<CameraId, Addr<Camera>>,
 }
 
 impl Directory {
+    pub fn camera(&self, id: &str) -> Option<Addr<Camera>> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner.cameras.get(id).cloned()
+    }
+
+    pub fn cameras(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).cameras.len()
+    }
+
     pub fn button(&self, id: &str) -> Option<Addr<PanicButton>> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         inner.buttons.get(id).cloned()
@@ -163,9 +179,11 @@ fn received_at(at: DateTime<Utc>) -> Received {
 }
 
 /// Settings the registry needs to open incidents.
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct RegistryConfig {
     pub plans: HashMap<IncidentKind, ResponsePlan>,
+    /// Where cameras find the watchlisted people's actors.
+    pub watch: WatchDirectory,
 }
 
 pub struct Registry {
@@ -175,6 +193,8 @@ pub struct Registry {
     directory: Directory,
     sites: HashMap<SiteId, Site>,
     open_by_site: HashMap<SiteId, (IncidentId, Addr<Incident>)>,
+    /// One open incident per wanted person: later sightings move it.
+    open_by_person: HashMap<PersonId, (IncidentId, Addr<Incident>)>,
     open: HashMap<IncidentId, Addr<Incident>>,
     router: Addr<Router>,
     outbox: Outbox,
@@ -189,6 +209,7 @@ impl Registry {
             directory: Directory::default(),
             sites: HashMap::new(),
             open_by_site: HashMap::new(),
+            open_by_person: HashMap::new(),
             open: HashMap::new(),
             router,
             outbox,
@@ -207,7 +228,7 @@ impl Registry {
     }
 
     fn plan(&self, kind: IncidentKind) -> ResponsePlan {
-        self.config.plans.get(&kind).cloned().unwrap_or_else(ResponsePlan::school_alarm_default)
+        self.config.plans.get(&kind).cloned().unwrap_or_else(|| ResponsePlan::default_for(kind))
     }
 }
 
@@ -228,6 +249,11 @@ impl Actor for Registry {
             }
             self.sites.insert(s.id, Site { name: s.name, location: s.location });
         }
+        for c in devices.cameras {
+            let id = c.id.clone();
+            let addr = Camera::new(c, self.config.watch.clone(), self.outbox.clone()).start();
+            inner.cameras.insert(id, addr);
+        }
         for u in devices.units {
             let addr = Unit::new(u.id.clone(), u.callsign, self.router.clone(), self.outbox.clone()).start();
             self.router.do_send(RegisterUnit { unit: u.id.clone(), addr: addr.clone() });
@@ -236,6 +262,7 @@ impl Actor for Registry {
         tracing::info!(
             buttons = inner.buttons.len(),
             units = inner.units.len(),
+            cameras = inner.cameras.len(),
             sites = self.sites.len(),
             "device actors started"
         );
@@ -262,6 +289,7 @@ impl Registry {
         for inc in r.incidents {
             let s = &inc.snapshot;
             let (id, site) = (s.incident_id, s.site.as_ref().map(|x| x.id.clone()));
+            let person = s.wanted.as_ref().map(|w| w.person_id.clone());
             let pending: Vec<_> = inc.state.dispatch.pending().to_vec();
             let on_it: Vec<_> = inc
                 .state
@@ -307,6 +335,9 @@ impl Registry {
             }
             if let Some(site) = site {
                 self.open_by_site.insert(site, (id, addr.clone()));
+            }
+            if let Some(person) = person {
+                self.open_by_person.insert(person, (id, addr.clone()));
             }
             self.open.insert(id, addr);
         }
@@ -369,7 +400,8 @@ impl Registry {
             plan: self.plan(kind),
             location,
             site: Some(site),
-            raiser,
+            raiser: Some(raiser),
+            wanted: None,
             received,
         };
         let incident_id = spec.id;
@@ -410,6 +442,7 @@ impl Handler<IncidentOver> for Registry {
     fn handle(&mut self, msg: IncidentOver, _: &mut Self::Context) {
         self.open.remove(&msg.incident_id);
         self.open_by_site.retain(|_, (id, _)| *id != msg.incident_id);
+        self.open_by_person.retain(|_, (id, _)| *id != msg.incident_id);
     }
 }
 
@@ -432,5 +465,65 @@ impl Handler<ListIncidents> for Registry {
             }
             out
         })
+    }
+}
+
+/// A watchlisted person was seen: move their open incident there, or (when `open`) open one.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "FaceOutcome")]
+pub struct FaceSighting {
+    pub wanted: WantedRef,
+    pub sighting: SightingRef,
+    /// Open an incident if none is open for the person.
+    pub open: bool,
+    /// A timeline line for the incident (who confirmed the match).
+    pub note: Option<String>,
+    pub received: Received,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceOutcome {
+    Opened(IncidentId),
+    Joined(IncidentId),
+    /// No incident was open and none was asked for.
+    NotOpen,
+}
+
+impl Handler<FaceSighting> for Registry {
+    type Result = MessageResult<FaceSighting>;
+
+    fn handle(&mut self, msg: FaceSighting, ctx: &mut Self::Context) -> Self::Result {
+        let note = |addr: &Addr<Incident>| {
+            if let Some(n) = &msg.note {
+                addr.do_send(Note { event: "match_confirmed", detail: n.clone() });
+            }
+        };
+        let person = msg.wanted.person_id.clone();
+        if let Some((id, addr)) = self.open_by_person.get(&person).filter(|(_, a)| a.connected()) {
+            addr.do_send(Sighted { sighting: msg.sighting, received: msg.received });
+            note(addr);
+            return MessageResult(FaceOutcome::Joined(*id));
+        }
+        if !msg.open {
+            return MessageResult(FaceOutcome::NotOpen);
+        }
+        let kind = IncidentKind::WantedPerson;
+        let spec = IncidentSpec {
+            id: IncidentId::new_random(),
+            kind,
+            plan: self.plan(kind),
+            location: msg.sighting.location,
+            site: None,
+            raiser: None,
+            wanted: Some((msg.wanted, msg.sighting)),
+            received: msg.received,
+        };
+        let id = spec.id;
+        let addr = Incident::new(spec, self.router.clone(), self.outbox.clone(), ctx.address().recipient()).start();
+        note(&addr);
+        tracing::info!(incident_id = %id, person = %person, "face incident opened");
+        self.open_by_person.insert(person, (id, addr.clone()));
+        self.open.insert(id, addr);
+        MessageResult(FaceOutcome::Opened(id))
     }
 }

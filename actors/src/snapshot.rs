@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dispatch::{Assignment, EscalationReason, PendingOffer};
 use crate::geo::GeoPoint;
-use crate::ids::{AlarmId, ButtonId, IncidentId, UnitId};
-use crate::model::{AlarmKind, IncidentKind, IncidentState, Priority};
+use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, PersonId, SightingId, UnitId};
+use crate::model::{AlarmKind, Danger, IncidentKind, IncidentState, Priority};
 use crate::outbound::SiteRef;
 
 /// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
@@ -39,6 +39,29 @@ pub struct Raiser {
     pub withdrawn: bool,
 }
 
+/// The watchlisted person a face incident is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WantedRef {
+    pub person_id: PersonId,
+    pub name: String,
+    pub danger: Danger,
+    /// The legal basis or case reference the person is on the list under.
+    pub legal_basis: String,
+}
+
+/// One sighting on an incident's trajectory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SightingRef {
+    pub sighting_id: SightingId,
+    pub camera: CameraId,
+    pub at: DateTime<Utc>,
+    pub location: GeoPoint,
+    pub score: f32,
+    /// Whether the face crop and frame were saved (an edge camera sends no pictures).
+    #[serde(default)]
+    pub evidence: bool,
+}
+
 /// The incident as published (retained) for consoles and integrations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IncidentSnapshot {
@@ -55,4 +78,9 @@ pub struct IncidentSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated: Option<EscalationReason>,
     pub timeline: Vec<TimelineEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wanted: Option<WantedRef>,
+    /// The wanted person's sightings, oldest first (the incident's location is the latest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sightings: Vec<SightingRef>,
 }

@@ -49,6 +49,7 @@ fn devices(school: GeoPoint) -> Devices {
             .iter()
             .map(|id| UnitSpec { id: UnitId::parse(id).unwrap(), callsign: id.to_string(), password: None })
             .collect(),
+        cameras: Vec::new(),
     }
 }
 
@@ -82,7 +83,7 @@ async fn start_city() -> City {
     };
     let registry = Registry::new(
         devices(school),
-        RegistryConfig { plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]) },
+        RegistryConfig { plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]), ..Default::default() },
         router.clone(),
         outbox,
     );

@@ -7,6 +7,7 @@
 
 mod handlers;
 pub mod params;
+mod vision;
 
 use std::net::SocketAddr;
 
@@ -27,6 +28,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("database unavailable: {0}")]
     Database(#[from] sqlx::Error),
+    /// Something behind the API (the database, an actor, the models) could not answer.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -40,7 +44,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -52,6 +56,7 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %e, "query API: database error");
                 json!({"error": "database unavailable"})
             }
+            Self::Unavailable(e) => json!({"error": e}),
         };
         HttpResponse::build(self.status_code()).json(body)
     }
@@ -74,14 +79,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(get("/incidents/{id}", handlers::incident))
             .service(get("/incidents/{id}/timeline", handlers::timeline))
             .service(get("/units/{id}/track", handlers::track))
-            .service(get("/sites/containing", handlers::site_containing)),
+            .service(get("/sites/containing", handlers::site_containing))
+            .service(
+                web::resource("/watchlist")
+                    .route(web::get().to(vision::list))
+                    .route(web::post().to(vision::enrol))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(get("/watchlist/{id}/face.jpg", vision::face))
+            .service(get("/reviews", vision::reviews))
+            .service(web::resource("/reviews/{id}/confirm").route(web::post().to(vision::decide)))
+            .service(web::resource("/reviews/{id}/reject").route(web::post().to(vision::decide)))
+            .service(get("/sightings/{id}/face.jpg", vision::evidence))
+            .service(get("/sightings/{id}/frame.jpg", vision::evidence)),
     );
 }
 
 async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((actix_web::http::header::ALLOW, "GET"))
-        .json(json!({"error": "method not allowed: the query API is read-only (GET)"}))
+        .json(json!({"error": "method not allowed (see docs/api.md)"}))
 }
 
 async fn not_found() -> HttpResponse {
@@ -92,10 +109,23 @@ async fn not_found() -> HttpResponse {
 /// Binds `listen` (port 0: a free port), spawns the server on the current actix system and
 /// returns the address it listens on and a handle to stop it. Must run inside an actix
 /// system (`actix_rt::System`, `#[actix_rt::main]`, `#[actix_rt::test]`).
-pub async fn start(listen: SocketAddr, pool: PgPool) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+pub async fn start(
+    listen: SocketAddr,
+    pool: PgPool,
+    watch: Option<std::sync::Arc<crate::vision::Watch>>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let data = web::Data::new(pool);
+    let watch = watch.map(web::Data::from);
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).configure(routes).default_service(web::to(not_found))
+        let mut app = App::new()
+            .app_data(data.clone())
+            .app_data(web::JsonConfig::default().limit(vision::MAX_ENROL_BYTES))
+            .configure(routes)
+            .default_service(web::to(not_found));
+        if let Some(w) = &watch {
+            app = app.app_data(w.clone());
+        }
+        app
     })
     .workers(1)
     // kuzet handles SIGINT/SIGTERM itself and stops the server through the handle.

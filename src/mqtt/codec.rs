@@ -6,7 +6,7 @@ use kuzet_actors::button::{Alarm, AlarmAction};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, IncidentId, OfferId};
 use kuzet_actors::model::{AlarmKind, Progress, UnitStatus};
-use kuzet_actors::outbound::{Notify, Received};
+use kuzet_actors::outbound::{Audience, Notify, Received, ReviewState};
 use kuzet_actors::unit::{Position, ProgressReport, Reply, StatusReport};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -83,6 +83,37 @@ pub enum Message {
     Status(StatusReport),
     Reply(Reply),
     Progress(ProgressReport),
+    /// An edge camera's faces (unit-length embeddings) and plate reads.
+    Detections { at: DateTime<Utc>, faces: Vec<kuzet_vision::Embedding>, plates: usize },
+}
+
+/// Faces one detections message may carry.
+pub const MAX_FACES: usize = 32;
+
+#[derive(Deserialize)]
+struct FaceIn {
+    embedding: Vec<f64>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    score: Option<f64>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    bbox: Option<[f64; 4]>,
+}
+
+#[derive(Deserialize)]
+struct PlateIn {
+    text: String,
+    confidence: f64,
+}
+
+#[derive(Deserialize)]
+struct DetectionsIn {
+    at: DateTime<Utc>,
+    #[serde(default)]
+    faces: Vec<FaceIn>,
+    #[serde(default)]
+    plates: Vec<PlateIn>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +275,22 @@ pub fn decode(
                 received,
             })
         }
+        Channel::Detections => {
+            let d: DetectionsIn = json(payload)?;
+            if d.faces.len() > MAX_FACES {
+                return Err(invalid(format!("{} faces in one message (limit {MAX_FACES})", d.faces.len())));
+            }
+            let mut faces = Vec::with_capacity(d.faces.len());
+            for (i, f) in d.faces.iter().enumerate() {
+                faces.push(crate::vision::embedding_from(&f.embedding).map_err(|e| invalid(format!("faces[{i}]: {e}")))?);
+            }
+            for (i, p) in d.plates.iter().enumerate() {
+                if p.text.is_empty() || p.text.chars().count() > 16 || !(0.0..=1.0).contains(&p.confidence) {
+                    return Err(invalid(format!("plates[{i}]: text of 1-16 characters and confidence 0..1")));
+                }
+            }
+            Message::Detections { at: d.at, faces, plates: d.plates.len() }
+        }
         Channel::Status => {
             let s: StatusIn = json(payload)?;
             Message::Status(StatusReport { status: s.status })
@@ -342,6 +389,24 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
             retain: false,
             then_clear_retained: false,
         },
+        Notify::Integrity(a) => Outgoing {
+            topic: match a.audience {
+                Audience::Dispatch => topics::integrity(a.camera.as_str()),
+                Audience::Oversight => topics::oversight_integrity(a.camera.as_str()),
+            },
+            payload: serde_json::to_vec(&**a)?,
+            retain: true,
+            then_clear_retained: false,
+        },
+        Notify::Review(r) => {
+            let pending = r.state == ReviewState::Pending;
+            Outgoing {
+                topic: topics::review(&r.review_id),
+                payload: serde_json::to_vec(&**r)?,
+                retain: pending,
+                then_clear_retained: !pending,
+            }
+        }
     })
 }
 

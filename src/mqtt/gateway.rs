@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use kuzet_actors::button::{AlarmOutcome, ButtonOnline, Heartbeat};
+use kuzet_actors::camera::HealthReport;
 use kuzet_actors::outbound::{Notify, Received};
 use kuzet_actors::registry::Directory;
 use kuzet_actors::unit::Online;
@@ -104,6 +105,8 @@ pub struct Listener {
     pub subscriptions: &'static [&'static str],
     /// The client was built with manual acks (`options(.., true)`): acknowledge each message.
     pub manual_acks: bool,
+    /// Matches edge cameras' faces against the watchlist.
+    pub matcher: Option<Arc<crate::vision::Matcher>>,
 }
 
 /// When an alarm is durable; None for messages that are acknowledged when handled.
@@ -209,7 +212,7 @@ impl Listener {
         let result = match parsed.kind {
             DeviceKind::Button => self.to_button(parsed.id, msg).await,
             DeviceKind::Unit => self.to_unit(parsed.id, msg).await.map(|()| None),
-            DeviceKind::Camera => Err(Reject::new(RejectCode::UnknownDevice, "no camera is registered")),
+            DeviceKind::Camera => self.to_camera(parsed.id, msg).map(|()| None),
         };
         result.unwrap_or_else(|r| {
             self.refuse(Some(parsed.id), kind, topic, r);
@@ -243,6 +246,38 @@ impl Listener {
             _ => unreachable!("topics::parse only yields button channels for buttons"),
         }
         Ok(None)
+    }
+
+    fn to_camera(&self, id: &str, msg: Message) -> Result<(), Reject> {
+        let addr = self
+            .directory
+            .camera(id)
+            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no camera {id} is registered")))?;
+        match msg {
+            Message::Online(on) => {
+                let (state, detail) = if on { ("ok", "online") } else { ("offline", "went offline (last will)") };
+                addr.try_send(HealthReport { state, detail: detail.into(), at: chrono::Utc::now() })
+                    .map_err(|_| Reject::new(RejectCode::Overloaded, "camera busy"))?;
+            }
+            Message::Detections { faces, plates, .. } => {
+                if plates > 0 {
+                    tracing::debug!(camera_id = id, plates, "plate reads are not matched yet (no hotlist)");
+                }
+                let Some(matcher) = self.matcher.clone() else {
+                    return Ok(());
+                };
+                matcher.stats.edge_faces.fetch_add(faces.len() as u64, Ordering::Relaxed);
+                // A search over a large list takes milliseconds: not on this event loop.
+                let camera = id.to_owned();
+                actix_rt::task::spawn_blocking(move || {
+                    for f in &faces {
+                        matcher.search(&camera, crate::vision::Probe { embedding: f, evidence: None });
+                    }
+                });
+            }
+            _ => unreachable!("topics::parse only yields camera channels for cameras"),
+        }
+        Ok(())
     }
 
     async fn to_unit(&self, id: &str, msg: Message) -> Result<(), Reject> {

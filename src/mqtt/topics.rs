@@ -18,6 +18,8 @@ pub const SUBSCRIPTIONS: &[&str] = &[
     "kuzet/v1/units/+/reply",
     "kuzet/v1/units/+/progress",
     "kuzet/v1/units/+/online",
+    "kuzet/v1/cameras/+/detections",
+    "kuzet/v1/cameras/+/online",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,7 @@ pub enum Channel {
     Status,
     Reply,
     Progress,
+    Detections,
 }
 
 /// A parsed inbound topic; `id` borrows from the topic string.
@@ -100,6 +103,7 @@ pub fn parse(topic: &str) -> Result<InboundTopic<'_>, TopicError> {
         (DeviceKind::Unit, "status") => Channel::Status,
         (DeviceKind::Unit, "reply") => Channel::Reply,
         (DeviceKind::Unit, "progress") => Channel::Progress,
+        (DeviceKind::Camera, "detections") => Channel::Detections,
         (k, c) => {
             return Err(TopicError::Channel { kind: k.segment(), channel: c.to_owned(), id: id.to_owned() })
         }
@@ -124,6 +128,21 @@ pub fn incident(incident: &IncidentId) -> String {
 }
 
 pub const ESCALATIONS: &str = "kuzet/v1/dispatch/escalations";
+
+/// A camera's health, retained, for dispatchers (patrol-chain cameras).
+pub fn integrity(camera: &str) -> String {
+    format!("kuzet/v1/dispatch/integrity/{camera}")
+}
+
+/// A custodial camera's health, retained, for oversight only.
+pub fn oversight_integrity(camera: &str) -> String {
+    format!("kuzet/v1/oversight/integrity/{camera}")
+}
+
+/// A face match waiting for a dispatcher, retained while it waits.
+pub fn review(review: &kuzet_actors::ids::ReviewId) -> String {
+    format!("kuzet/v1/dispatch/reviews/{review}")
+}
 
 pub fn rejects(device: &str) -> String {
     format!("kuzet/v1/rejects/{device}")

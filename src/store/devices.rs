@@ -25,7 +25,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kuzet_actors::geo::GeoPoint;
-use kuzet_actors::ids::{check_device_id, ButtonId, SiteId, UnitId};
+use kuzet_actors::camera::CameraSpec;
+use kuzet_actors::ids::{check_device_id, ButtonId, CameraId, SiteId, UnitId};
 use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -62,7 +63,8 @@ fn parse_site_kind(s: &str) -> Option<SiteKind> {
 /// All sites with their buttons (both ordered by id, bytewise) and all units (ordered by id). One query
 /// per kind of row; passwords are not stored in the database, so they are `None`.
 ///
-/// Cameras are not part of [`Devices`] and are not returned. A button whose `site_id` is
+/// Cameras without a position are skipped with a warning (they cannot place a sighting). A
+/// button whose `site_id` is
 /// NULL (possible in the schema, never written by this module) has no site to belong to: it
 /// is skipped with a warning. A unit without a callsign gets its id as callsign.
 pub async fn load(pool: &PgPool) -> anyhow::Result<Devices> {
@@ -88,9 +90,22 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<Devices> {
             .fetch_all(&mut *tx)
             .await
             .context("cannot read units")?;
+    // id, site, lat, lon, custodial, stream_uri
+    type CameraRow = (String, Option<String>, Option<f64>, Option<f64>, bool, Option<String>);
+    let cameras: Vec<CameraRow> = sqlx::query_as(
+        "SELECT id, site_id, ST_Y(position::geometry), ST_X(position::geometry), custodial, stream_uri \
+         FROM devices WHERE kind = 'camera' ORDER BY id COLLATE \"C\"",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .context("cannot read cameras")?;
     tx.commit().await?;
 
-    let mut out = Devices { sites: Vec::with_capacity(sites.len()), units: Vec::with_capacity(units.len()) };
+    let mut out = Devices {
+        sites: Vec::with_capacity(sites.len()),
+        units: Vec::with_capacity(units.len()),
+        cameras: Vec::with_capacity(cameras.len()),
+    };
     let mut site_index: HashMap<String, usize> = HashMap::with_capacity(sites.len());
     for (id, name, kind, lat, lon) in sites {
         let sid = SiteId::parse(&id).with_context(|| format!("site {id:?} in the database"))?;
@@ -120,6 +135,24 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<Devices> {
             id: uid,
             password: None,
         });
+    }
+    let mut unplaced = 0usize;
+    for (id, site, lat, lon, custodial, stream_uri) in cameras {
+        let (Some(lat), Some(lon)) = (lat, lon) else {
+            unplaced += 1;
+            continue;
+        };
+        out.cameras.push(CameraSpec {
+            id: CameraId::parse(&id).with_context(|| format!("camera {id:?} in the database"))?,
+            location: GeoPoint::new(lat, lon).with_context(|| format!("camera {id}: position"))?,
+            site: site.map(|s| SiteId::parse(&s)).transpose().with_context(|| format!("camera {id}: site"))?,
+            custodial,
+            stream_uri,
+            password: None,
+        });
+    }
+    if unplaced > 0 {
+        tracing::warn!(cameras = unplaced, "cameras without a position in the database were not loaded");
     }
     out.validate().context("devices in the database")?;
     Ok(out)
@@ -231,6 +264,34 @@ pub async fn sync(pool: &PgPool, devices: &Devices, actor: &str) -> anyhow::Resu
     .await
     .context("cannot write devices")?;
 
+    // Cameras: their place, custodial flag and stream are part of the registry file.
+    let cams = &devices.cameras;
+    let camera_rows: Vec<(String, bool)> = sqlx::query_as(
+        "INSERT INTO devices AS d (id, kind, site_id, position, custodial, stream_uri) \
+         SELECT t.id, 'camera', t.site_id, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)::geography, \
+                t.custodial, t.stream_uri \
+         FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::bool[], $6::text[]) \
+              AS t(id, site_id, lat, lon, custodial, stream_uri) \
+         ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, site_id = EXCLUDED.site_id, \
+             position = EXCLUDED.position, custodial = EXCLUDED.custodial, stream_uri = EXCLUDED.stream_uri \
+         WHERE (d.kind, d.site_id, d.custodial, d.stream_uri) \
+                 IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.site_id, EXCLUDED.custodial, EXCLUDED.stream_uri) \
+            OR ST_AsEWKB(d.position::geometry) IS DISTINCT FROM ST_AsEWKB(EXCLUDED.position::geometry) \
+         RETURNING d.id, (d.xmax = 0)",
+    )
+    .bind(cams.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+    .bind(cams.iter().map(|c| c.site.as_ref().map(|s| s.as_str())).collect::<Vec<_>>())
+    .bind(cams.iter().map(|c| c.location.lat()).collect::<Vec<_>>())
+    .bind(cams.iter().map(|c| c.location.lon()).collect::<Vec<_>>())
+    .bind(cams.iter().map(|c| c.custodial).collect::<Vec<_>>())
+    .bind(cams.iter().map(|c| c.stream_uri.as_deref()).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await
+    .context("cannot write cameras")?;
+    let n_dev = n_dev + cams.len();
+    let written_cams: HashSet<&str> = camera_rows.iter().map(|r| r.0.as_str()).collect();
+    let device_rows: Vec<(String, bool)> = device_rows.into_iter().chain(camera_rows.iter().cloned()).collect();
+
     let count = |rows: &[(String, bool)], total: usize| {
         let new = rows.iter().filter(|r| r.1).count();
         Counts { new, changed: rows.len() - new, unchanged: total - rows.len() }
@@ -250,6 +311,13 @@ pub async fn sync(pool: &PgPool, devices: &Devices, actor: &str) -> anyhow::Resu
     }
     for u in devices.units.iter().filter(|u| written.contains(u.id.as_str())) {
         device_by_id.insert(u.id.as_str(), json!({"kind": "unit", "callsign": u.callsign}));
+    }
+    for c in cams.iter().filter(|c| written_cams.contains(c.id.as_str())) {
+        device_by_id.insert(
+            c.id.as_str(),
+            json!({"kind": "camera", "site": c.site, "custodial": c.custodial, "stream_uri": c.stream_uri.as_deref().map(without_credentials),
+                   "lat": c.location.lat(), "lon": c.location.lon()}),
+        );
     }
     let mut entries: Vec<(&'static str, String, Value)> = Vec::new();
     for (id, created) in &site_rows {
@@ -294,6 +362,19 @@ pub async fn sync(pool: &PgPool, devices: &Devices, actor: &str) -> anyhow::Resu
     };
     tx.commit().await?;
     Ok(SyncReport { sites, devices: devs, audit_entries })
+}
+
+/// A stream address without its user and password, for the audit log.
+pub fn without_credentials(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => {
+            let (auth, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
+            let sep = if rest.contains('/') { "/" } else { "" };
+            format!("{scheme}://{host}{sep}{path}")
+        }
+        None => uri.to_owned(),
+    }
 }
 
 async fn audit_in(

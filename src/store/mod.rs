@@ -6,6 +6,7 @@ pub mod devices;
 pub mod restore;
 pub mod rows;
 pub mod spool;
+pub mod watchlist;
 pub mod writer;
 
 use std::time::Duration;

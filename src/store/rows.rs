@@ -67,6 +67,31 @@ pub struct AuditRow {
     pub details: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SightingRow {
+    pub id: Uuid,
+    pub decision: String,
+    pub person_id: String,
+    pub camera_id: String,
+    pub at: DateTime<Utc>,
+    pub score: f32,
+    pub lat: f64,
+    pub lon: f64,
+    pub evidence: bool,
+    pub incident_id: Option<Uuid>,
+    pub review_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CameraAlertRow {
+    pub camera_id: String,
+    pub at: DateTime<Utc>,
+    pub state: String,
+    pub detail: Option<String>,
+    pub audience: String,
+    pub custodial: bool,
+}
+
 /// Everything one transaction writes. `id` makes the write idempotent: a batch whose id the
 /// database already holds is skipped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +107,10 @@ pub struct Batch {
     pub positions: Vec<PositionRow>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audits: Vec<AuditRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sightings: Vec<SightingRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub camera_alerts: Vec<CameraAlertRow>,
 }
 
 impl Batch {
@@ -93,6 +122,8 @@ impl Batch {
             events: Vec::new(),
             positions: Vec::new(),
             audits: Vec::new(),
+            sightings: Vec::new(),
+            camera_alerts: Vec::new(),
         }
     }
 
@@ -102,6 +133,8 @@ impl Batch {
             + self.events.len()
             + self.positions.len()
             + self.audits.len()
+            + self.sightings.len()
+            + self.camera_alerts.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,6 +159,8 @@ impl Batch {
         self.events.extend(other.events);
         self.positions.extend(other.positions);
         self.audits.extend(other.audits);
+        self.sightings.extend(other.sightings);
+        self.camera_alerts.extend(other.camera_alerts);
     }
 }
 

@@ -19,12 +19,12 @@ use anyhow::Context as _;
 use chrono::Utc;
 use kuzet_actors::button::{Alarm, AlarmAction};
 use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
-use kuzet_actors::outbound::{IncidentRecord, Journal};
+use kuzet_actors::outbound::{Audience, IncidentRecord, IntegrityAlert, Journal, SightingRecord};
 use kuzet_actors::unit::Position;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::rows::{AlarmRow, AuditRow, Batch, EventRow, IncidentRow, PositionRow};
+use super::rows::{AlarmRow, AuditRow, Batch, CameraAlertRow, EventRow, IncidentRow, PositionRow, SightingRow};
 use super::spool::Spool;
 
 /// A write that takes longer is taken for a database that is gone: the batch is spooled.
@@ -62,6 +62,8 @@ enum Urgent {
     Alarm(AlarmRow, oneshot::Sender<()>),
     Incident(IncidentRecord),
     Audit(AuditRow),
+    Sighting(SightingRow, AuditRow),
+    Integrity(CameraAlertRow, Option<AuditRow>),
     /// Timeline entries already in the database for restored incidents.
     Seed(Vec<(IncidentId, usize)>),
     Flush(oneshot::Sender<()>),
@@ -172,6 +174,62 @@ impl Journal for WriterHandle {
         if self.urgent.try_send(Urgent::Incident(record)).is_err() {
             self.stats.incidents_not_recorded.fetch_add(1, Ordering::Relaxed);
             tracing::error!("writer queue full: an incident change was not recorded");
+        }
+    }
+
+    fn sighting(&self, r: SightingRecord) {
+        let s = &r.sighting;
+        let row = SightingRow {
+            id: s.sighting_id.0,
+            decision: r.decision.as_str().to_owned(),
+            person_id: r.person_id.to_string(),
+            camera_id: s.camera.to_string(),
+            at: s.at,
+            score: s.score,
+            lat: s.location.lat(),
+            lon: s.location.lon(),
+            evidence: s.evidence,
+            incident_id: r.incident_id.map(|i| i.0),
+            review_id: r.review_id.map(|i| i.0),
+        };
+        // The match itself, audited: who (the camera) found whom, and what came of it.
+        let audit = AuditRow {
+            actor: format!("camera:{}", s.camera),
+            action: format!("watchlist.match.{}", r.decision.as_str()),
+            subject: Some(r.person_id.to_string()),
+            details: serde_json::json!({"sighting_id": s.sighting_id, "score": s.score,
+                "incident_id": r.incident_id, "review_id": r.review_id})
+            .to_string(),
+        };
+        if self.urgent.try_send(Urgent::Sighting(row, audit)).is_err() {
+            self.stats.incidents_not_recorded.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("writer queue full: a sighting was not recorded");
+        }
+    }
+
+    fn integrity(&self, a: Arc<IntegrityAlert>) {
+        let audience = match a.audience {
+            Audience::Dispatch => "dispatch",
+            Audience::Oversight => "oversight",
+        };
+        let row = CameraAlertRow {
+            camera_id: a.camera.to_string(),
+            at: a.at,
+            state: a.state.clone(),
+            detail: a.detail.clone(),
+            audience: audience.to_owned(),
+            custodial: a.custodial,
+        };
+        // A custodial camera's tampering is evidence about the police: on the chain too.
+        let audit = a.custodial.then(|| AuditRow {
+            actor: format!("camera:{}", a.camera),
+            action: "camera.integrity".to_owned(),
+            subject: Some(a.camera.to_string()),
+            details: serde_json::json!({"state": a.state, "detail": a.detail, "at": a.at}).to_string(),
+        });
+        if self.urgent.try_send(Urgent::Integrity(row, audit)).is_err() {
+            self.stats.incidents_not_recorded.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("writer queue full: a camera alert was not recorded");
         }
     }
 }
@@ -348,6 +406,14 @@ impl Writer {
             }
             Urgent::Incident(r) => self.incident_rows(r, batch),
             Urgent::Audit(a) => batch.audits.push(a),
+            Urgent::Sighting(row, audit) => {
+                batch.sightings.push(row);
+                batch.audits.push(audit);
+            }
+            Urgent::Integrity(row, audit) => {
+                batch.camera_alerts.push(row);
+                batch.audits.extend(audit);
+            }
             Urgent::Seed(s) => self.written.extend(s),
             Urgent::Flush(f) => flushes.push(f),
         }
@@ -668,6 +734,48 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
         .bind(p.iter().map(|r| r.lon).collect::<Vec<_>>())
         .bind(p.iter().map(|r| r.speed_mps).collect::<Vec<_>>())
         .bind(p.iter().map(|r| r.heading_deg).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.sightings.is_empty() {
+        let v = &all.sightings;
+        sqlx::query(
+            "INSERT INTO sightings (id, decision, person_id, camera_id, at, score, location, evidence,
+                                    incident_id, review_id)
+             SELECT u.id, u.decision, u.person_id, u.camera_id, u.at, u.score,
+                    ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography, u.evidence, u.incident_id, u.review_id
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::float4[],
+                         $7::float8[], $8::float8[], $9::bool[], $10::uuid[], $11::uuid[])
+                  AS u(id, decision, person_id, camera_id, at, score, lat, lon, evidence, incident_id, review_id)
+             ON CONFLICT (id, decision) DO NOTHING",
+        )
+        .bind(v.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.decision.as_str()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.person_id.as_str()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.camera_id.as_str()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.score).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.lat).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.lon).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.evidence).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.review_id).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.camera_alerts.is_empty() {
+        let v = &all.camera_alerts;
+        sqlx::query(
+            "INSERT INTO camera_alerts (camera_id, at, state, detail, audience, custodial)
+             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bool[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(v.iter().map(|r| r.camera_id.as_str()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.audience.as_str()).collect::<Vec<_>>())
+        .bind(v.iter().map(|r| r.custodial).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }

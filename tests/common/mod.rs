@@ -142,6 +142,7 @@ pub fn city_at(location: GeoPoint, units: &[&str]) -> Devices {
                 password: Some(pw(id)),
             })
             .collect(),
+        cameras: Vec::new(),
     }
 }
 

@@ -1,0 +1,146 @@
+//! The watchlist in the database: enrolment (audited), the entries kuzet loads at start,
+//! and the negative examples dispatchers' rejections leave behind.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use kuzet_actors::ids::PersonId;
+use kuzet_actors::model::Danger;
+use serde_json::json;
+use sqlx::postgres::PgPool;
+
+/// One person on the list.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: PersonId,
+    pub name: String,
+    pub legal_basis: String,
+    pub case_ref: Option<String>,
+    pub danger: Danger,
+    pub expires_at: DateTime<Utc>,
+    /// Unit length, 128 floats.
+    pub embedding: Vec<f32>,
+    pub photos: i32,
+}
+
+/// Writes (or replaces) an entry with its face picture, and audits the enrolment: who, under
+/// what legal basis, until when, from how many photos (with their SHA-256, not the pictures).
+pub async fn enroll(
+    pool: &PgPool,
+    e: &Entry,
+    face_jpeg: Option<&[u8]>,
+    photo_sha256: &[String],
+    actor: &str,
+) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let created: bool = sqlx::query_scalar(
+        "INSERT INTO watchlist AS w (id, name, legal_basis, case_ref, danger, expires_at, embedding, photos,
+                                    face_jpeg, enrolled_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, legal_basis = EXCLUDED.legal_basis,
+             case_ref = EXCLUDED.case_ref, danger = EXCLUDED.danger, expires_at = EXCLUDED.expires_at,
+             embedding = EXCLUDED.embedding, photos = EXCLUDED.photos, face_jpeg = EXCLUDED.face_jpeg,
+             enrolled_at = now(), enrolled_by = EXCLUDED.enrolled_by
+         RETURNING (w.xmax = 0)",
+    )
+    .bind(e.id.as_str())
+    .bind(&e.name)
+    .bind(&e.legal_basis)
+    .bind(&e.case_ref)
+    .bind(e.danger.as_str())
+    .bind(e.expires_at)
+    .bind(&e.embedding)
+    .bind(e.photos)
+    .bind(face_jpeg)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await
+    .context("cannot write the watchlist entry")?;
+    sqlx::query("SELECT audit_append($1, 'watchlist.enroll', $2, $3)")
+        .bind(actor)
+        .bind(e.id.as_str())
+        .bind(json!({
+            "created": created, "name": e.name, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
+            "danger": e.danger.as_str(), "expires_at": e.expires_at, "photos": e.photos,
+            "photo_sha256": photo_sha256,
+        }))
+        .execute(&mut *tx)
+        .await
+        .context("cannot audit the enrolment")?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Every entry (expired ones too: they stay listed, they just do not match).
+pub async fn load(pool: &PgPool) -> anyhow::Result<Vec<Entry>> {
+    type Row = (String, String, String, Option<String>, String, DateTime<Utc>, Vec<f32>, i32);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, name, legal_basis, case_ref, danger, expires_at, embedding, photos
+         FROM watchlist ORDER BY id COLLATE \"C\"",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read the watchlist")?;
+    rows.into_iter()
+        .map(|(id, name, legal_basis, case_ref, danger, expires_at, embedding, photos)| {
+            Ok(Entry {
+                id: PersonId::parse(&id).with_context(|| format!("watchlist id {id:?}"))?,
+                danger: Danger::parse(&danger).with_context(|| format!("watchlist {id}: danger {danger:?}"))?,
+                name,
+                legal_basis,
+                case_ref,
+                expires_at,
+                embedding,
+                photos,
+            })
+        })
+        .collect()
+}
+
+/// (person, camera, embedding) of every negative example.
+pub async fn negatives(pool: &PgPool) -> anyhow::Result<Vec<(String, String, Vec<f32>)>> {
+    sqlx::query_as("SELECT person_id, camera_id, embedding FROM watchlist_negatives ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .context("cannot read negative examples")
+}
+
+/// Keeps a rejected face as a negative example for the person on that camera (audited).
+pub async fn add_negative(
+    pool: &PgPool,
+    person: &str,
+    camera: &str,
+    embedding: &[f32],
+    review: uuid::Uuid,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO watchlist_negatives (person_id, camera_id, embedding, review_id, added_by)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(person)
+    .bind(camera)
+    .bind(embedding)
+    .bind(review)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .context("cannot store the negative example")?;
+    sqlx::query("SELECT audit_append($1, 'watchlist.negative', $2, $3)")
+        .bind(actor)
+        .bind(person)
+        .bind(json!({"camera": camera, "review_id": review}))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The enrolment face picture shown beside a match.
+pub async fn face_jpeg(pool: &PgPool, person: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let v: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT face_jpeg FROM watchlist WHERE id = $1")
+        .bind(person)
+        .fetch_optional(pool)
+        .await?;
+    Ok(v.flatten())
+}
