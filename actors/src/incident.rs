@@ -211,7 +211,12 @@ impl Incident {
 
     fn summary(&self) -> String {
         if let (Some(w), Some(s)) = (&self.wanted, self.sightings.last()) {
-            return format!("wanted person {} (danger {}) seen by camera {}", w.name, w.danger.as_str(), s.camera);
+            return format!(
+                "wanted person {} (danger {}) seen by camera {}",
+                w.name,
+                w.danger.as_str(),
+                s.camera
+            );
         }
         let kinds: Vec<&str> = self.raised_by.iter().map(|r| r.kind.as_str()).collect();
         match &self.site {

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::dispatch::{Dispatch, EscalationReason, RevokeReason};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, OfferId, PersonId, ReviewId, SiteId, UnitId};
-use crate::snapshot::{SightingRef, WantedRef};
 use crate::incident::IncidentSnapshot;
 use crate::model::{AckState, IncidentKind, Priority};
+use crate::snapshot::{SightingRef, WantedRef};
 
 /// The site an incident is at, as units and consoles see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,14 +15,14 @@ use crate::camera::{Camera, CameraSpec};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, PersonId, SiteId, UnitId};
 use crate::incident::{
-    GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Note, Raiser, RestoredIncident,
-    SightingRef, Sighted, WantedRef,
+    GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Note, Raiser,
+    RestoredIncident, Sighted, SightingRef, WantedRef,
 };
-use crate::wanted::WatchDirectory;
 use crate::model::{IncidentKind, Progress, ResponsePlan};
 use crate::outbound::{Outbox, Received, SiteRef};
 use crate::router::{RegisterUnit, Router};
 use crate::unit::{Position, Restore, Unit};
+use crate::wanted::WatchDirectory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -519,7 +519,8 @@ impl Handler<FaceSighting> for Registry {
             received: msg.received,
         };
         let id = spec.id;
-        let addr = Incident::new(spec, self.router.clone(), self.outbox.clone(), ctx.address().recipient()).start();
+        let addr =
+            Incident::new(spec, self.router.clone(), self.outbox.clone(), ctx.address().recipient()).start();
         note(&addr);
         tracing::info!(incident_id = %id, person = %person, "face incident opened");
         self.open_by_person.insert(person, (id, addr.clone()));

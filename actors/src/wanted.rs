@@ -122,7 +122,13 @@ impl WantedPerson {
         Self { spec, cfg, trajectory: VecDeque::new(), reviews: Vec::new(), registry, watch, outbox }
     }
 
-    fn record(&self, sighting: &SightingRef, decision: SightingDecision, incident: Option<IncidentId>, review: Option<ReviewId>) {
+    fn record(
+        &self,
+        sighting: &SightingRef,
+        decision: SightingDecision,
+        incident: Option<IncidentId>,
+        review: Option<ReviewId>,
+    ) {
         self.outbox.record_sighting(SightingRecord {
             person_id: self.spec.person.person_id.clone(),
             sighting: sighting.clone(),
@@ -141,9 +147,10 @@ impl WantedPerson {
     /// Gathers a sighting that waits for a dispatcher into a review.
     fn hold_for_review(&mut self, sighting: SightingRef, probe: Arc<[f32]>) {
         let window = chrono::Duration::from_std(self.cfg.review_window).unwrap_or(chrono::Duration::MAX);
-        let open = self.reviews.iter().position(|r| {
-            r.out.sightings.last().is_some_and(|last| sighting.at - last.at <= window)
-        });
+        let open = self
+            .reviews
+            .iter()
+            .position(|r| r.out.sightings.last().is_some_and(|last| sighting.at - last.at <= window));
         let idx = match open {
             Some(i) => i,
             None => {
@@ -213,8 +220,12 @@ impl Handler<Seen> for WantedPerson {
             received: msg.received,
         });
         ctx.spawn(ask.into_actor(self).map(move |res, act, _| match res {
-            Ok(FaceOutcome::Opened(id)) => act.record(&msg.sighting, SightingDecision::Incident, Some(id), None),
-            Ok(FaceOutcome::Joined(id)) => act.record(&msg.sighting, SightingDecision::Update, Some(id), None),
+            Ok(FaceOutcome::Opened(id)) => {
+                act.record(&msg.sighting, SightingDecision::Incident, Some(id), None)
+            }
+            Ok(FaceOutcome::Joined(id)) => {
+                act.record(&msg.sighting, SightingDecision::Update, Some(id), None)
+            }
             Ok(FaceOutcome::NotOpen) => act.hold_for_review(msg.sighting, msg.embedding),
             Err(e) => {
                 // The registry is gone (shutting down): a dispatcher still gets to see it.

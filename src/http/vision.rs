@@ -56,7 +56,8 @@ pub async fn enrol(body: web::Json<EnrolIn>, w: Option<web::Data<Watch>>) -> Res
     let w = watch(&w)?;
     let b = body.into_inner();
     let id = PersonId::parse(&b.id).map_err(|e| ApiError::bad("id", e.to_string()))?;
-    let danger = Danger::parse(&b.danger).ok_or_else(|| ApiError::bad("danger", "low, medium or high".into()))?;
+    let danger =
+        Danger::parse(&b.danger).ok_or_else(|| ApiError::bad("danger", "low, medium or high".into()))?;
     if b.legal_basis.trim().is_empty() {
         return Err(ApiError::bad("legal_basis", "a legal basis or case reference is required".into()));
     }
@@ -161,7 +162,10 @@ pub async fn decide(
     if by.trim().is_empty() {
         return Err(ApiError::bad("by", "who decides is recorded: give by".into()));
     }
-    let review = w.people.review(review_id).ok_or_else(|| ApiError::NotFound(format!("no pending review {review_id}")))?;
+    let review = w
+        .people
+        .review(review_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no pending review {review_id}")))?;
     let person = w
         .people
         .person(review.person.person_id.as_str())
@@ -179,9 +183,16 @@ pub async fn decide(
         let Ok(e) = <[f32; kuzet_vision::DIM]>::try_from(&emb[..]) else { continue };
         w.matcher.gallery_mut().add_negative(review.person.person_id.as_str(), camera.as_str(), e);
         if let Some(pool) = &w.pool {
-            watchlist::add_negative(pool, review.person.person_id.as_str(), camera.as_str(), emb, review_id.0, &actor)
-                .await
-                .map_err(failed)?;
+            watchlist::add_negative(
+                pool,
+                review.person.person_id.as_str(),
+                camera.as_str(),
+                emb,
+                review_id.0,
+                &actor,
+            )
+            .await
+            .map_err(failed)?;
         }
     }
     if let Some(pool) = &w.pool {

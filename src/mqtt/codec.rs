@@ -77,14 +77,21 @@ pub struct RejectOut<'a> {
 #[derive(Debug)]
 pub enum Message {
     Alarm(Alarm),
-    Heartbeat { at: DateTime<Utc>, battery_pct: Option<f64> },
+    Heartbeat {
+        at: DateTime<Utc>,
+        battery_pct: Option<f64>,
+    },
     Online(bool),
     Position(Position),
     Status(StatusReport),
     Reply(Reply),
     Progress(ProgressReport),
     /// An edge camera's faces (unit-length embeddings) and plate reads.
-    Detections { at: DateTime<Utc>, faces: Vec<kuzet_vision::Embedding>, plates: usize },
+    Detections {
+        at: DateTime<Utc>,
+        faces: Vec<kuzet_vision::Embedding>,
+        plates: usize,
+    },
 }
 
 /// Faces one detections message may carry.
@@ -282,7 +289,10 @@ pub fn decode(
             }
             let mut faces = Vec::with_capacity(d.faces.len());
             for (i, f) in d.faces.iter().enumerate() {
-                faces.push(crate::vision::embedding_from(&f.embedding).map_err(|e| invalid(format!("faces[{i}]: {e}")))?);
+                faces.push(
+                    crate::vision::embedding_from(&f.embedding)
+                        .map_err(|e| invalid(format!("faces[{i}]: {e}")))?,
+                );
             }
             for (i, p) in d.plates.iter().enumerate() {
                 if p.text.is_empty() || p.text.chars().count() > 16 || !(0.0..=1.0).contains(&p.confidence) {

@@ -255,7 +255,8 @@ impl Listener {
             .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no camera {id} is registered")))?;
         match msg {
             Message::Online(on) => {
-                let (state, detail) = if on { ("ok", "online") } else { ("offline", "went offline (last will)") };
+                let (state, detail) =
+                    if on { ("ok", "online") } else { ("offline", "went offline (last will)") };
                 addr.try_send(HealthReport { state, detail: detail.into(), at: chrono::Utc::now() })
                     .map_err(|_| Reject::new(RejectCode::Overloaded, "camera busy"))?;
             }

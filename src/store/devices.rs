@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::camera::CameraSpec;
+use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{check_device_id, ButtonId, CameraId, SiteId, UnitId};
 use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
@@ -145,7 +145,10 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<Devices> {
         out.cameras.push(CameraSpec {
             id: CameraId::parse(&id).with_context(|| format!("camera {id:?} in the database"))?,
             location: GeoPoint::new(lat, lon).with_context(|| format!("camera {id}: position"))?,
-            site: site.map(|s| SiteId::parse(&s)).transpose().with_context(|| format!("camera {id}: site"))?,
+            site: site
+                .map(|s| SiteId::parse(&s))
+                .transpose()
+                .with_context(|| format!("camera {id}: site"))?,
             custodial,
             stream_uri,
             password: None,
@@ -290,7 +293,8 @@ pub async fn sync(pool: &PgPool, devices: &Devices, actor: &str) -> anyhow::Resu
     .context("cannot write cameras")?;
     let n_dev = n_dev + cams.len();
     let written_cams: HashSet<&str> = camera_rows.iter().map(|r| r.0.as_str()).collect();
-    let device_rows: Vec<(String, bool)> = device_rows.into_iter().chain(camera_rows.iter().cloned()).collect();
+    let device_rows: Vec<(String, bool)> =
+        device_rows.into_iter().chain(camera_rows.iter().cloned()).collect();
 
     let count = |rows: &[(String, bool)], total: usize| {
         let new = rows.iter().filter(|r| r.1).count();

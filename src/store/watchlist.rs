@@ -84,7 +84,8 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<Vec<Entry>> {
         .map(|(id, name, legal_basis, case_ref, danger, expires_at, embedding, photos)| {
             Ok(Entry {
                 id: PersonId::parse(&id).with_context(|| format!("watchlist id {id:?}"))?,
-                danger: Danger::parse(&danger).with_context(|| format!("watchlist {id}: danger {danger:?}"))?,
+                danger: Danger::parse(&danger)
+                    .with_context(|| format!("watchlist {id}: danger {danger:?}"))?,
                 name,
                 legal_basis,
                 case_ref,

@@ -24,7 +24,9 @@ use kuzet_actors::unit::Position;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::rows::{AlarmRow, AuditRow, Batch, CameraAlertRow, EventRow, IncidentRow, PositionRow, SightingRow};
+use super::rows::{
+    AlarmRow, AuditRow, Batch, CameraAlertRow, EventRow, IncidentRow, PositionRow, SightingRow,
+};
 use super::spool::Spool;
 
 /// A write that takes longer is taken for a database that is gone: the batch is spooled.

@@ -36,7 +36,8 @@ struct Photo {
 #[test]
 fn same_and_different_people_at_the_threshold() {
     let fixtures: Fixtures =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/vision/faces.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/vision/faces.json")).unwrap())
+            .unwrap();
     let faces_dir = root().join("target/faces");
     let parity = root().join("target/vision-parity");
     let _ = std::fs::remove_dir_all(&parity);
@@ -58,7 +59,11 @@ fn same_and_different_people_at_the_threshold() {
         // Landmarks inside the box: the decoding put them where the face is.
         let d = &face.detection;
         for l in d.landmarks {
-            assert!(l[0] >= d.x && l[0] <= d.x + d.w && l[1] >= d.y && l[1] <= d.y + d.h, "{}: {d:?}", p.path);
+            assert!(
+                l[0] >= d.x && l[0] <= d.x + d.w && l[1] >= d.y && l[1] <= d.y + d.h,
+                "{}: {d:?}",
+                p.path
+            );
         }
         let norm: f32 = face.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);

