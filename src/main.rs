@@ -253,6 +253,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         if let Some(w) = app.writer() {
                             counters.extend(w.stats().snapshot());
                         }
+                        if let Some(v) = app.watch() {
+                            counters.extend(v.matcher.stats.snapshot());
+                        }
                         tracing::info!(?counters, "status");
                     }
                     _ = shutdown_signal() => break,

@@ -25,6 +25,9 @@ use crate::store::writer::{self, WriterConfig, WriterHandle};
 use crate::vision::{Vision, VisionParts, Watch};
 use kuzet_actors::wanted::WatchDirectory;
 
+/// How often the searches of the watchlist are summed up in the audit log.
+const SEARCH_AUDIT_PERIOD: Duration = Duration::from_secs(60);
+
 pub struct Application {
     broker: (String, u16),
     embedded: Option<SocketAddr>,
@@ -174,6 +177,17 @@ impl Application {
             auto_threshold: settings.vision.auto_threshold,
         })
         .await?;
+        if let Some(w) = writer.clone() {
+            let matcher = vision.watch.matcher.clone();
+            actix::spawn(async move {
+                let mut tick = tokio::time::interval(SEARCH_AUDIT_PERIOD);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    crate::vision::audit_searches(&matcher, &w, SEARCH_AUDIT_PERIOD.as_secs()).await;
+                }
+            });
+        }
 
         let (link_tx, link) = watch::channel(Link::Connecting);
         let (alarm_link_tx, alarm_link) = watch::channel(Link::Connecting);
@@ -300,8 +314,12 @@ impl Application {
     pub async fn stop(&self) {
         let vision = self.vision.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut v) = vision {
+            let matcher = v.watch.matcher.clone();
             // Joining the pipeline threads blocks: not on the actors' thread.
             let _ = actix_rt::task::spawn_blocking(move || v.stop()).await;
+            if let Some(w) = &self.writer {
+                crate::vision::audit_searches(&matcher, w, SEARCH_AUDIT_PERIOD.as_secs()).await;
+            }
         }
         if let Some(w) = &self.writer {
             w.flush().await;

@@ -493,6 +493,16 @@ fn infer(mut models: FaceModels, frames: FramePool, matcher: Arc<Matcher>, camer
     }
 }
 
+/// Writes one audit entry per camera for the searches of the list since the last call: every
+/// face a camera saw was a search of the watchlist, and the log says how many, and how many
+/// matched, without a row per frame.
+pub async fn audit_searches(matcher: &Matcher, writer: &crate::store::writer::WriterHandle, period_s: u64) {
+    for (camera, searches, matches) in matcher.take_search_counts() {
+        let details = serde_json::json!({"searches": searches, "matches": matches, "period_s": period_s});
+        writer.audit(&format!("camera:{camera}"), "watchlist.search", None, details).await;
+    }
+}
+
 /// Reads a photo file for enrolment.
 pub fn read_photo(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

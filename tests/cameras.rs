@@ -286,6 +286,16 @@ async fn a_stranger_leaves_nothing_behind() {
     assert_eq!(scalar(&t, "SELECT count(*) FROM sightings").await, 0);
     assert_eq!(std::fs::read_dir(&evidence).unwrap().count(), 0, "no picture of the stranger kept");
     t.app.stop().await;
+    // Every search of the list is on the audit chain, summed per camera.
+    let (searches, matches): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum((details->>'searches')::int8), 0)::int8, coalesce(sum((details->>'matches')::int8), 0)::int8
+         FROM audit_log WHERE action = 'watchlist.search' AND actor = 'camera:cam-1'",
+    )
+    .fetch_one(t.app.pool().unwrap())
+    .await
+    .unwrap();
+    assert!(searches >= 10, "{searches} searches audited");
+    assert_eq!(matches, 0);
 }
 
 #[actix_rt::test]
