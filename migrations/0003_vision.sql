@@ -40,11 +40,15 @@ CREATE TABLE IF NOT EXISTS sightings (
     evidence    boolean NOT NULL,
     incident_id uuid,
     review_id   uuid,
+    -- The matched face's embedding, kept only while a review waits (so that a rejection after
+    -- a restart can still leave its negative example); a match, never a passer-by.
+    embedding   real[],
     recorded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id, decision)
 );
 CREATE INDEX IF NOT EXISTS sightings_person_at ON sightings (person_id, at);
 CREATE INDEX IF NOT EXISTS sightings_incident ON sightings (incident_id) WHERE incident_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sightings_review ON sightings (review_id) WHERE review_id IS NOT NULL;
 
 -- Faces a dispatcher rejected as a person on a camera: a later face that resembles one of
 -- them more than the person is not a match there.

@@ -39,7 +39,7 @@ pub struct BenchArgs {
     /// Units in the nearest-unit query benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub index_units: usize,
-    /// What to run: all, index, mqtt, roads or store.
+    /// What to run: all, index, mqtt, roads, store or vision.
     #[arg(long, default_value = "all")]
     pub suite: String,
     /// A PostgreSQL + PostGIS server for the store benchmarks; each run makes fresh databases
@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// The OpenStreetMap extract for the road benchmark.
     #[arg(long, default_value = "target/osm/Helsinki.osm.pbf")]
     pub extract: std::path::PathBuf,
+    /// The face models and ONNX Runtime for the vision benchmark (scripts/models.sh).
+    #[arg(long, default_value = "target/models")]
+    pub models_dir: std::path::PathBuf,
 }
 
 pub struct Percentiles {
@@ -88,9 +91,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let all = args.suite == "all";
     anyhow::ensure!(
-        ["all", "index", "mqtt", "roads", "store"].contains(&args.suite.as_str()),
-        "--suite must be all, index, mqtt, roads or store"
+        ["all", "index", "mqtt", "roads", "store", "vision"].contains(&args.suite.as_str()),
+        "--suite must be all, index, mqtt, roads, store or vision"
     );
+    if all || args.suite == "vision" {
+        crate::bench_vision::vision_bench(&args.models_dir)?;
+    }
     if all || args.suite == "index" {
         index_bench(args.index_units);
     }

@@ -2,6 +2,7 @@
 //! the simulated city) and the wiring; the domain lives in `kuzet-actors`.
 
 pub mod bench;
+pub mod bench_vision;
 pub mod brokerfiles;
 pub mod devices;
 pub mod http;

@@ -19,11 +19,12 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use chrono::Utc;
 use kuzet_actors::camera::{HealthReport, Matched};
-use kuzet_actors::ids::{CameraId, PersonId, SightingId};
+use kuzet_actors::geo::GeoPoint;
+use kuzet_actors::ids::{CameraId, PersonId, ReviewId, SightingId};
 use kuzet_actors::outbound::{Outbox, Received};
 use kuzet_actors::registry::{Devices, Directory, Registry};
-use kuzet_actors::snapshot::WantedRef;
-use kuzet_actors::wanted::{Update, WantedConfig, WantedPerson, WantedSpec, WatchDirectory};
+use kuzet_actors::snapshot::{SightingRef, WantedRef};
+use kuzet_actors::wanted::{RestoreReview, Update, WantedConfig, WantedPerson, WantedSpec, WatchDirectory};
 use kuzet_vision::evidence::{jpeg_bgr, jpeg_crop, write_durable};
 use kuzet_vision::{
     Embedding, FaceModels, Frame, FramePool, FrameStats, Gallery, HealthConfig, HealthState, ModelPaths,
@@ -390,14 +391,16 @@ impl Vision {
                 watch.put(e);
             }
             let negatives = watchlist::negatives(pool).await?;
-            let mut g = matcher.gallery_mut();
-            for (person, camera, emb) in &negatives {
-                if let Ok(e) = <[f32; DIM]>::try_from(emb.as_slice()) {
-                    g.add_negative(person, camera, e);
+            {
+                let mut g = matcher.gallery_mut();
+                for (person, camera, emb) in &negatives {
+                    if let Ok(e) = <[f32; DIM]>::try_from(emb.as_slice()) {
+                        g.add_negative(person, camera, e);
+                    }
                 }
             }
-            drop(g);
-            tracing::info!(people = entries.len(), negatives = negatives.len(), "watchlist loaded");
+            let reviews = restore_reviews(pool, &p.people).await?;
+            tracing::info!(people = entries.len(), negatives = negatives.len(), reviews, "watchlist loaded");
         }
         let mut me = Self { watch, frames: FramePool::new(), sources: Vec::new(), workers: Vec::new() };
         if !s.enabled {
@@ -501,6 +504,34 @@ pub async fn audit_searches(matcher: &Matcher, writer: &crate::store::writer::Wr
         let details = serde_json::json!({"searches": searches, "matches": matches, "period_s": period_s});
         writer.audit(&format!("camera:{camera}"), "watchlist.search", None, details).await;
     }
+}
+
+/// Hands the reviews that were waiting at the last stop back to their people; how many.
+async fn restore_reviews(pool: &sqlx::PgPool, people: &WatchDirectory) -> anyhow::Result<usize> {
+    let mut by_review: std::collections::BTreeMap<(String, uuid::Uuid), Vec<_>> = Default::default();
+    for s in watchlist::pending_reviews(pool).await? {
+        let (Ok(camera), Ok(location)) = (CameraId::parse(&s.camera_id), GeoPoint::new(s.lat, s.lon)) else {
+            continue;
+        };
+        let sighting = SightingRef {
+            sighting_id: SightingId(s.sighting_id),
+            camera,
+            at: s.at,
+            location,
+            score: s.score,
+            evidence: s.evidence,
+        };
+        let emb = s.embedding.filter(|e| e.len() == DIM).map(|e| Arc::<[f32]>::from(e.as_slice()));
+        by_review.entry((s.person_id, s.review_id)).or_default().push((sighting, emb));
+    }
+    let n = by_review.len();
+    for ((person, review_id), sightings) in by_review {
+        match people.person(&person) {
+            Some(addr) => addr.do_send(RestoreReview { review_id: ReviewId(review_id), sightings }),
+            None => tracing::warn!(%person, %review_id, "pending review of a person no longer on the list"),
+        }
+    }
+    Ok(n)
 }
 
 /// Reads a photo file for enrolment.

@@ -619,3 +619,90 @@ async fn enrol_without_models(t: &TestApp, models: &mut kuzet_vision::FaceModels
     .unwrap();
     watch.put(&entry);
 }
+
+#[actix_rt::test]
+async fn a_pending_review_and_a_face_incident_survive_a_restart() {
+    let cams = Camsim::start(0);
+    let url = fresh_database().await;
+    let evidence = evidence_dir();
+    let devices = || {
+        let mut d = city(&["near"]);
+        d.cameras.push(camera("cam-1", school_location(), Some(cams.uri("wanted")), false));
+        d
+    };
+    let settings = |s: &mut Settings, auto: f32| {
+        vision(s, &evidence);
+        s.database.url = kuzet::settings::Secret::new(url.clone());
+        s.vision.auto_threshold = auto;
+    };
+
+    // A match waits for review when kuzet stops.
+    let t = spawn_app(BrokerKind::Embedded, devices(), |s| settings(s, 0.99)).await;
+    let mut console = t.observer(&["kuzet/v1/dispatch/reviews/+"]).await;
+    enrol(&t, Danger::High).await;
+    let review =
+        tokio::time::timeout(Duration::from_secs(60), next_on_patient(&mut console, "")).await.unwrap();
+    let review_id = review["review_id"].as_str().unwrap().to_owned();
+    t.app.stop().await;
+    drop(t);
+
+    // After the restart the dispatcher still sees it, and can reject it: the rejected face
+    // is still there to keep as a negative example.
+    let t = spawn_app(BrokerKind::Embedded, devices(), |s| settings(s, 0.99)).await;
+    let watch = t.app.watch().unwrap();
+    until(Duration::from_secs(10), "the review restored", || async {
+        watch.people.review(kuzet_actors::ids::ReviewId(review_id.parse().unwrap())).map(|_| ())
+    })
+    .await;
+    let http = t.app.http_addr().unwrap();
+    let res = awc::Client::new()
+        .post(format!("http://{http}/api/v1/reviews/{review_id}/reject"))
+        .send_json(&json!({"by": "dispatcher-7"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let negatives: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM watchlist_negatives WHERE review_id = $1::uuid")
+            .bind(&review_id)
+            .fetch_one(t.app.pool().unwrap())
+            .await
+            .unwrap();
+    assert!(negatives >= 1, "the rejected face kept after a restart");
+    t.app.stop().await;
+    drop(t);
+
+    // A face incident open when kuzet stops is picked up again, and later sightings move it
+    // rather than opening a second one. (A second camera: the first now has a negative.)
+    let elsewhere = || {
+        let mut d = devices();
+        d.cameras.push(camera(
+            "cam-2",
+            school_location().offset(800.0, 0.0),
+            Some(cams.uri("wanted-elsewhere")),
+            false,
+        ));
+        d
+    };
+    let t = spawn_app(BrokerKind::Embedded, elsewhere(), |s| settings(s, 0.6)).await;
+    let incident = until(Duration::from_secs(60), "a face incident", || async {
+        t.app.incidents().await.into_iter().find(|i| i.kind == IncidentKind::WantedPerson)
+    })
+    .await;
+    t.app.stop().await;
+    drop(t);
+    let t = spawn_app(BrokerKind::Embedded, elsewhere(), |s| settings(s, 0.6)).await;
+    let moved = until(Duration::from_secs(60), "a sighting on the restored incident", || async {
+        let all = t.app.incidents().await;
+        let faces: Vec<_> = all.into_iter().filter(|i| i.kind == IncidentKind::WantedPerson).collect();
+        assert!(faces.len() <= 1, "one incident for one person, across a restart");
+        faces
+            .into_iter()
+            .find(|i| {
+                i.incident_id == incident.incident_id && i.timeline.iter().any(|e| e.event == "restored")
+            })
+            .filter(|i| i.sightings.len() > incident.sightings.len())
+    })
+    .await;
+    assert!(moved.timeline.iter().any(|e| e.event == "sighting_update"));
+    t.app.stop().await;
+}

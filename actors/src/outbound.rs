@@ -189,6 +189,9 @@ pub struct SightingRecord {
     pub decision: SightingDecision,
     pub incident_id: Option<IncidentId>,
     pub review_id: Option<ReviewId>,
+    /// The face's embedding, while the sighting waits for review (for a negative example
+    /// should a dispatcher reject it after a restart).
+    pub embedding: Option<Arc<[f32]>>,
 }
 
 /// An incident's state as it is recorded, so that it can be picked up after a restart.

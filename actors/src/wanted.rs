@@ -135,6 +135,7 @@ impl WantedPerson {
             decision,
             incident_id: incident,
             review_id: review,
+            embedding: None,
         });
     }
 
@@ -171,7 +172,14 @@ impl WantedPerson {
             }
         };
         let review_id = self.reviews[idx].out.review_id;
-        self.record(&sighting, SightingDecision::Review, None, Some(review_id));
+        self.outbox.record_sighting(SightingRecord {
+            person_id: self.spec.person.person_id.clone(),
+            sighting: sighting.clone(),
+            decision: SightingDecision::Review,
+            incident_id: None,
+            review_id: Some(review_id),
+            embedding: Some(probe.clone()),
+        });
         let r = &mut self.reviews[idx];
         r.probes.push((sighting.camera.clone(), probe));
         r.out.sightings.push(sighting);
@@ -346,5 +354,46 @@ impl Handler<Update> for WantedPerson {
                 ctx.stop();
             }
         }
+    }
+}
+
+/// A review that was waiting when kuzet stopped, as the record holds it.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RestoreReview {
+    pub review_id: ReviewId,
+    /// Oldest first, with the face's embedding where it was recorded.
+    pub sightings: Vec<(SightingRef, Option<Arc<[f32]>>)>,
+}
+
+impl Handler<RestoreReview> for WantedPerson {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestoreReview, _: &mut Self::Context) {
+        let Some(first) = msg.sightings.first() else {
+            return;
+        };
+        let mut r = Review {
+            out: ReviewOut {
+                review_id: msg.review_id,
+                person: self.spec.person.clone(),
+                state: ReviewState::Pending,
+                opened_at: first.0.at,
+                sightings: Vec::new(),
+                decided_by: None,
+                decided_at: None,
+                incident_id: None,
+            },
+            probes: Vec::new(),
+        };
+        for (s, e) in msg.sightings {
+            if let Some(e) = e {
+                r.probes.push((s.camera.clone(), e));
+            }
+            r.out.sightings.push(s);
+        }
+        let out = r.out.clone();
+        self.reviews.push(r);
+        self.publish_review(&out);
     }
 }

@@ -80,6 +80,8 @@ pub struct SightingRow {
     pub evidence: bool,
     pub incident_id: Option<Uuid>,
     pub review_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

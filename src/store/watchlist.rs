@@ -145,3 +145,51 @@ pub async fn face_jpeg(pool: &PgPool, person: &str) -> anyhow::Result<Option<Vec
         .await?;
     Ok(v.flatten())
 }
+
+/// A sighting of a review still waiting for a decision.
+pub struct PendingSighting {
+    pub review_id: uuid::Uuid,
+    pub person_id: String,
+    pub sighting_id: uuid::Uuid,
+    pub camera_id: String,
+    pub at: DateTime<Utc>,
+    pub score: f32,
+    pub lat: f64,
+    pub lon: f64,
+    pub evidence: bool,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// The sightings of reviews nobody confirmed or rejected, oldest first.
+pub async fn pending_reviews(pool: &PgPool) -> anyhow::Result<Vec<PendingSighting>> {
+    type Row = (uuid::Uuid, String, uuid::Uuid, String, DateTime<Utc>, f32, f64, f64, bool, Option<Vec<f32>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.review_id, s.person_id, s.id, s.camera_id, s.at, s.score, ST_Y(s.location::geometry),
+                ST_X(s.location::geometry), s.evidence, s.embedding
+         FROM sightings s
+         WHERE s.decision = 'review' AND s.review_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM sightings d
+                           WHERE d.review_id = s.review_id AND d.decision IN ('confirmed', 'rejected'))
+         ORDER BY s.at, s.id",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read pending reviews")?;
+    Ok(rows
+        .into_iter()
+        .map(|(review_id, person_id, sighting_id, camera_id, at, score, lat, lon, evidence, embedding)| {
+            PendingSighting {
+                review_id,
+                person_id,
+                sighting_id,
+                camera_id,
+                at,
+                score,
+                lat,
+                lon,
+                evidence,
+                embedding,
+            }
+        })
+        .collect())
+}

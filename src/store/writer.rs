@@ -193,6 +193,7 @@ impl Journal for WriterHandle {
             evidence: s.evidence,
             incident_id: r.incident_id.map(|i| i.0),
             review_id: r.review_id.map(|i| i.0),
+            embedding: r.embedding.as_ref().map(|e| e.to_vec()),
         };
         // The match itself, audited: who (the camera) found whom, and what came of it.
         let audit = AuditRow {
@@ -764,6 +765,15 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
         .bind(v.iter().map(|r| r.review_id).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
+        // Review sightings only, and few: one statement each.
+        for r in v.iter().filter(|r| r.embedding.is_some()) {
+            sqlx::query("UPDATE sightings SET embedding = $3 WHERE id = $1 AND decision = $2")
+                .bind(r.id)
+                .bind(r.decision.as_str())
+                .bind(r.embedding.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     if !all.camera_alerts.is_empty() {
         let v = &all.camera_alerts;
