@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
 
 scripts/setup.sh
-cargo build --release
+# The whole workspace: kuzet and kuzet-camsim (the stand-in cameras).
+cargo build --release --workspace
 scripts/with-db.sh target/release/kuzet bench "$@"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
 
 scripts/setup.sh
-cargo build --release
+# The whole workspace: kuzet and kuzet-camsim (the stand-in cameras).
+cargo build --release --workspace
 # kuzet takes its settings from KUZET_* variables only.
 scripts/with-db.sh sh -c 'KUZET_DATABASE__URL="$DATABASE_URL" exec target/release/kuzet demo --config config/demo.toml "$@"' demo "$@"

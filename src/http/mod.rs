@@ -119,7 +119,11 @@ pub async fn start(
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(data.clone())
-            .app_data(web::JsonConfig::default().limit(vision::MAX_ENROL_BYTES))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(vision::MAX_ENROL_BYTES)
+                    .error_handler(|e, _| ApiError::bad("body", e.to_string()).into()),
+            )
             .configure(routes)
             .default_service(web::to(not_found));
         if let Some(w) = &watch {

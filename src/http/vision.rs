@@ -61,8 +61,11 @@ pub async fn enrol(body: web::Json<EnrolIn>, w: Option<web::Data<Watch>>) -> Res
     if b.legal_basis.trim().is_empty() {
         return Err(ApiError::bad("legal_basis", "a legal basis or case reference is required".into()));
     }
-    if b.name.trim().is_empty() || b.by.trim().is_empty() {
-        return Err(ApiError::bad("name", "name and by are required".into()));
+    if b.name.trim().is_empty() {
+        return Err(ApiError::bad("name", "required".into()));
+    }
+    if b.by.trim().is_empty() {
+        return Err(ApiError::bad("by", "who enrols is audited: required".into()));
     }
     if b.expires_at <= Utc::now() {
         return Err(ApiError::bad("expires_at", "must be in the future".into()));
@@ -179,6 +182,22 @@ pub async fn decide(
             DecideError::Registry(_) => ApiError::Unavailable(e.to_string()),
         })?;
     let actor = format!("user:{by}");
+    // A rejected match was someone else: their pictures go (the negative example stays, as
+    // an embedding, so the same face is not matched again).
+    let mut deleted = 0;
+    if !confirm {
+        let dirs: Vec<_> = decided
+            .review
+            .sightings
+            .iter()
+            .filter_map(|s| w.matcher.evidence_path(s.sighting_id, "face.jpg").parent().map(|d| d.to_owned()))
+            .collect();
+        deleted = actix_rt::task::spawn_blocking(move || {
+            dirs.iter().filter(|d| std::fs::remove_dir_all(d).is_ok()).count()
+        })
+        .await
+        .unwrap_or(0);
+    }
     for (camera, emb) in &decided.negatives {
         let Ok(e) = <[f32; kuzet_vision::DIM]>::try_from(&emb[..]) else { continue };
         w.matcher.gallery_mut().add_negative(review.person.person_id.as_str(), camera.as_str(), e);
@@ -201,7 +220,8 @@ pub async fn decide(
             .bind(if confirm { "review.confirm" } else { "review.reject" })
             .bind(review.person.person_id.as_str())
             .bind(json!({"review_id": review_id, "incident_id": decided.review.incident_id,
-                         "sightings": decided.review.sightings.len(), "negatives": decided.negatives.len()}))
+                         "sightings": decided.review.sightings.len(), "negatives": decided.negatives.len(),
+                         "evidence_deleted": deleted}))
             .execute(pool)
             .await?;
     }

@@ -765,6 +765,14 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
         .bind(v.iter().map(|r| r.review_id).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
+        // A decided review's faces are not kept: the embedding was only for a rejection
+        // (which has left its negative example by now).
+        for r in v.iter().filter(|r| matches!(r.decision.as_str(), "confirmed" | "rejected")) {
+            sqlx::query("UPDATE sightings SET embedding = NULL WHERE id = $1 AND decision = 'review'")
+                .bind(r.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Review sightings only, and few: one statement each.
         for r in v.iter().filter(|r| r.embedding.is_some()) {
             sqlx::query("UPDATE sightings SET embedding = $3 WHERE id = $1 AND decision = $2")
