@@ -1,15 +1,25 @@
 # kuzet: multi-stage build. Build: docker build -t kuzet .  (see docker-compose.yml)
 FROM rust:1-bookworm AS builder
+# GStreamer and its RTSP server: the camera pipelines and kuzet-camsim link them.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pkg-config libgstreamer1.0-dev \
+       libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked
+RUN cargo build --release --locked --workspace
 
 FROM debian:bookworm-slim
+# GStreamer at run time: decoders for the cameras' streams (RTSP, H.264/H.265, MJPEG).
+# ONNX Runtime and the face models are not in the image: scripts/models.sh prepares them,
+# mounted at /var/lib/kuzet/models (see docker-compose.yml).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libgstreamer1.0-0 \
+       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+       gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-0 \
     && rm -rf /var/lib/apt/lists/*
 # Run unprivileged: kuzet needs no root inside the container.
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin kuzet
-COPY --from=builder /src/target/release/kuzet /usr/local/bin/kuzet
+COPY --from=builder /src/target/release/kuzet /src/target/release/kuzet-camsim /usr/local/bin/
 USER kuzet
 ENTRYPOINT ["kuzet"]

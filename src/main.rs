@@ -120,6 +120,20 @@ enum WatchlistCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Take a person off the list (audited). A running kuzet stops matching them at its next
+    /// start; DELETE /api/v1/watchlist/{id} does it at once.
+    Remove {
+        #[arg(long)]
+        id: String,
+        /// Who removes, for the audit log.
+        #[arg(long)]
+        by: String,
+        /// Why: the warrant was served, the order lapsed, ...
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -460,6 +474,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 danger.as_str(),
                 expires_at.to_rfc3339()
             );
+        }
+        Command::Watchlist(WatchlistCommand::Remove { id, by, reason, database_url }) => {
+            init_logs("warn");
+            let pool = kuzet::store::connect(&database_url).await?;
+            if kuzet::store::watchlist::remove(&pool, &id, &format!("user:{by}"), &reason).await? {
+                println!("removed {id}");
+            } else {
+                eprintln!("{id} is not on the list");
+                std::process::exit(1);
+            }
         }
         Command::Bench(args) => {
             init_logs("warn");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kuzet_actors::camera::{HealthReport, Matched};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{CameraId, PersonId, ReviewId, SightingId};
@@ -87,7 +87,14 @@ pub struct Matcher {
 pub struct Probe<'a> {
     pub embedding: &'a Embedding,
     pub evidence: Option<(&'a Frame, &'a [u8])>,
+    /// When the camera saw it, if the camera says (edge cameras); else now.
+    pub seen_at: Option<DateTime<Utc>>,
 }
+
+/// How far a camera's own clock may be trusted for when it saw a face: a time further off
+/// (a camera without NTP, a message stuck in a queue) is replaced by kuzet's.
+const SEEN_AT_AHEAD_S: i64 = 30;
+const SEEN_AT_BEHIND_S: i64 = 600;
 
 impl Matcher {
     pub fn new(settings: &VisionSettings, directory: Directory) -> Self {
@@ -120,7 +127,8 @@ impl Matcher {
     /// hands the match to the camera's actor. Runs on an inference thread (or a blocking
     /// task for edge detections), never on an actor's event loop.
     pub fn search(&self, camera: &str, probe: Probe<'_>) -> Option<SightingId> {
-        self.stats.searches.fetch_add(1, Ordering::Relaxed);
+        // Counted when the search and what follows it are done, whichever way it ends.
+        let _done = CountOnDrop(&self.stats.searches);
         let hit = self.gallery().search(probe.embedding, camera, Utc::now().timestamp());
         let matched = hit.as_ref().is_some_and(|h| h.score >= self.review_threshold);
         {
@@ -161,11 +169,19 @@ impl Matcher {
         };
         self.stats.matches.fetch_add(1, Ordering::Relaxed);
         tracing::info!(camera, person = %person, score = hit.score, %sighting_id, evidence, "watchlist match");
+        let now = Utc::now();
+        let at = probe
+            .seen_at
+            .filter(|t| {
+                *t <= now + chrono::Duration::seconds(SEEN_AT_AHEAD_S)
+                    && *t >= now - chrono::Duration::seconds(SEEN_AT_BEHIND_S)
+            })
+            .unwrap_or(now);
         cam.do_send(Matched {
             sighting_id,
             person,
             score: hit.score,
-            at: Utc::now(),
+            at,
             embedding: Arc::from(&probe.embedding[..]),
             evidence,
             received: Received::now(),
@@ -187,6 +203,14 @@ impl Matcher {
         let mut v: Vec<_> = s.drain().map(|(c, (n, m))| (c, n, m)).collect();
         v.sort();
         v
+    }
+}
+
+struct CountOnDrop<'a>(&'a AtomicU64);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -298,6 +322,18 @@ impl Watch {
                 self.people.insert(e.id.clone(), addr);
             }
         }
+    }
+
+    /// Takes a person off the list: no more matches, their actor stops (an open incident
+    /// goes on), the entry leaves the database (audited). False when there was no such entry.
+    pub async fn remove(&self, person: &str, actor: &str, reason: &str) -> anyhow::Result<bool> {
+        let pool = self.pool.as_ref().context("removal needs the database")?;
+        let removed = watchlist::remove(pool, person, actor, reason).await?;
+        self.matcher.gallery_mut().remove(person);
+        if let Some(addr) = self.people.remove(person) {
+            addr.do_send(Update(None));
+        }
+        Ok(removed)
     }
 
     /// Enrols from photos with the enrolment models (loaded on first use) off the caller's
@@ -490,7 +526,7 @@ fn infer(mut models: FaceModels, frames: FramePool, matcher: Arc<Matcher>, camer
             matcher.stats.faces.fetch_add(1, Ordering::Relaxed);
             matcher.search(
                 camera.as_str(),
-                Probe { embedding: &f.embedding, evidence: Some((&frame, &f.crop)) },
+                Probe { embedding: &f.embedding, evidence: Some((&frame, &f.crop)), seen_at: None },
             );
         }
     }

@@ -727,3 +727,114 @@ async fn a_pending_review_and_a_face_incident_survive_a_restart() {
     assert!(moved.timeline.iter().any(|e| e.event == "sighting_update"));
     t.app.stop().await;
 }
+
+#[actix_rt::test]
+async fn expired_and_removed_entries_stop_matching() {
+    let mut devices = city(&["near"]);
+    devices.cameras.push(camera("edge-1", school_location(), None, false));
+    let evidence = evidence_dir();
+    let t = spawn_app(BrokerKind::Embedded, devices, |s| {
+        vision(s, &evidence);
+        s.vision.enabled = false;
+        s.vision.rematch_s = 0.0;
+    })
+    .await;
+    let mut models =
+        kuzet_vision::FaceModels::load(&kuzet_vision::ModelPaths::in_dir(&root().join("target/models")), 1)
+            .unwrap();
+    let probe = kuzet::vision::enrolment(
+        &mut models,
+        &[kuzet::vision::read_photo(&face("face_recognition/obama.jpg")).unwrap()],
+    )
+    .unwrap();
+    let emb: Vec<f64> = probe.embedding.iter().map(|v| *v as f64).collect();
+    let cam = kuzet::sim::connect_device(
+        &t.host,
+        t.port,
+        kuzet::mqtt::topics::DeviceKind::Camera,
+        "edge-1",
+        &pw("edge-1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let watch = t.app.watch().unwrap();
+    let stats = &watch.matcher.stats;
+    let detect = || json!({"at": Utc::now(), "faces": [{"embedding": emb.clone()}]});
+    // Searched `n` faces so far: wait until the gateway's search ran.
+    let searched = |n: u64| async move {
+        until(Duration::from_secs(10), "the search", || async {
+            (stats.searches.load(Ordering::Relaxed) >= n).then_some(())
+        })
+        .await
+    };
+
+    // On the list until a second from now; a match now...
+    enrol_expiring(&t, &mut models, Utc::now() + chrono::Duration::seconds(2)).await;
+    publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", detect()).await;
+    searched(1).await;
+    assert_eq!(stats.matches.load(Ordering::Relaxed), 1);
+    // ... none once it has expired.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", detect()).await;
+    searched(2).await;
+    assert_eq!(stats.matches.load(Ordering::Relaxed), 1, "an expired entry matched");
+
+    // Enrolled again for a month, then removed over the API: no match, and audited.
+    enrol_expiring(&t, &mut models, Utc::now() + chrono::Duration::days(30)).await;
+    publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", detect()).await;
+    searched(3).await;
+    assert_eq!(stats.matches.load(Ordering::Relaxed), 2);
+    let http = t.app.http_addr().unwrap();
+    let res = awc::Client::new()
+        .delete(format!("http://{http}/api/v1/watchlist/wp-1"))
+        .send_json(&json!({"by": "supervisor-2", "reason": "warrant served"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", detect()).await;
+    searched(4).await;
+    assert_eq!(stats.matches.load(Ordering::Relaxed), 2, "a removed entry matched");
+    assert!(watch.people.person("wp-1").is_none());
+    assert_eq!(scalar(&t, "SELECT count(*) FROM watchlist").await, 0);
+    assert_eq!(scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.remove'").await, 1);
+    let again = awc::Client::new()
+        .delete(format!("http://{http}/api/v1/watchlist/wp-1"))
+        .send_json(&json!({"by": "supervisor-2", "reason": "twice"}))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    t.app.stop().await;
+}
+
+/// Enrols the wanted person (high danger) until `expires_at`.
+async fn enrol_expiring(
+    t: &TestApp,
+    models: &mut kuzet_vision::FaceModels,
+    expires_at: chrono::DateTime<Utc>,
+) {
+    let photos = ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg"]
+        .map(|p| kuzet::vision::read_photo(&face(p)).unwrap())
+        .to_vec();
+    let e = kuzet::vision::enrolment(models, &photos).unwrap();
+    let entry = Entry {
+        id: PersonId::parse("wp-1").unwrap(),
+        name: "Wanted Person One".into(),
+        legal_basis: "arrest warrant".into(),
+        case_ref: None,
+        danger: Danger::High,
+        expires_at,
+        embedding: e.embedding.to_vec(),
+        photos: 2,
+    };
+    kuzet::store::watchlist::enroll(
+        t.app.pool().unwrap(),
+        &entry,
+        Some(&e.face_jpeg),
+        &e.photo_sha256,
+        "user:test",
+    )
+    .await
+    .unwrap();
+    t.app.watch().unwrap().put(&entry);
+}

@@ -87,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .service(get("/watchlist/{id}/face.jpg", vision::face))
+            .service(web::resource("/watchlist/{id}").route(web::delete().to(vision::remove)))
             .service(get("/reviews", vision::reviews))
             .service(web::resource("/reviews/{id}/confirm").route(web::post().to(vision::decide)))
             .service(web::resource("/reviews/{id}/reject").route(web::post().to(vision::decide)))

@@ -126,6 +126,37 @@ pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveIn {
+    /// Who removes, for the audit log.
+    by: String,
+    /// Why (the warrant was served, the order lapsed, ...).
+    reason: String,
+}
+
+/// DELETE /api/v1/watchlist/{id}
+pub async fn remove(
+    req: HttpRequest,
+    body: web::Json<RemoveIn>,
+    w: Option<web::Data<Watch>>,
+) -> Result<HttpResponse, ApiError> {
+    let w = watch(&w)?;
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let id = PersonId::parse(raw).map_err(|e| ApiError::bad("id", e.to_string()))?;
+    let b = body.into_inner();
+    if b.by.trim().is_empty() {
+        return Err(ApiError::bad("by", "who removes is audited: required".into()));
+    }
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::bad("reason", "required".into()));
+    }
+    match w.remove(id.as_str(), &format!("user:{}", b.by), &b.reason).await.map_err(failed)? {
+        true => Ok(HttpResponse::Ok().json(json!({"id": id, "removed": true}))),
+        false => Err(ApiError::NotFound(format!("{id} is not on the list"))),
+    }
+}
+
 /// GET /api/v1/watchlist/{id}/face.jpg: the enrolment face shown beside a match.
 pub async fn face(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;

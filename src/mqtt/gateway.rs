@@ -260,7 +260,7 @@ impl Listener {
                 addr.try_send(HealthReport { state, detail: detail.into(), at: chrono::Utc::now() })
                     .map_err(|_| Reject::new(RejectCode::Overloaded, "camera busy"))?;
             }
-            Message::Detections { faces, plates, .. } => {
+            Message::Detections { at, faces, plates } => {
                 if plates > 0 {
                     tracing::debug!(camera_id = id, plates, "plate reads are not matched yet (no hotlist)");
                 }
@@ -272,7 +272,8 @@ impl Listener {
                 let camera = id.to_owned();
                 actix_rt::task::spawn_blocking(move || {
                     for f in &faces {
-                        matcher.search(&camera, crate::vision::Probe { embedding: f, evidence: None });
+                        let probe = crate::vision::Probe { embedding: f, evidence: None, seen_at: Some(at) };
+                        matcher.search(&camera, probe);
                     }
                 });
             }

@@ -193,3 +193,21 @@ pub async fn pending_reviews(pool: &PgPool) -> anyhow::Result<Vec<PendingSightin
         })
         .collect())
 }
+
+/// Takes a person off the list (their negative examples go with them; sightings stay as
+/// history), audited. False when there was no such entry.
+pub async fn remove(pool: &PgPool, person: &str, actor: &str, reason: &str) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let gone = sqlx::query("DELETE FROM watchlist WHERE id = $1").bind(person).execute(&mut *tx).await?;
+    if gone.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("SELECT audit_append($1, 'watchlist.remove', $2, $3)")
+        .bind(actor)
+        .bind(person)
+        .bind(json!({"reason": reason}))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -681,6 +681,7 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
                   AS u(id, kind, priority, state, site_id, lat, lon, opened_at, closed_at, escalated,
                        snapshot, dispatch, updated_at)
              ON CONFLICT (id) DO UPDATE SET
+                 location = EXCLUDED.location,
                  priority = EXCLUDED.priority, state = EXCLUDED.state, closed_at = EXCLUDED.closed_at,
                  escalated = EXCLUDED.escalated, snapshot = EXCLUDED.snapshot,
                  dispatch = EXCLUDED.dispatch, updated_at = EXCLUDED.updated_at",
