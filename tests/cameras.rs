@@ -552,29 +552,9 @@ async fn edge_camera_detections_join_the_same_path_and_bad_ones_are_refused() {
     .await;
     let mut near = t.unit_at("near", 300.0).await;
     t.wait_available(1).await;
-    // The edge camera's embedding of the person: computed here with the same models.
-    let mut models =
-        kuzet_vision::FaceModels::load(&kuzet_vision::ModelPaths::in_dir(&root().join("target/models")), 1)
-            .unwrap();
-    let probe = kuzet::vision::enrolment(
-        &mut models,
-        &[kuzet::vision::read_photo(&face("face_recognition/obama.jpg")).unwrap()],
-    )
-    .unwrap();
-    enrol_without_models(&t, &mut models).await;
-
-    let cam = kuzet::sim::connect_device(
-        &t.host,
-        t.port,
-        kuzet::mqtt::topics::DeviceKind::Camera,
-        "edge-1",
-        &pw("edge-1"),
-        &[kuzet::mqtt::topics::rejects("edge-1")],
-    )
-    .await
-    .unwrap();
-    let mut cam = cam;
-    let emb: Vec<f64> = probe.embedding.iter().map(|v| *v as f64).collect();
+    let (mut models, emb) = edge_probe();
+    enrol_expiring(&t, &mut models, Utc::now() + chrono::Duration::days(30)).await;
+    let mut cam = edge_camera(&t, &[kuzet::mqtt::topics::rejects("edge-1")]).await;
     let bad = [
         json!({"at": Utc::now(), "faces": [{"embedding": [0.1, 0.2], "score": 0.9}]}),
         json!({"at": Utc::now(), "faces": [{"embedding": vec![0.0; 128], "score": 0.9}]}),
@@ -598,36 +578,6 @@ async fn edge_camera_detections_join_the_same_path_and_bad_ones_are_refused() {
     let inc = t.app.incidents().await;
     assert!(!inc[0].sightings[0].evidence, "an edge camera sends no pictures");
     t.app.stop().await;
-}
-
-/// Enrols the wanted person with models the test already holds (the app's own enrolment
-/// would load a second set).
-async fn enrol_without_models(t: &TestApp, models: &mut kuzet_vision::FaceModels) {
-    let photos = ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg"]
-        .map(|p| kuzet::vision::read_photo(&face(p)).unwrap())
-        .to_vec();
-    let e = kuzet::vision::enrolment(models, &photos).unwrap();
-    let entry = Entry {
-        id: PersonId::parse("wp-1").unwrap(),
-        name: "Wanted Person One".into(),
-        legal_basis: "arrest warrant".into(),
-        case_ref: None,
-        danger: Danger::High,
-        expires_at: Utc::now() + chrono::Duration::days(30),
-        embedding: e.embedding.to_vec(),
-        photos: 2,
-    };
-    let watch = t.app.watch().unwrap();
-    kuzet::store::watchlist::enroll(
-        t.app.pool().unwrap(),
-        &entry,
-        Some(&e.face_jpeg),
-        &e.photo_sha256,
-        "user:test",
-    )
-    .await
-    .unwrap();
-    watch.put(&entry);
 }
 
 #[actix_rt::test]
@@ -739,25 +689,8 @@ async fn expired_and_removed_entries_stop_matching() {
         s.vision.rematch_s = 0.0;
     })
     .await;
-    let mut models =
-        kuzet_vision::FaceModels::load(&kuzet_vision::ModelPaths::in_dir(&root().join("target/models")), 1)
-            .unwrap();
-    let probe = kuzet::vision::enrolment(
-        &mut models,
-        &[kuzet::vision::read_photo(&face("face_recognition/obama.jpg")).unwrap()],
-    )
-    .unwrap();
-    let emb: Vec<f64> = probe.embedding.iter().map(|v| *v as f64).collect();
-    let cam = kuzet::sim::connect_device(
-        &t.host,
-        t.port,
-        kuzet::mqtt::topics::DeviceKind::Camera,
-        "edge-1",
-        &pw("edge-1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    let (mut models, emb) = edge_probe();
+    let cam = edge_camera(&t, &[]).await;
     let watch = t.app.watch().unwrap();
     let stats = &watch.matcher.stats;
     let detect = || json!({"at": Utc::now(), "faces": [{"embedding": emb.clone()}]});
@@ -837,4 +770,21 @@ async fn enrol_expiring(
     .await
     .unwrap();
     t.app.watch().unwrap().put(&entry);
+}
+
+/// The face models, and the embedding an edge camera would send for the wanted person (a photo
+/// other than those enrolled), computed with the same models.
+fn edge_probe() -> (kuzet_vision::FaceModels, Vec<f64>) {
+    let dir = root().join("target/models");
+    let mut models = kuzet_vision::FaceModels::load(&kuzet_vision::ModelPaths::in_dir(&dir), 1).unwrap();
+    let photo = kuzet::vision::read_photo(&face("face_recognition/obama.jpg")).unwrap();
+    let probe = kuzet::vision::enrolment(&mut models, &[photo]).unwrap();
+    let emb = probe.embedding.iter().map(|v| *v as f64).collect();
+    (models, emb)
+}
+
+/// Camera `edge-1` connected as a device, subscribed to `subscriptions`.
+async fn edge_camera(t: &TestApp, subscriptions: &[String]) -> kuzet::sim::DeviceLink {
+    let kind = kuzet::mqtt::topics::DeviceKind::Camera;
+    kuzet::sim::connect_device(&t.host, t.port, kind, "edge-1", &pw("edge-1"), subscriptions).await.unwrap()
 }
