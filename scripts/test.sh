@@ -18,7 +18,8 @@ trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
 
 echo "test: cargo test"
 log=target/test-output.log
-if cargo test --locked --workspace -- --test-threads=2 2>&1 | tee "$log"; then rc=0; else rc=$?; fi
+# --no-fail-fast: a failing test binary does not keep the others from running (and reporting).
+if cargo test --locked --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"; then rc=0; else rc=$?; fi
 
 # The road graph checked by independent readers: pyosmium for the ways, SciPy for the times.
 py=target/tools-venv/bin/python

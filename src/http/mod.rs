@@ -84,13 +84,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/watchlist")
                     .route(web::get().to(vision::list))
                     .route(web::post().to(vision::enrol))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(web::to(get_or_post_only)),
             )
             .service(get("/watchlist/{id}/face.jpg", vision::face))
-            .service(web::resource("/watchlist/{id}").route(web::delete().to(vision::remove)))
+            .service(
+                web::resource("/watchlist/{id}")
+                    .route(web::delete().to(vision::remove))
+                    .default_service(web::to(|| only("DELETE"))),
+            )
             .service(get("/reviews", vision::reviews))
-            .service(web::resource("/reviews/{id}/confirm").route(web::post().to(vision::decide)))
-            .service(web::resource("/reviews/{id}/reject").route(web::post().to(vision::decide)))
+            .service(
+                web::resource("/reviews/{id}/confirm")
+                    .route(web::post().to(vision::decide))
+                    .default_service(web::to(|| only("POST"))),
+            )
+            .service(
+                web::resource("/reviews/{id}/reject")
+                    .route(web::post().to(vision::decide))
+                    .default_service(web::to(|| only("POST"))),
+            )
             .service(get("/sightings/{id}/face.jpg", vision::evidence))
             .service(get("/sightings/{id}/frame.jpg", vision::evidence)),
     );
@@ -99,7 +111,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((actix_web::http::header::ALLOW, "GET"))
-        .json(json!({"error": "method not allowed (see docs/api.md)"}))
+        .json(json!({"error": "method not allowed: this resource is read-only (GET; see docs/api.md)"}))
+}
+
+async fn only(method: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, method))
+        .json(json!({"error": format!("method not allowed: {method} only (see docs/api.md)")}))
+}
+
+async fn get_or_post_only() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, "GET, POST"))
+        .json(json!({"error": "method not allowed: GET or POST (see docs/api.md)"}))
 }
 
 async fn not_found() -> HttpResponse {
