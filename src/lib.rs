@@ -1,11 +1,13 @@
 //! kuzet: real-time alerting and dispatch. This crate holds the adapters (MQTT, settings,
 //! the simulated city) and the wiring; the domain lives in `kuzet-actors`.
 
+pub mod auth;
 pub mod bench;
 pub mod bench_vision;
 pub mod brokerfiles;
 pub mod devices;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod mosquitto;
 pub mod mqtt;

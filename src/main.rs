@@ -69,6 +69,9 @@ enum Command {
     /// The watchlist of wanted persons.
     #[command(subcommand)]
     Watchlist(WatchlistCommand),
+    /// The people who sign in to the console, the oversight view and the tablets.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Import into the database.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -131,6 +134,28 @@ enum WatchlistCommand {
         /// Why: the warrant was served, the order lapsed, ...
         #[arg(long)]
         reason: String,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or give an existing one a new password and role (their sessions end). The
+    /// password is read from standard input (one line, 12 characters or more), so it never
+    /// shows in the process list: `printf '%s\n' "$PW" | kuzet user add ...`. Audited.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// dispatcher, supervisor, oversight or officer.
+        #[arg(long)]
+        role: String,
+        /// The unit an officer signs in as (officers only).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Who adds the user, for the audit log.
+        #[arg(long)]
+        by: String,
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
@@ -484,6 +509,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("{id} is not on the list");
                 std::process::exit(1);
             }
+        }
+        Command::User(UserCommand::Add { username, role, unit, by, database_url }) => {
+            init_logs("warn");
+            let role = kuzet::auth::Role::parse(&role)
+                .with_context(|| format!("--role {role:?}: dispatcher, supervisor, oversight or officer"))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let pool = kuzet::store::connect(&database_url).await?;
+            let created = kuzet::auth::add_user(
+                &pool,
+                &username,
+                role,
+                unit.as_deref(),
+                password,
+                &format!("user:{by}"),
+            )
+            .await?;
+            println!("{} {username} ({})", if created { "added" } else { "updated" }, role.as_str());
         }
         Command::Bench(args) => {
             init_logs("warn");

@@ -111,6 +111,8 @@ impl DatabaseSettings {
 pub struct HttpSettings {
     /// host:port of the query API; empty: no HTTP server. Port 0 picks a free one.
     pub listen: String,
+    /// Mark the session cookie Secure (browsers send it over HTTPS only, and to localhost).
+    pub secure_cookies: bool,
 }
 
 impl HttpSettings {

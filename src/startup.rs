@@ -141,7 +141,8 @@ impl Application {
             AsyncClient::new(opts(&out_id, false), settings.mqtt.request_capacity);
         gateway::no_delay(&mut out_eventloop);
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
-        let gateway = Gateway::new(out_client.clone(), metrics.clone()).start();
+        let live = crate::live::LiveHub::default();
+        let gateway = Gateway::new(out_client.clone(), metrics.clone()).with_live(live.clone()).start();
         let mut outbox = Outbox::new(gateway.recipient());
         if let Some(r) = &record {
             outbox = outbox.with_journal(Arc::new(r.writer.clone()));
@@ -219,7 +220,16 @@ impl Application {
         actix::spawn(alarms.run());
         let http = match (settings.http.listen()?, &pool) {
             (Some(listen), Some(pool)) => {
-                Some(crate::http::start(listen, pool.clone(), Some(vision.watch.clone())).await?)
+                let secure = settings.http.secure_cookies;
+                let feed = crate::http::live::LiveState {
+                    hub: live.clone(),
+                    registry: registry.clone(),
+                    watch: Some(vision.watch.clone()),
+                };
+                Some(
+                    crate::http::start(listen, pool.clone(), Some(vision.watch.clone()), secure, Some(feed))
+                        .await?,
+                )
             }
             (Some(_), None) => {
                 tracing::info!("no query API without a database");

@@ -228,7 +228,8 @@ async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with
 
     // And over HTTP, for the console and the tablet.
     let http = t.app.http_addr().unwrap();
-    let mut res = awc::Client::new()
+    let mut res = api(&t)
+        .await
         .get(format!("http://{http}/api/v1/sightings/{}/face.jpg", s.sighting_id))
         .send()
         .await
@@ -462,16 +463,12 @@ async fn a_match_between_the_thresholds_waits_for_review_and_a_rejection_is_reme
     assert!(t.app.incidents().await.is_empty(), "no incident before a dispatcher decides");
 
     let http = t.app.http_addr().unwrap();
-    let client = awc::Client::new();
+    let client = api(&t).await;
     let mut listed = client.get(format!("http://{http}/api/v1/reviews")).send().await.unwrap();
     let listed: Value = listed.json().await.unwrap();
     assert_eq!(listed[0]["review_id"], review["review_id"]);
     let id = review["review_id"].as_str().unwrap();
-    let res = client
-        .post(format!("http://{http}/api/v1/reviews/{id}/reject"))
-        .send_json(&json!({"by": "dispatcher-7"}))
-        .await
-        .unwrap();
+    let res = client.post(format!("http://{http}/api/v1/reviews/{id}/reject")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     // The rejected face was someone else's: its pictures are gone.
     for s in review["sightings"].as_array().unwrap() {
@@ -520,11 +517,8 @@ async fn a_confirmed_review_opens_an_incident() {
     assert!(review["sightings"][0]["score"].as_f64().unwrap() >= 0.6, "a strong match, still reviewed");
     let id = review["review_id"].as_str().unwrap();
     let http = t.app.http_addr().unwrap();
-    let mut res = awc::Client::new()
-        .post(format!("http://{http}/api/v1/reviews/{id}/confirm"))
-        .send_json(&json!({"by": "dispatcher-7"}))
-        .await
-        .unwrap();
+    let mut res =
+        api(&t).await.post(format!("http://{http}/api/v1/reviews/{id}/confirm")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let decided: Value = res.json().await.unwrap();
     assert_eq!(decided["state"], "confirmed");
@@ -535,7 +529,7 @@ async fn a_confirmed_review_opens_an_incident() {
         .timeline
         .iter()
         .any(|e| e.event == "match_confirmed"
-            && e.detail.as_deref().is_some_and(|d| d.contains("dispatcher-7"))));
+            && e.detail.as_deref().is_some_and(|d| d.contains("supervisor-"))));
     t.app.stop().await;
 }
 
@@ -615,11 +609,8 @@ async fn a_pending_review_and_a_face_incident_survive_a_restart() {
     })
     .await;
     let http = t.app.http_addr().unwrap();
-    let res = awc::Client::new()
-        .post(format!("http://{http}/api/v1/reviews/{review_id}/reject"))
-        .send_json(&json!({"by": "dispatcher-7"}))
-        .await
-        .unwrap();
+    let res =
+        api(&t).await.post(format!("http://{http}/api/v1/reviews/{review_id}/reject")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let negatives: i64 =
         sqlx::query_scalar("SELECT count(*) FROM watchlist_negatives WHERE review_id = $1::uuid")
@@ -719,9 +710,10 @@ async fn expired_and_removed_entries_stop_matching() {
     searched(3).await;
     assert_eq!(stats.matches.load(Ordering::Relaxed), 2);
     let http = t.app.http_addr().unwrap();
-    let res = awc::Client::new()
+    let res = api(&t)
+        .await
         .delete(format!("http://{http}/api/v1/watchlist/wp-1"))
-        .send_json(&json!({"by": "supervisor-2", "reason": "warrant served"}))
+        .send_json(&json!({"reason": "warrant served"}))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -731,9 +723,10 @@ async fn expired_and_removed_entries_stop_matching() {
     assert!(watch.people.person("wp-1").is_none());
     assert_eq!(scalar(&t, "SELECT count(*) FROM watchlist").await, 0);
     assert_eq!(scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.remove'").await, 1);
-    let again = awc::Client::new()
+    let again = api(&t)
+        .await
         .delete(format!("http://{http}/api/v1/watchlist/wp-1"))
-        .send_json(&json!({"by": "supervisor-2", "reason": "twice"}))
+        .send_json(&json!({"reason": "twice"}))
         .await
         .unwrap();
     assert_eq!(again.status(), 404);
@@ -787,4 +780,11 @@ fn edge_probe() -> (kuzet_vision::FaceModels, Vec<f64>) {
 async fn edge_camera(t: &TestApp, subscriptions: &[String]) -> kuzet::sim::DeviceLink {
     let kind = kuzet::mqtt::topics::DeviceKind::Camera;
     kuzet::sim::connect_device(&t.host, t.port, kind, "edge-1", &pw("edge-1"), subscriptions).await.unwrap()
+}
+
+/// An HTTP client signed in as a supervisor (who may use every console route).
+async fn api(t: &TestApp) -> awc::Client {
+    let base = format!("http://{}", t.app.http_addr().unwrap());
+    let token = sign_in_as(t.app.pool().unwrap(), &base, kuzet::auth::Role::Supervisor).await;
+    awc::Client::builder().add_default_header(("Authorization", format!("Bearer {token}"))).finish()
 }

@@ -6,7 +6,9 @@
 //! cannot answer a 503 `{"error": "database unavailable"}` (logged).
 
 mod handlers;
+pub mod live;
 pub mod params;
+pub mod session;
 mod vision;
 
 use std::net::SocketAddr;
@@ -17,6 +19,19 @@ use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context as _;
 use serde_json::json;
 use sqlx::postgres::PgPool;
+
+/// A body that could not be read as the route's JSON: 413 when too large, else 400.
+fn json_error(e: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match e {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+            let res =
+                HttpResponse::PayloadTooLarge().json(json!({"error": e.to_string(), "parameter": "body"}));
+            actix_web::error::InternalError::from_response(e, res).into()
+        }
+        e => ApiError::bad("body", e.to_string()).into(),
+    }
+}
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +77,10 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The routes, for `App::configure`.
+/// The routes, for `App::configure`. Every resource sits behind the session guard
+/// (`session::rules` says who may use what), signing in aside.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::middleware::from_fn;
     /// A GET-only resource; other methods get a 405 with a JSON body.
     fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
     where
@@ -75,36 +92,50 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
     cfg.service(
         web::scope("/api/v1")
-            .service(get("/incidents", handlers::incidents))
-            .service(get("/incidents/{id}", handlers::incident))
-            .service(get("/incidents/{id}/timeline", handlers::timeline))
-            .service(get("/units/{id}/track", handlers::track))
-            .service(get("/sites/containing", handlers::site_containing))
+            .service(
+                web::resource("/session")
+                    // A sign-in is small: no room for a large body before the password check.
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
+                    .route(web::post().to(session::sign_in))
+                    .route(web::get().to(session::me).wrap(from_fn(session::guard)))
+                    .route(web::delete().to(session::sign_out).wrap(from_fn(session::guard)))
+                    .default_service(web::to(|| only("GET, POST, DELETE"))),
+            )
+            .service(get("/live", live::live).wrap(from_fn(session::guard)))
+            .service(get("/incidents", handlers::incidents).wrap(from_fn(session::guard)))
+            .service(get("/incidents/{id}", handlers::incident).wrap(from_fn(session::guard)))
+            .service(get("/incidents/{id}/timeline", handlers::timeline).wrap(from_fn(session::guard)))
+            .service(get("/units/{id}/track", handlers::track).wrap(from_fn(session::guard)))
+            .service(get("/sites/containing", handlers::site_containing).wrap(from_fn(session::guard)))
             .service(
                 web::resource("/watchlist")
                     .route(web::get().to(vision::list))
                     .route(web::post().to(vision::enrol))
-                    .default_service(web::to(get_or_post_only)),
+                    .default_service(web::to(|| only("GET, POST")))
+                    .wrap(from_fn(session::guard)),
             )
-            .service(get("/watchlist/{id}/face.jpg", vision::face))
+            .service(get("/watchlist/{id}/face.jpg", vision::face).wrap(from_fn(session::guard)))
             .service(
                 web::resource("/watchlist/{id}")
                     .route(web::delete().to(vision::remove))
-                    .default_service(web::to(|| only("DELETE"))),
+                    .default_service(web::to(|| only("DELETE")))
+                    .wrap(from_fn(session::guard)),
             )
-            .service(get("/reviews", vision::reviews))
+            .service(get("/reviews", vision::reviews).wrap(from_fn(session::guard)))
             .service(
                 web::resource("/reviews/{id}/confirm")
                     .route(web::post().to(vision::decide))
-                    .default_service(web::to(|| only("POST"))),
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
             )
             .service(
                 web::resource("/reviews/{id}/reject")
                     .route(web::post().to(vision::decide))
-                    .default_service(web::to(|| only("POST"))),
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
             )
-            .service(get("/sightings/{id}/face.jpg", vision::evidence))
-            .service(get("/sightings/{id}/frame.jpg", vision::evidence)),
+            .service(get("/sightings/{id}/face.jpg", vision::evidence).wrap(from_fn(session::guard)))
+            .service(get("/sightings/{id}/frame.jpg", vision::evidence).wrap(from_fn(session::guard))),
     );
 }
 
@@ -120,12 +151,6 @@ async fn only(method: &'static str) -> HttpResponse {
         .json(json!({"error": format!("method not allowed: {method} only (see docs/api.md)")}))
 }
 
-async fn get_or_post_only() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((actix_web::http::header::ALLOW, "GET, POST"))
-        .json(json!({"error": "method not allowed: GET or POST (see docs/api.md)"}))
-}
-
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .json(json!({"error": "no such route (see docs/api.md; everything is under /api/v1)"}))
@@ -138,21 +163,29 @@ pub async fn start(
     listen: SocketAddr,
     pool: PgPool,
     watch: Option<std::sync::Arc<crate::vision::Watch>>,
+    secure_cookies: bool,
+    live: Option<live::LiveState>,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let live = live.map(web::Data::new);
+    let auth = web::Data::new(crate::auth::Auth::new(pool.clone()));
     let data = web::Data::new(pool);
     let watch = watch.map(web::Data::from);
+    let rules = web::Data::new(session::rules());
+    let secure = web::Data::new(session::SecureCookies(secure_cookies));
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(data.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(vision::MAX_ENROL_BYTES)
-                    .error_handler(|e, _| ApiError::bad("body", e.to_string()).into()),
-            )
+            .app_data(auth.clone())
+            .app_data(rules.clone())
+            .app_data(secure.clone())
+            .app_data(web::JsonConfig::default().limit(vision::MAX_ENROL_BYTES).error_handler(json_error))
             .configure(routes)
             .default_service(web::to(not_found));
         if let Some(w) = &watch {
             app = app.app_data(w.clone());
+        }
+        if let Some(l) = &live {
+            app = app.app_data(l.clone());
         }
         app
     })

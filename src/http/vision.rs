@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::ApiError;
+use super::{session, ApiError};
 use crate::store::watchlist::{self, Entry};
 use crate::vision::Watch;
 
@@ -47,13 +47,16 @@ pub struct EnrolIn {
     expires_at: DateTime<Utc>,
     /// Base64 (standard alphabet) JPEG or PNG photos of the person's face.
     photos: Vec<String>,
-    /// Who enrols, for the audit log.
-    by: String,
 }
 
 /// POST /api/v1/watchlist
-pub async fn enrol(body: web::Json<EnrolIn>, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
+pub async fn enrol(
+    req: HttpRequest,
+    body: web::Json<EnrolIn>,
+    w: Option<web::Data<Watch>>,
+) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
+    let by = session::user(&req).username;
     let b = body.into_inner();
     let id = PersonId::parse(&b.id).map_err(|e| ApiError::bad("id", e.to_string()))?;
     let danger =
@@ -63,9 +66,6 @@ pub async fn enrol(body: web::Json<EnrolIn>, w: Option<web::Data<Watch>>) -> Res
     }
     if b.name.trim().is_empty() {
         return Err(ApiError::bad("name", "required".into()));
-    }
-    if b.by.trim().is_empty() {
-        return Err(ApiError::bad("by", "who enrols is audited: required".into()));
     }
     if b.expires_at <= Utc::now() {
         return Err(ApiError::bad("expires_at", "must be in the future".into()));
@@ -91,23 +91,19 @@ pub async fn enrol(body: web::Json<EnrolIn>, w: Option<web::Data<Watch>>) -> Res
         photos: 0,
     };
     let person = entry.id.to_string();
-    match w.enroll(entry, photos, format!("user:{}", b.by)).await {
+    match w.enroll(entry, photos, format!("user:{by}")).await {
         Ok(created) => Ok(HttpResponse::Ok().json(json!({"id": person, "created": created}))),
         Err(e) if format!("{e:#}").contains("photo") => Err(ApiError::bad("photos", format!("{e:#}"))),
         Err(e) => Err(failed(e)),
     }
 }
 
-/// GET /api/v1/watchlist?by=NAME: the entries, without embeddings. Reading the list is
-/// audited like any other search of it.
+/// GET /api/v1/watchlist: the entries, without embeddings. Reading the list is audited like
+/// any other search of it.
 pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let pool = w.pool.as_ref().ok_or_else(|| ApiError::NotFound("no database".into()))?;
-    let by = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("by").cloned())
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| ApiError::bad("by", "who reads the list is audited: give by=NAME".into()))?;
+    let by = session::user(&req).username;
     let entries = watchlist::load(pool).await.map_err(failed)?;
     sqlx::query("SELECT audit_append($1, 'watchlist.list', NULL, $2)")
         .bind(format!("user:{by}"))
@@ -129,8 +125,6 @@ pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpR
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveIn {
-    /// Who removes, for the audit log.
-    by: String,
     /// Why (the warrant was served, the order lapsed, ...).
     reason: String,
 }
@@ -145,13 +139,11 @@ pub async fn remove(
     let raw = req.match_info().get("id").unwrap_or_default();
     let id = PersonId::parse(raw).map_err(|e| ApiError::bad("id", e.to_string()))?;
     let b = body.into_inner();
-    if b.by.trim().is_empty() {
-        return Err(ApiError::bad("by", "who removes is audited: required".into()));
-    }
+    let by = session::user(&req).username;
     if b.reason.trim().is_empty() {
         return Err(ApiError::bad("reason", "required".into()));
     }
-    match w.remove(id.as_str(), &format!("user:{}", b.by), &b.reason).await.map_err(failed)? {
+    match w.remove(id.as_str(), &format!("user:{by}"), &b.reason).await.map_err(failed)? {
         true => Ok(HttpResponse::Ok().json(json!({"id": id, "removed": true}))),
         false => Err(ApiError::NotFound(format!("{id} is not on the list"))),
     }
@@ -176,26 +168,12 @@ pub async fn reviews(w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiErr
     Ok(HttpResponse::Ok().json(list))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecideIn {
-    /// The dispatcher deciding, for the record.
-    by: String,
-}
-
 /// POST /api/v1/reviews/{id}/confirm and /reject.
-pub async fn decide(
-    req: HttpRequest,
-    body: web::Json<DecideIn>,
-    w: Option<web::Data<Watch>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn decide(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let review_id = ReviewId(uuid_param(&req, "id")?);
     let confirm = req.path().ends_with("/confirm");
-    let by = body.into_inner().by;
-    if by.trim().is_empty() {
-        return Err(ApiError::bad("by", "who decides is recorded: give by".into()));
-    }
+    let by = session::user(&req).username;
     let review = w
         .people
         .review(review_id)

@@ -34,11 +34,18 @@ use crate::store::writer::WriterHandle;
 pub struct Gateway {
     client: AsyncClient,
     metrics: Arc<Metrics>,
+    live: Option<crate::live::LiveHub>,
 }
 
 impl Gateway {
     pub fn new(client: AsyncClient, metrics: Arc<Metrics>) -> Self {
-        Self { client, metrics }
+        Self { client, metrics, live: None }
+    }
+
+    /// Also hands what it publishes to the console's live feed.
+    pub fn with_live(mut self, hub: crate::live::LiveHub) -> Self {
+        self.live = Some(hub);
+        self
     }
 }
 
@@ -63,6 +70,9 @@ impl Handler<Notify> for Gateway {
                 return;
             }
         };
+        if let Some(hub) = &self.live {
+            hub.offer(&msg, &out.payload);
+        }
         let clear = out.then_clear_retained.then(|| out.topic.clone());
         self.publish(out.topic, out.retain, out.payload);
         if let Some(topic) = clear {

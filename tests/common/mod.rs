@@ -290,3 +290,21 @@ pub async fn fresh_database() -> String {
     let (prefix, _) = base.rsplit_once('/').expect("database url has a path");
     format!("{prefix}/{name}")
 }
+
+/// Adds a user of `role` (an officer signs in as unit `unit-1`) and signs in to the API at
+/// `base`; the session token.
+pub async fn sign_in_as(pool: &sqlx::PgPool, base: &str, role: kuzet::auth::Role) -> String {
+    let name = format!("{}-{}", role.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let unit = (role == kuzet::auth::Role::Officer).then_some("unit-1");
+    kuzet::auth::add_user(pool, &name, role, unit, "correct horse battery", "user:test")
+        .await
+        .expect("user added");
+    let mut res = awc::Client::default()
+        .post(format!("{base}/api/v1/session"))
+        .send_json(&json!({"username": name, "password": "correct horse battery"}))
+        .await
+        .expect("sign-in answered");
+    assert_eq!(res.status(), 200, "signed in");
+    let body: Value = res.json().await.expect("JSON");
+    body["token"].as_str().expect("a token").to_owned()
+}

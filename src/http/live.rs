@@ -1,0 +1,91 @@
+//! GET /api/v1/live: the console's (and the oversight view's) WebSocket. On connecting, the
+//! viewer gets the state as it stands (open incidents and pending reviews for the console),
+//! then every change as it happens.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::Message;
+use kuzet_actors::registry::{ListIncidents, Registry};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::session;
+use crate::auth::Role;
+use crate::live::{frame, LiveHub, Viewer};
+use crate::vision::Watch;
+
+/// What the live route needs from the running kuzet.
+#[derive(Clone)]
+pub struct LiveState {
+    pub hub: LiveHub,
+    pub registry: Addr<Registry>,
+    pub watch: Option<Arc<Watch>>,
+}
+
+pub async fn live(
+    req: HttpRequest,
+    body: web::Payload,
+    state: Option<web::Data<LiveState>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(state) = state else {
+        return Ok(HttpResponse::NotFound().json(json!({"error": "no live feed in this process"})));
+    };
+    let user = session::user(&req);
+    let viewer = match user.role {
+        Role::Dispatcher | Role::Supervisor => Viewer::Console,
+        Role::Oversight => Viewer::Oversight,
+        // The rule table keeps officers out; the tablet speaks MQTT.
+        Role::Officer => return Ok(HttpResponse::Forbidden().finish()),
+    };
+    // Subscribed before the state is read, so nothing falls between the two.
+    let mut rx = state.hub.subscribe();
+    let (res, mut session, mut stream) = actix_ws::handle(&req, body)?;
+    let state = state.into_inner();
+    actix_rt::spawn(async move {
+        let mut hello = vec![frame("hello", json!({"user": user}).to_string().as_bytes())];
+        if viewer == Viewer::Console {
+            for s in state.registry.send(ListIncidents).await.unwrap_or_default() {
+                hello.push(frame("incident", &serde_json::to_vec(&s).unwrap_or_default()));
+            }
+            for r in state.watch.iter().flat_map(|w| w.people.pending_reviews()) {
+                hello.push(frame("review", &serde_json::to_vec(&*r).unwrap_or_default()));
+            }
+        }
+        for text in hello {
+            if session.text(text.to_string()).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(e) if e.viewer == viewer => {
+                        if session.text(e.text.to_string()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        // Too slow to keep up: say so; the page reconnects for a fresh state.
+                        let _ = session.text(frame("lagged", json!({"missed": n}).to_string().as_bytes()).to_string()).await;
+                        break;
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                msg = stream.recv() => match msg {
+                    Some(Ok(Message::Ping(b))) => {
+                        if session.pong(&b).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(res)
+}

@@ -1,0 +1,186 @@
+//! Signing in and out, and who is signed in; the guard every other route sits behind.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use crate::auth::{Auth, Role, SignInError, User, COOKIE, SESSION_TTL};
+
+/// Who may use a route: (method, path pattern, roles). Every route but signing in is here;
+/// a route missing from it answers 403 to everyone (tests walk this table).
+pub struct Rule {
+    pub method: Method,
+    pub path: &'static str,
+    pub roles: &'static [Role],
+}
+
+const READERS: &[Role] = &[Role::Dispatcher, Role::Supervisor, Role::Oversight];
+const CONSOLE: &[Role] = &[Role::Dispatcher, Role::Supervisor];
+const KEEPERS: &[Role] = &[Role::Supervisor];
+const PICTURES: &[Role] = &[Role::Dispatcher, Role::Supervisor, Role::Officer];
+const ANYONE: &[Role] = &Role::ALL;
+/// The console and the oversight view (which sees custodial cameras' alerts only).
+const LIVE: &[Role] = &[Role::Dispatcher, Role::Supervisor, Role::Oversight];
+
+pub fn rules() -> Vec<Rule> {
+    let r = |method: Method, path, roles| Rule { method, path, roles };
+    vec![
+        r(Method::GET, "/api/v1/session", ANYONE),
+        r(Method::DELETE, "/api/v1/session", ANYONE),
+        r(Method::GET, "/api/v1/live", LIVE),
+        r(Method::GET, "/api/v1/incidents", READERS),
+        r(Method::GET, "/api/v1/incidents/{id}", READERS),
+        r(Method::GET, "/api/v1/incidents/{id}/timeline", READERS),
+        r(Method::GET, "/api/v1/units/{id}/track", READERS),
+        r(Method::GET, "/api/v1/sites/containing", READERS),
+        r(Method::GET, "/api/v1/watchlist", CONSOLE),
+        r(Method::POST, "/api/v1/watchlist", KEEPERS),
+        r(Method::DELETE, "/api/v1/watchlist/{id}", KEEPERS),
+        r(Method::GET, "/api/v1/watchlist/{id}/face.jpg", PICTURES),
+        r(Method::GET, "/api/v1/reviews", CONSOLE),
+        r(Method::POST, "/api/v1/reviews/{id}/confirm", CONSOLE),
+        r(Method::POST, "/api/v1/reviews/{id}/reject", CONSOLE),
+        r(Method::GET, "/api/v1/sightings/{id}/face.jpg", PICTURES),
+        r(Method::GET, "/api/v1/sightings/{id}/frame.jpg", PICTURES),
+    ]
+}
+
+/// The session token of a request: `Authorization: Bearer`, else the cookie.
+fn token(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    if let Some(b) =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(b.trim().to_owned());
+    }
+    headers.get_all("cookie").filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == COOKIE).then(|| v.to_owned())
+    })
+}
+
+/// The guard on every protected resource: 401 without a session, 403 for a role the route
+/// does not admit. The user rides on the request for the handler.
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refuse = |req: ServiceRequest, status: actix_web::http::StatusCode, msg: &str| {
+        let res = HttpResponse::build(status).json(json!({"error": msg}));
+        Ok(req.into_response(res).map_into_right_body())
+    };
+    let Some(auth) = req.app_data::<web::Data<Auth>>().cloned() else {
+        return refuse(
+            req,
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no sign-in without a database",
+        );
+    };
+    let user = match token(req.headers()) {
+        Some(t) => match auth.user(&t).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                return refuse(req, actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+            }
+        },
+        None => None,
+    };
+    let Some(user) = user else {
+        return refuse(
+            req,
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "sign in first (POST /api/v1/session)",
+        );
+    };
+    let pattern = req.match_pattern().unwrap_or_default();
+    let rules = req.app_data::<web::Data<Vec<Rule>>>().cloned().unwrap_or_default();
+    let listed = rules.iter().any(|r| r.path == pattern);
+    let rule = rules.iter().find(|r| r.method == *req.method() && r.path == pattern);
+    match rule {
+        Some(r) if !r.roles.contains(&user.role) => {
+            let msg = format!("role {} may not use {} {pattern}", user.role.as_str(), req.method());
+            refuse(req, actix_web::http::StatusCode::FORBIDDEN, &msg)
+        }
+        // A route the table forgot is nobody's.
+        None if !listed => {
+            refuse(req, actix_web::http::StatusCode::FORBIDDEN, "route not in the access rules")
+        }
+        // Admitted, or a method a listed route does not serve (its handler answers 405).
+        _ => {
+            req.extensions_mut().insert(user);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+    }
+}
+
+/// The signed-in user (the guard put it there).
+pub fn user(req: &HttpRequest) -> User {
+    req.extensions().get::<User>().cloned().expect("the guard admits only signed-in users")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    username: String,
+    password: String,
+}
+
+/// POST /api/v1/session: signs in; the session comes back as an httpOnly cookie and, for
+/// integrations, as `token` in the body.
+pub async fn sign_in(
+    req: HttpRequest,
+    body: web::Json<SignIn>,
+    auth: web::Data<Auth>,
+    secure: web::Data<SecureCookies>,
+) -> Result<HttpResponse, ApiError> {
+    let from = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    match auth.sign_in(&body.username, &body.password, &from).await {
+        Ok((token, user)) => Ok(HttpResponse::Ok()
+            .insert_header(("set-cookie", cookie(&token, SESSION_TTL.num_seconds(), secure.0)))
+            .insert_header(("cache-control", "no-store"))
+            .json(json!({"user": user, "token": token}))),
+        Err(SignInError::Wrong) => {
+            Ok(HttpResponse::Unauthorized().json(json!({"error": SignInError::Wrong.to_string()})))
+        }
+        Err(SignInError::TooMany) => {
+            Ok(HttpResponse::TooManyRequests().json(json!({"error": SignInError::TooMany.to_string()})))
+        }
+        Err(SignInError::Database(e)) => Err(ApiError::Database(e)),
+    }
+}
+
+/// GET /api/v1/session: who is signed in.
+pub async fn me(req: HttpRequest) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"user": user(&req)}))
+}
+
+/// DELETE /api/v1/session: signs out.
+pub async fn sign_out(
+    req: HttpRequest,
+    auth: web::Data<Auth>,
+    secure: web::Data<SecureCookies>,
+) -> Result<HttpResponse, ApiError> {
+    // The same token the guard checked.
+    if let Some(t) = token(req.headers()) {
+        auth.sign_out(&t).await?;
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("set-cookie", cookie("", 0, secure.0)))
+        .json(json!({"signed_out": true})))
+}
+
+/// Whether the session cookie is marked Secure (sent over HTTPS only).
+#[derive(Clone, Copy)]
+pub struct SecureCookies(pub bool);
+
+fn cookie(token: &str, max_age: i64, secure: bool) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}

@@ -1,0 +1,254 @@
+//! Who may use the HTTP API: every route in the rule table refuses a request without a
+//! session (401) and every role it does not admit (403), and serves those it does; sign-in
+//! failures are limited and audited; sessions end when users sign out or get a new password.
+
+mod common;
+
+use actix_web::http::Method;
+use common::*;
+use kuzet::auth::Role;
+use serde_json::{json, Value};
+
+struct Api {
+    base: String,
+    pool: sqlx::PgPool,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn api() -> Api {
+    let url = fresh_database().await;
+    let pool = kuzet::store::connect(&url).await.unwrap();
+    let (addr, handle) =
+        kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool.clone(), None, true, None).await.unwrap();
+    Api { base: format!("http://{addr}"), pool, handle }
+}
+
+/// The path with its placeholders filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "0b0e7f0e-4a43-4c9b-9f54-2d3c9b0a7c11")
+}
+
+async fn call(base: &str, method: &Method, path: &str, token: Option<&str>) -> (u16, Value) {
+    let client = awc::Client::default();
+    let mut req = client.request(method.clone(), format!("{base}{}", concrete(path)));
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let mut res = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let body = res.body().await.unwrap_or_default();
+    (res.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[actix_rt::test]
+async fn every_route_requires_its_role() {
+    let a = api().await;
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((role, sign_in_as(&a.pool, &a.base, role).await));
+    }
+    let rules = kuzet::http::session::rules();
+    assert!(rules.len() >= 16, "the table lists every route");
+    for rule in &rules {
+        // Signed out: nothing, not even whether the thing exists.
+        let (status, body) = call(&a.base, &rule.method, rule.path, None).await;
+        assert_eq!(status, 401, "{} {} signed out", rule.method, rule.path);
+        assert!(body["error"].as_str().unwrap().contains("sign in"), "{body}");
+        let (status, _) = call(&a.base, &rule.method, rule.path, Some("not-a-session")).await;
+        assert_eq!(status, 401, "{} {} with a made-up token", rule.method, rule.path);
+        for (role, token) in &tokens {
+            // Signing out ends the session used: a throwaway one for that.
+            let throwaway;
+            let token = if rule.method == Method::DELETE && rule.path == "/api/v1/session" {
+                throwaway = sign_in_as(&a.pool, &a.base, *role).await;
+                &throwaway
+            } else {
+                token
+            };
+            let (status, body) = call(&a.base, &rule.method, rule.path, Some(token)).await;
+            if rule.roles.contains(role) {
+                assert!(
+                    status != 401 && status != 403,
+                    "{} {} as {role:?}: {status} {body}",
+                    rule.method,
+                    rule.path
+                );
+            } else {
+                assert_eq!(status, 403, "{} {} as {role:?}: {body}", rule.method, rule.path);
+            }
+        }
+    }
+    // The oversight view reads incidents; the console's own routes are not theirs.
+    let oversight = &tokens.iter().find(|t| t.0 == Role::Oversight).unwrap().1;
+    assert_eq!(call(&a.base, &Method::GET, "/api/v1/incidents", Some(oversight)).await.0, 200);
+    assert_eq!(call(&a.base, &Method::GET, "/api/v1/reviews", Some(oversight)).await.0, 403);
+    // An officer's tablet sees pictures, not the console.
+    let officer = &tokens.iter().find(|t| t.0 == Role::Officer).unwrap().1;
+    assert_eq!(call(&a.base, &Method::GET, "/api/v1/incidents", Some(officer)).await.0, 403);
+    let (status, me) = call(&a.base, &Method::GET, "/api/v1/session", Some(officer)).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["user"]["role"], "officer");
+    assert_eq!(me["user"]["unit_id"], "unit-1");
+    a.handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn sign_in_sets_a_strict_cookie_and_failures_are_limited_and_audited() {
+    let a = api().await;
+    kuzet::auth::add_user(&a.pool, "disp-1", Role::Dispatcher, None, "correct horse battery", "user:test")
+        .await
+        .unwrap();
+    let client = awc::Client::default();
+    let sign_in = |password: &'static str| {
+        client
+            .post(format!("{}/api/v1/session", a.base))
+            .send_json(&json!({"username": "disp-1", "password": password}))
+    };
+    let res = sign_in("correct horse battery").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    for attr in ["kuzet_session=", "HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    // The cookie works as the session.
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let res = client
+        .get(format!("{}/api/v1/incidents", a.base))
+        .insert_header(("Cookie", session.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Wrong passwords: refused, audited, and after five a pause (even the right one waits).
+    for _ in 0..5 {
+        assert_eq!(sign_in("wrong password").await.unwrap().status(), 401);
+    }
+    assert_eq!(sign_in("wrong password").await.unwrap().status(), 429);
+    assert_eq!(sign_in("correct horse battery").await.unwrap().status(), 429);
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'auth.sign_in_failed' AND subject = 'disp-1'",
+    )
+    .fetch_one(&a.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 5);
+    let refused: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.sign_in_refused'")
+            .fetch_one(&a.pool)
+            .await
+            .unwrap();
+    assert_eq!(refused, 1, "refusals audited once per window, not per attempt");
+    // An unknown user name is refused the same way; what is not a user name at all (a
+    // password typed into the wrong field) is not written to the audit log.
+    for name in ["nobody", "My Secret|Pass"] {
+        let res = client
+            .post(format!("{}/api/v1/session", a.base))
+            .send_json(&json!({"username": name, "password": "whatever it is"}))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let typed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE details::text LIKE '%Secret%' OR subject LIKE '%Secret%'",
+    )
+    .fetch_one(&a.pool)
+    .await
+    .unwrap();
+    assert_eq!(typed, 0);
+    let unnamed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.sign_in_failed' AND subject = '(not a user name)'")
+        .fetch_one(&a.pool)
+        .await
+        .unwrap();
+    assert_eq!(unnamed, 1);
+    // A sign-in body is small.
+    let res = client
+        .post(format!("{}/api/v1/session", a.base))
+        .insert_header(("content-type", "application/json"))
+        .send_body(format!(r#"{{"username":"disp-1","password":"{}"}}"#, "x".repeat(10_000)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+
+    // Signing out ends the session; a new password ends every session.
+    let res = client
+        .delete(format!("{}/api/v1/session", a.base))
+        .insert_header(("Cookie", session.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client
+        .get(format!("{}/api/v1/incidents", a.base))
+        .insert_header(("Cookie", session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let token = sign_in_as(&a.pool, &a.base, Role::Supervisor).await;
+    let name: String = sqlx::query_scalar("SELECT username FROM users WHERE role = 'supervisor'")
+        .fetch_one(&a.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&a.base, &Method::GET, "/api/v1/reviews", Some(&token)).await.0,
+        404,
+        "no watchlist here"
+    );
+    kuzet::auth::add_user(&a.pool, &name, Role::Supervisor, None, "another long password", "user:test")
+        .await
+        .unwrap();
+    let (status, _) = call(&a.base, &Method::GET, "/api/v1/incidents", Some(&token)).await;
+    assert_eq!(status, 401, "the old session ended with the new password");
+    a.handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn user_add_on_the_command_line_reads_the_password_from_stdin() {
+    let url = fresh_database().await;
+    let pool = kuzet::store::connect(&url).await.unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kuzet"))
+            .args(["user", "add"])
+            .args(args)
+            .args(["--by", "admin", "--database-url", &url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &["--username", "officer-7", "--role", "officer", "--unit", "unit-7"],
+        "a long enough password\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "added officer-7 (officer)");
+    let (role, unit, hash): (String, Option<String>, String) =
+        sqlx::query_as("SELECT role, unit_id, password_hash FROM users WHERE username = 'officer-7'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((role.as_str(), unit.as_deref()), ("officer", Some("unit-7")));
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("a long enough password"));
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'user.add' AND subject = 'officer-7'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    // Refused: a short password, an officer without a unit, a dispatcher with one.
+    for (args, pw) in [
+        (&["--username", "x1", "--role", "dispatcher"][..], "short\n"),
+        (&["--username", "x2", "--role", "officer"][..], "a long enough password\n"),
+        (&["--username", "x3", "--role", "dispatcher", "--unit", "u"][..], "a long enough password\n"),
+        (&["--username", "Bad Name", "--role", "dispatcher"][..], "a long enough password\n"),
+    ] {
+        let out = run(args, pw);
+        assert!(!out.status.success(), "{args:?} accepted");
+    }
+}

@@ -1,0 +1,108 @@
+//! The console's live feed over a real WebSocket: the state on connecting, then every change
+//! as the actors make it; each role sees what is theirs.
+
+mod common;
+
+use std::time::Duration;
+
+use awc::ws;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use kuzet::auth::Role;
+use kuzet::mqtt::topics::DeviceKind;
+use serde_json::Value;
+
+type Socket = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+async fn connect(t: &TestApp, role: Role) -> Result<Socket, u16> {
+    let base = format!("http://{}", t.app.http_addr().unwrap());
+    let token = sign_in_as(t.app.pool().unwrap(), &base, role).await;
+    match awc::Client::new()
+        .ws(format!("{base}/api/v1/live"))
+        .header("Authorization", format!("Bearer {token}"))
+        .connect()
+        .await
+    {
+        Ok((_, framed)) => Ok(framed),
+        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => Err(s.as_u16()),
+        Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+/// The next text frame as JSON, within `limit`.
+async fn next(ws: &mut Socket, limit: Duration) -> Option<Value> {
+    let wait = async {
+        while let Some(frame) = ws.next().await {
+            match frame.expect("a frame") {
+                ws::Frame::Text(b) => return Some(serde_json::from_slice::<Value>(&b).expect("JSON")),
+                ws::Frame::Ping(p) => ws.send(ws::Message::Pong(p)).await.unwrap(),
+                _ => {}
+            }
+        }
+        None
+    };
+    tokio::time::timeout(limit, wait).await.ok().flatten()
+}
+
+/// The next event of `kind`, skipping others, within 10 s.
+async fn next_of(ws: &mut Socket, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let v = next(ws, left).await.unwrap_or_else(|| panic!("no {kind} event within 10 s"));
+        if v["type"] == kind {
+            return v["data"].clone();
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn the_console_sees_the_state_then_every_change() {
+    let t = spawn_app(BrokerKind::Embedded, city(&["u1"]), one_unit).await;
+    let _unit = t.unit_at("u1", 300.0).await;
+    t.wait_available(1).await;
+
+    // An incident open before the console connects comes with the hello.
+    let mut button = t.button("btn-a").await;
+    publish(&button, DeviceKind::Button, "btn-a", "alarm", raise(&uuid::Uuid::new_v4())).await;
+    let first = next_ack(&mut button).await["incident_id"].as_str().unwrap().to_owned();
+    let mut console = connect(&t, Role::Dispatcher).await.expect("a dispatcher connects");
+    let hello = next_of(&mut console, "hello").await;
+    assert_eq!(hello["user"]["role"], "dispatcher");
+    let known = next_of(&mut console, "incident").await;
+    assert_eq!(known["incident_id"], first.as_str());
+
+    // A change after connecting arrives by itself: the button cancels, the incident closes.
+    publish(
+        &button,
+        DeviceKind::Button,
+        "btn-a",
+        "alarm",
+        serde_json::json!({
+            "alarm_id": known["raised_by"][0]["alarm_id"], "action": "cancel", "at": chrono::Utc::now()
+        }),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let closed = next_of(&mut console, "incident_closed").await;
+    println!(
+        "incident_closed on the live feed {:.1} ms after the cancel",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(closed["incident_id"], first.as_str());
+    assert_eq!(closed["state"], "cancelled");
+
+    // Oversight sees custodial cameras only: none of the incidents.
+    let mut oversight = connect(&t, Role::Oversight).await.expect("oversight connects");
+    assert_eq!(next_of(&mut oversight, "hello").await["user"]["role"], "oversight");
+    publish(&button, DeviceKind::Button, "btn-b", "alarm", raise(&uuid::Uuid::new_v4())).await;
+    next_of(&mut console, "incident").await;
+    assert!(next(&mut oversight, Duration::from_millis(500)).await.is_none(), "oversight saw an incident");
+
+    // An officer's tablet is not a console; nobody signed out gets in.
+    assert_eq!(connect(&t, Role::Officer).await.err(), Some(403));
+    let base = format!("http://{}", t.app.http_addr().unwrap());
+    let anonymous = awc::Client::new().ws(format!("{base}/api/v1/live")).connect().await;
+    assert!(matches!(anonymous, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s == 401));
+    t.app.stop().await;
+}
