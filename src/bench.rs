@@ -545,6 +545,7 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     }
     settings.broker.require_auth = false;
     settings.broker.listen = format!("127.0.0.1:{}", crate::mosquitto::free_port()?).parse()?;
+    settings.broker.ws_listen = String::new();
     let _mosquitto = match args.broker.as_str() {
         "mosquitto" => {
             let m = MosquittoProcess::start(None)?;

@@ -17,6 +17,8 @@ pub struct Access {
 
 pub struct MosquittoProcess {
     pub port: u16,
+    /// MQTT over WebSockets.
+    pub ws_port: u16,
     child: Child,
     dir: PathBuf,
 }
@@ -54,6 +56,7 @@ impl MosquittoProcess {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         set_mode(&dir, 0o755)?;
         let port = free_port()?;
+        let ws_port = free_port()?;
         let persistence = if persistent {
             // Started as root, Mosquitto drops to its own user, which must write its file here.
             set_mode(&dir, 0o777)?;
@@ -62,7 +65,8 @@ impl MosquittoProcess {
             "persistence false\n".to_owned()
         };
         let mut conf = format!(
-            "listener {port} 127.0.0.1\nset_tcp_nodelay true\n{persistence}max_packet_size 262144\nmax_queued_messages 100000\n\
+            "listener {port} 127.0.0.1\nprotocol mqtt\nlistener {ws_port} 127.0.0.1\nprotocol websockets\n\
+             set_tcp_nodelay true\n{persistence}max_packet_size 262144\nmax_queued_messages 100000\n\
              log_dest stderr\nlog_type error\nlog_type warning\n"
         );
         match access {
@@ -87,7 +91,7 @@ impl MosquittoProcess {
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         set_mode(&dir.join("mosquitto.conf"), 0o644)?;
         let child = spawn(&dir, port)?;
-        Ok(Self { port, child, dir })
+        Ok(Self { port, ws_port, child, dir })
     }
 
     /// Kills the broker at once (SIGKILL: no goodbye to its clients).

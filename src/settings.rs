@@ -53,6 +53,8 @@ pub struct MqttSettings {
 #[serde(deny_unknown_fields)]
 pub struct BrokerSettings {
     pub listen: SocketAddr,
+    /// MQTT over WebSockets (browser tablets), host:port; empty: none.
+    pub ws_listen: String,
     pub require_auth: bool,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
@@ -98,6 +100,17 @@ pub struct DatabaseSettings {
     pub batch_max: usize,
     /// Records queued for the writer; positions beyond it are shed (and counted).
     pub queue: usize,
+}
+
+impl BrokerSettings {
+    pub fn ws_listen(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        if self.ws_listen.is_empty() {
+            return Ok(None);
+        }
+        self.ws_listen.parse().map(Some).map_err(|_| {
+            SettingsError::Invalid(format!("broker.ws_listen {:?} is not host:port", self.ws_listen))
+        })
+    }
 }
 
 impl DatabaseSettings {
@@ -281,6 +294,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.mqtt.target()?;
+        self.broker.ws_listen()?;
         self.http.listen()?;
         if self.database.batch_max == 0 || self.database.queue == 0 || self.database.pool_size == 0 {
             return Err(SettingsError::Invalid(

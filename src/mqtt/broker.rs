@@ -26,24 +26,29 @@ pub fn start(
         std::net::TcpListener::bind(listen)
             .with_context(|| format!("cannot listen on {listen} for the embedded broker"))?,
     );
-    let mut v4 = HashMap::new();
-    v4.insert(
-        "v4-1".to_owned(),
-        ServerSettings {
-            name: "v4-1".to_owned(),
-            listen,
-            tls: None,
-            next_connection_delay_ms: 1,
-            connections: ConnectionSettings {
-                connection_timeout_ms: 60_000,
-                max_payload_size: settings.max_payload_bytes,
-                max_inflight_count: 500,
-                auth: credentials,
-                external_auth: None,
-                dynamic_filters: true,
-            },
+    let ws_listen = settings.ws_listen()?;
+    if let Some(ws) = ws_listen {
+        drop(
+            std::net::TcpListener::bind(ws)
+                .with_context(|| format!("cannot listen on {ws} for MQTT over WebSockets"))?,
+        );
+    }
+    let server = |name: &str, listen: SocketAddr| ServerSettings {
+        name: name.to_owned(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: settings.max_payload_bytes,
+            max_inflight_count: 500,
+            auth: credentials.clone(),
+            external_auth: None,
+            dynamic_filters: true,
         },
-    );
+    };
+    let v4 = HashMap::from([("v4-1".to_owned(), server("v4-1", listen))]);
+    let ws = ws_listen.map(|a| HashMap::from([("ws-1".to_owned(), server("ws-1", a))]));
     let config = Config {
         id: 0,
         router: RouterConfig {
@@ -57,6 +62,7 @@ pub fn start(
             shared_subscriptions_strategy: Default::default(),
         },
         v4: Some(v4),
+        ws,
         ..Default::default()
     };
     let mut broker = Broker::new(config);
@@ -71,12 +77,14 @@ pub fn start(
     // Ready once the port is taken: probing with a connection instead would make the broker
     // log an aborted handshake.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpListener::bind(listen).is_ok() {
-        if Instant::now() > deadline {
-            bail!("embedded broker did not listen on {listen} within 10 s (is the port taken?)");
+    for addr in std::iter::once(listen).chain(ws_listen) {
+        while std::net::TcpListener::bind(addr).is_ok() {
+            if Instant::now() > deadline {
+                bail!("embedded broker did not listen on {addr} within 10 s (is the port taken?)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    tracing::info!(%listen, auth = settings.require_auth, "embedded broker listening");
+    tracing::info!(%listen, ws = ?ws_listen, auth = settings.require_auth, "embedded broker listening");
     Ok(listen)
 }

@@ -62,6 +62,7 @@ pub fn one_unit(s: &mut Settings) {
 pub fn test_settings() -> Settings {
     let mut s = Settings::defaults();
     s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
+    s.broker.ws_listen = format!("127.0.0.1:{}", free_port());
     s.mqtt.password = kuzet::settings::Secret::new(SERVICE_PASSWORD);
     s.mqtt.client_id = format!("kuzet-test-{}", uuid::Uuid::new_v4().simple());
     s.http.listen = "127.0.0.1:0".into();
