@@ -3,9 +3,13 @@
 //! connected WebSocket as JSON `{"type": ..., "data": ...}`. Each notification is turned into
 //! text once, and only while somebody is listening.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use kuzet_actors::outbound::{Audience, Notify};
+use kuzet_actors::ids::UnitId;
+use kuzet_actors::outbound::{Audience, Board, Notify, UnitOnMap};
+use serde_json::json;
 use tokio::sync::broadcast;
 
 /// Who a live event is for.
@@ -26,15 +30,55 @@ pub struct LiveEvent {
 /// Events a slow WebSocket may fall behind by before it is told to reload.
 const BACKLOG: usize = 4096;
 
+/// How often units' changes go out, as one `units` event: a city's tablets report every
+/// second or so, and a map needs no more.
+pub const UNITS_EVERY: Duration = Duration::from_secs(1);
+
+struct UnitEntry {
+    callsign: String,
+    view: UnitOnMap,
+    changed: bool,
+}
+
 #[derive(Clone)]
 pub struct LiveHub {
     tx: broadcast::Sender<Arc<LiveEvent>>,
+    /// Every unit's latest state; `changed` since the last `units` event.
+    units: Arc<Mutex<HashMap<UnitId, UnitEntry>>>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
-        Self { tx: broadcast::channel(BACKLOG).0 }
+        Self { tx: broadcast::channel(BACKLOG).0, units: Arc::default() }
     }
+}
+
+impl Board for LiveHub {
+    fn unit(&self, id: &UnitId, callsign: &str, view: UnitOnMap) {
+        let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
+        match units.get_mut(id.as_str()) {
+            Some(e) => {
+                if e.view != view {
+                    e.view = view;
+                    e.changed = true;
+                }
+            }
+            None => {
+                units.insert(id.clone(), UnitEntry { callsign: callsign.to_owned(), view, changed: true });
+            }
+        }
+    }
+}
+
+fn unit_json(id: &UnitId, e: &UnitEntry) -> serde_json::Value {
+    let v = &e.view;
+    json!({
+        "unit_id": id, "callsign": e.callsign, "status": v.status, "online": v.online,
+        "available": v.available,
+        "lat": v.position.map(|p| p.0.lat()), "lon": v.position.map(|p| p.0.lon()),
+        "at": v.position.map(|p| p.1), "speed_mps": v.speed_mps, "heading_deg": v.heading_deg,
+        "incident_id": v.incident,
+    })
 }
 
 /// `{"type": kind, "data": json}` without parsing `json` again.
@@ -46,6 +90,37 @@ pub fn frame(kind: &str, json: &[u8]) -> Arc<str> {
 impl LiveHub {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.tx.subscribe()
+    }
+
+    /// A `units` event with every unit (`all`) or those changed since the last one (None
+    /// when there are none); clears the changed marks either way.
+    pub fn units_frame(&self, all: bool) -> Option<Arc<str>> {
+        let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (id, e) in units.iter_mut() {
+            if all || e.changed {
+                out.push(unit_json(id, e));
+            }
+            if !all {
+                e.changed = false;
+            }
+        }
+        drop(units);
+        (all || !out.is_empty()).then(|| frame("units", serde_json::Value::Array(out).to_string().as_bytes()))
+    }
+
+    /// Sends the units that changed every `UNITS_EVERY`, while anyone watches.
+    pub async fn run_units(self) {
+        let mut tick = tokio::time::interval(UNITS_EVERY);
+        loop {
+            tick.tick().await;
+            if self.tx.receiver_count() == 0 {
+                continue;
+            }
+            if let Some(text) = self.units_frame(false) {
+                let _ = self.tx.send(Arc::new(LiveEvent { viewer: Viewer::Console, text }));
+            }
+        }
     }
 
     /// Passes a notification on (as `payload`, its JSON already made for MQTT) to whoever

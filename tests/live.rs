@@ -59,7 +59,7 @@ async fn next_of(ws: &mut Socket, kind: &str) -> Value {
 #[actix_rt::test]
 async fn the_console_sees_the_state_then_every_change() {
     let t = spawn_app(BrokerKind::Embedded, city(&["u1"]), one_unit).await;
-    let _unit = t.unit_at("u1", 300.0).await;
+    let unit = t.unit_at("u1", 300.0).await;
     t.wait_available(1).await;
 
     // An incident open before the console connects comes with the hello.
@@ -69,6 +69,12 @@ async fn the_console_sees_the_state_then_every_change() {
     let mut console = connect(&t, Role::Dispatcher).await.expect("a dispatcher connects");
     let hello = next_of(&mut console, "hello").await;
     assert_eq!(hello["user"]["role"], "dispatcher");
+    // Every unit as it stands: u1, offered the incident above, is not available.
+    let units = next_of(&mut console, "units").await;
+    let u1 = units.as_array().unwrap().iter().find(|u| u["unit_id"] == "u1").expect("u1 on the map").clone();
+    assert_eq!(u1["callsign"], "U1");
+    assert!(u1["lat"].as_f64().is_some() && u1["lon"].as_f64().is_some(), "{u1}");
+    assert_eq!(u1["available"], false, "{u1}");
     let known = next_of(&mut console, "incident").await;
     assert_eq!(known["incident_id"], first.as_str());
 
@@ -91,6 +97,23 @@ async fn the_console_sees_the_state_then_every_change() {
     );
     assert_eq!(closed["incident_id"], first.as_str());
     assert_eq!(closed["state"], "cancelled");
+
+    // A unit that moves shows up moved within a second or so, on its own.
+    let moved = school_location().offset(900.0, 0.0);
+    publish(&unit, DeviceKind::Unit, "u1", "position", serde_json::json!({
+        "at": chrono::Utc::now(), "lat": moved.lat(), "lon": moved.lon(), "speed_mps": 9.5, "heading_deg": 270.0
+    }))
+    .await;
+    let update = loop {
+        let units = next_of(&mut console, "units").await;
+        if let Some(u) =
+            units.as_array().unwrap().iter().find(|u| u["unit_id"] == "u1" && u["heading_deg"] == 270.0)
+        {
+            break u.clone();
+        }
+    };
+    assert!((update["lat"].as_f64().unwrap() - moved.lat()).abs() < 1e-9, "{update}");
+    assert_eq!(update["speed_mps"], 9.5);
 
     // Oversight sees custodial cameras only: none of the incidents.
     let mut oversight = connect(&t, Role::Oversight).await.expect("oversight connects");

@@ -209,6 +209,26 @@ pub struct IncidentRecord {
     pub state: DispatchState,
 }
 
+/// A unit as the console's map shows it. Plain values: passing one on allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitOnMap {
+    pub status: crate::model::UnitStatus,
+    /// None until the tablet says.
+    pub online: Option<bool>,
+    /// Would be offered an incident now.
+    pub available: bool,
+    pub position: Option<(GeoPoint, DateTime<Utc>)>,
+    pub speed_mps: Option<f32>,
+    pub heading_deg: Option<f32>,
+    pub incident: Option<IncidentId>,
+}
+
+/// Where units' current state goes for live views (the console's map). Must not block and
+/// should not allocate per call: it is called for every position report.
+pub trait Board: Send + Sync + 'static {
+    fn unit(&self, id: &UnitId, callsign: &str, view: UnitOnMap);
+}
+
 /// Where the actors' record goes (the database writer). Must not block: it is called on
 /// the actors' thread.
 pub trait Journal: Send + Sync + 'static {
@@ -225,11 +245,24 @@ pub struct Outbox {
     to: Recipient<Notify>,
     dropped: Arc<AtomicU64>,
     journal: Option<Arc<dyn Journal>>,
+    board: Option<Arc<dyn Board>>,
 }
 
 impl Outbox {
     pub fn new(to: Recipient<Notify>) -> Self {
-        Self { to, dropped: Arc::new(AtomicU64::new(0)), journal: None }
+        Self { to, dropped: Arc::new(AtomicU64::new(0)), journal: None, board: None }
+    }
+
+    /// Also shows units' state on `board`.
+    pub fn with_board(mut self, board: Arc<dyn Board>) -> Self {
+        self.board = Some(board);
+        self
+    }
+
+    pub fn show_unit(&self, id: &UnitId, callsign: &str, view: UnitOnMap) {
+        if let Some(b) = &self.board {
+            b.unit(id, callsign, view);
+        }
     }
 
     /// Also records incident changes in `journal`.

@@ -32,6 +32,8 @@ pub struct Unit {
     /// None until the tablet says; a unit that reports positions is taken to be online.
     online: Option<bool>,
     position: Option<(GeoPoint, DateTime<Utc>)>,
+    /// Speed and heading of the latest fix, as the tablet reported them.
+    motion: (Option<f32>, Option<f32>),
     offer: Option<HeldOffer>,
     incident: Option<OnIncident>,
     /// Offers in a row that expired unanswered.
@@ -56,6 +58,7 @@ impl Unit {
             status: UnitStatus::Available,
             online: None,
             position: None,
+            motion: (None, None),
             offer: None,
             incident: None,
             missed_offers: 0,
@@ -86,6 +89,19 @@ impl Unit {
 
     fn report(&mut self, position: Option<(GeoPoint, tokio::time::Instant)>) {
         let eligible = self.eligible();
+        self.outbox.show_unit(
+            &self.id,
+            &self.callsign,
+            crate::outbound::UnitOnMap {
+                status: self.status,
+                online: self.online,
+                available: eligible,
+                position: self.position,
+                speed_mps: self.motion.0,
+                heading_deg: self.motion.1,
+                incident: self.incident.as_ref().map(|i| i.incident_id),
+            },
+        );
         if position.is_none() && eligible == self.last_eligible {
             return;
         }
@@ -124,6 +140,7 @@ impl Handler<Position> for Unit {
             }
         }
         self.position = Some((msg.point, msg.at));
+        self.motion = (msg.speed_mps.map(|v| v as f32), msg.heading_deg.map(|v| v as f32));
         self.report(Some((msg.point, msg.received.instant)));
     }
 }

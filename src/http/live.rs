@@ -1,6 +1,6 @@
 //! GET /api/v1/live: the console's (and the oversight view's) WebSocket. On connecting, the
-//! viewer gets the state as it stands (open incidents and pending reviews for the console),
-//! then every change as it happens.
+//! viewer gets the state as it stands (every unit, open incidents and pending reviews for the
+//! console), then every change as it happens (units' changes once a second).
 
 use std::sync::Arc;
 
@@ -46,6 +46,7 @@ pub async fn live(
     actix_rt::spawn(async move {
         let mut hello = vec![frame("hello", json!({"user": user}).to_string().as_bytes())];
         if viewer == Viewer::Console {
+            hello.extend(state.hub.units_frame(true));
             for s in state.registry.send(ListIncidents).await.unwrap_or_default() {
                 hello.push(frame("incident", &serde_json::to_vec(&s).unwrap_or_default()));
             }
