@@ -546,11 +546,13 @@ pub async fn audit_searches(matcher: &Matcher, writer: &crate::store::writer::Wr
 async fn restore_reviews(pool: &sqlx::PgPool, people: &WatchDirectory) -> anyhow::Result<usize> {
     let mut by_review: std::collections::BTreeMap<(String, uuid::Uuid), Vec<_>> = Default::default();
     for s in watchlist::pending_reviews(pool).await? {
-        let (Ok(camera), Ok(location)) = (CameraId::parse(&s.camera_id), GeoPoint::new(s.lat, s.lon)) else {
+        let (Ok(camera), Ok(location), Some(review_id)) =
+            (CameraId::parse(&s.camera_id), GeoPoint::new(s.lat, s.lon), s.review_id)
+        else {
             continue;
         };
         let sighting = SightingRef {
-            sighting_id: SightingId(s.sighting_id),
+            sighting_id: SightingId(s.id),
             camera,
             at: s.at,
             location,
@@ -558,7 +560,7 @@ async fn restore_reviews(pool: &sqlx::PgPool, people: &WatchDirectory) -> anyhow
             evidence: s.evidence,
         };
         let emb = s.embedding.filter(|e| e.len() == DIM).map(|e| Arc::<[f32]>::from(e.as_slice()));
-        by_review.entry((s.person_id, s.review_id)).or_default().push((sighting, emb));
+        by_review.entry((s.person_id, review_id)).or_default().push((sighting, emb));
     }
     let n = by_review.len();
     for ((person, review_id), sightings) in by_review {

@@ -535,15 +535,7 @@ async fn a_confirmed_review_opens_an_incident() {
 
 #[actix_rt::test]
 async fn edge_camera_detections_join_the_same_path_and_bad_ones_are_refused() {
-    let mut devices = city(&["near"]);
-    devices.cameras.push(camera("edge-1", school_location(), None, false));
-    let evidence = evidence_dir();
-    // No pipelines: the camera does its own detection.
-    let t = spawn_app(BrokerKind::Embedded, devices, |s| {
-        vision(s, &evidence);
-        s.vision.enabled = false;
-    })
-    .await;
+    let t = edge_app(|_| {}).await;
     let mut near = t.unit_at("near", 300.0).await;
     t.wait_available(1).await;
     let (mut models, emb) = edge_probe();
@@ -671,15 +663,7 @@ async fn a_pending_review_and_a_face_incident_survive_a_restart() {
 
 #[actix_rt::test]
 async fn expired_and_removed_entries_stop_matching() {
-    let mut devices = city(&["near"]);
-    devices.cameras.push(camera("edge-1", school_location(), None, false));
-    let evidence = evidence_dir();
-    let t = spawn_app(BrokerKind::Embedded, devices, |s| {
-        vision(s, &evidence);
-        s.vision.enabled = false;
-        s.vision.rematch_s = 0.0;
-    })
-    .await;
+    let t = edge_app(|s| s.vision.rematch_s = 0.0).await;
     let (mut models, emb) = edge_probe();
     let cam = edge_camera(&t, &[]).await;
     let watch = t.app.watch().unwrap();
@@ -787,4 +771,17 @@ async fn api(t: &TestApp) -> awc::Client {
     let base = format!("http://{}", t.app.http_addr().unwrap());
     let token = sign_in_as(t.app.pool().unwrap(), &base, kuzet::auth::Role::Supervisor).await;
     awc::Client::builder().add_default_header(("Authorization", format!("Bearer {token}"))).finish()
+}
+
+/// kuzet with unit `near` and camera `edge-1`, which does its own detection (no pipelines).
+async fn edge_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut devices = city(&["near"]);
+    devices.cameras.push(camera("edge-1", school_location(), None, false));
+    let evidence = evidence_dir();
+    spawn_app(BrokerKind::Embedded, devices, |s| {
+        vision(s, &evidence);
+        s.vision.enabled = false;
+        tweak(s);
+    })
+    .await
 }

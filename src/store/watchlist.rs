@@ -8,6 +8,8 @@ use kuzet_actors::model::Danger;
 use serde_json::json;
 use sqlx::postgres::PgPool;
 
+use super::rows::SightingRow;
+
 /// One person on the list.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -146,22 +148,9 @@ pub async fn face_jpeg(pool: &PgPool, person: &str) -> anyhow::Result<Option<Vec
     Ok(v.flatten())
 }
 
-/// A sighting of a review still waiting for a decision.
-pub struct PendingSighting {
-    pub review_id: uuid::Uuid,
-    pub person_id: String,
-    pub sighting_id: uuid::Uuid,
-    pub camera_id: String,
-    pub at: DateTime<Utc>,
-    pub score: f32,
-    pub lat: f64,
-    pub lon: f64,
-    pub evidence: bool,
-    pub embedding: Option<Vec<f32>>,
-}
-
-/// The sightings of reviews nobody confirmed or rejected, oldest first.
-pub async fn pending_reviews(pool: &PgPool) -> anyhow::Result<Vec<PendingSighting>> {
+/// The sightings of reviews nobody confirmed or rejected, oldest first (as the writer wrote
+/// them: decision `review`, with their review and embedding).
+pub async fn pending_reviews(pool: &PgPool) -> anyhow::Result<Vec<SightingRow>> {
     type Row = (uuid::Uuid, String, uuid::Uuid, String, DateTime<Utc>, f32, f64, f64, bool, Option<Vec<f32>>);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT s.review_id, s.person_id, s.id, s.camera_id, s.at, s.score, ST_Y(s.location::geometry),
@@ -177,19 +166,19 @@ pub async fn pending_reviews(pool: &PgPool) -> anyhow::Result<Vec<PendingSightin
     .context("cannot read pending reviews")?;
     Ok(rows
         .into_iter()
-        .map(|(review_id, person_id, sighting_id, camera_id, at, score, lat, lon, evidence, embedding)| {
-            PendingSighting {
-                review_id,
-                person_id,
-                sighting_id,
-                camera_id,
-                at,
-                score,
-                lat,
-                lon,
-                evidence,
-                embedding,
-            }
+        .map(|(review_id, person_id, id, camera_id, at, score, lat, lon, evidence, embedding)| SightingRow {
+            id,
+            decision: "review".into(),
+            person_id,
+            camera_id,
+            at,
+            score,
+            lat,
+            lon,
+            evidence,
+            incident_id: None,
+            review_id: Some(review_id),
+            embedding,
         })
         .collect())
 }
