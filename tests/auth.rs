@@ -252,3 +252,41 @@ async fn user_add_on_the_command_line_reads_the_password_from_stdin() {
         assert!(!out.status.success(), "{args:?} accepted");
     }
 }
+
+#[actix_rt::test]
+async fn oversight_reads_the_audit_log_page_by_page_and_its_chain_verified() {
+    let a = api().await;
+    let token = sign_in_as(&a.pool, &a.base, Role::Oversight).await;
+    // user.add and auth.sign_in are already on the chain.
+    let (status, first) = call(&a.base, &Method::GET, "/api/v1/audit?limit=1", Some(&token)).await;
+    assert_eq!(status, 200, "{first}");
+    let rows = first["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["seq"], 1);
+    assert_eq!(rows[0]["action"], "user.add");
+    assert_eq!(rows[0]["hash"].as_str().unwrap().len(), 64);
+    let next = first["next_after"].as_i64().unwrap();
+    let (_, second) =
+        call(&a.base, &Method::GET, &format!("/api/v1/audit?after={next}&limit=10"), Some(&token)).await;
+    let rows = second["rows"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["seq"].as_i64().unwrap() > next));
+    assert!(rows.iter().any(|r| r["action"] == "auth.sign_in"));
+    // Reading the log is on the log.
+    assert!(rows.iter().any(|r| r["action"] == "audit.read"), "{second}");
+    let (_, only) = call(&a.base, &Method::GET, "/api/v1/audit?action=user.add", Some(&token)).await;
+    assert!(only["rows"].as_array().unwrap().iter().all(|r| r["action"] == "user.add"));
+    for bad in [
+        "/api/v1/audit?limit=0",
+        "/api/v1/audit?limit=5000",
+        "/api/v1/audit?after=-1",
+        "/api/v1/audit?page=2",
+    ] {
+        let (status, body) = call(&a.base, &Method::GET, bad, Some(&token)).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, verified) = call(&a.base, &Method::GET, "/api/v1/audit/verify", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert!(verified["rows"].as_u64().unwrap() >= 4);
+    a.handle.stop(true).await;
+}

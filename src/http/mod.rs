@@ -5,6 +5,7 @@
 //! 400 with `{"error": "...", "parameter": "..."}`, an unknown record a 404, a database that
 //! cannot answer a 503 `{"error": "database unavailable"}` (logged).
 
+mod audit;
 mod handlers;
 pub mod live;
 pub mod params;
@@ -102,6 +103,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(|| only("GET, POST, DELETE"))),
             )
             .service(get("/live", live::live).wrap(from_fn(session::guard)))
+            .service(get("/audit", audit::list).wrap(from_fn(session::guard)))
+            .service(get("/audit/verify", audit::verify).wrap(from_fn(session::guard)))
             .service(get("/incidents", handlers::incidents).wrap(from_fn(session::guard)))
             .service(get("/incidents/{id}", handlers::incident).wrap(from_fn(session::guard)))
             .service(get("/incidents/{id}/timeline", handlers::timeline).wrap(from_fn(session::guard)))

@@ -24,6 +24,8 @@ const CONSOLE: &[Role] = &[Role::Dispatcher, Role::Supervisor];
 const KEEPERS: &[Role] = &[Role::Supervisor];
 const PICTURES: &[Role] = &[Role::Dispatcher, Role::Supervisor, Role::Officer];
 const ANYONE: &[Role] = &Role::ALL;
+/// Who reads the audit log: oversight, and supervisors who answer to it.
+const AUDITORS: &[Role] = &[Role::Oversight, Role::Supervisor];
 /// The console and the oversight view (which sees custodial cameras' alerts only).
 const LIVE: &[Role] = &[Role::Dispatcher, Role::Supervisor, Role::Oversight];
 
@@ -33,6 +35,8 @@ pub fn rules() -> Vec<Rule> {
         r(Method::GET, "/api/v1/session", ANYONE),
         r(Method::DELETE, "/api/v1/session", ANYONE),
         r(Method::GET, "/api/v1/live", LIVE),
+        r(Method::GET, "/api/v1/audit", AUDITORS),
+        r(Method::GET, "/api/v1/audit/verify", AUDITORS),
         r(Method::GET, "/api/v1/incidents", READERS),
         r(Method::GET, "/api/v1/incidents/{id}", READERS),
         r(Method::GET, "/api/v1/incidents/{id}/timeline", READERS),
