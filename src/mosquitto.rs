@@ -23,8 +23,24 @@ pub struct MosquittoProcess {
     dir: PathBuf,
 }
 
+/// A TCP port free on 127.0.0.1 now, for a listener a test or benchmark is about to start.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    // Below Linux's ephemeral range (32768-60999): a port from bind(0) could be taken, between
+    // this check and the real listener's bind, as the local port of any outgoing connection.
+    // A counter per process never hands the same port out twice; the process id spreads
+    // processes apart.
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (LOW + seed.wrapping_add(n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// Finds a Mosquitto binary; Debian puts the broker in /usr/sbin, often not on PATH.
