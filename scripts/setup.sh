@@ -21,11 +21,14 @@ cd "$(dirname "$0")/.."
 # from /usr/lib/postgresql/15/bin, psql, and the postgis extension; pgcrypto ships with the server.
 # GStreamer 1.22: the libraries and RTSP server the vision crate links, the decoders and
 # encoders its pipelines use, and gst-launch-1.0 (tests/vision/reference.py decodes photos with it).
+# Chromium (/usr/bin/chromium) and fonts: the browser tests drive it with playwright-core, which
+# never downloads a browser of its own.
 APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essential pkg-config
   postgresql-15 postgresql-client-15 postgresql-15-postgis-3
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  gstreamer1.0-tools libgstrtspserver-1.0-dev)
+  gstreamer1.0-tools libgstrtspserver-1.0-dev
+  chromium fonts-liberation fonts-dejavu-core)
 VENV=target/tools-venv
 # Pinned: the Compose schema we validate against is bundled in this package.
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0
@@ -105,6 +108,22 @@ PY
   log "$OSM_EXTRACT ready (sha256 $sum verified)"
 }
 
+# ensure_web: Node.js and npm (Debian's when the machine has none), then the web pages'
+# libraries and playwright-core from npm, exactly as web/package-lock.json pins them. Runs
+# `npm ci` again only when the lock file changed since the last install.
+ensure_web() {
+  command -v npm >/dev/null || ensure_apt nodejs npm
+  local stamp=web/node_modules/.kuzet-lock.sha256 sum
+  sum=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    log "web/node_modules present (package-lock sha256 $sum)"
+    return
+  fi
+  log "installing the web libraries (npm ci in web/)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in web/ failed"
+  echo "$sum" > "$stamp"
+}
+
 case "${1:-}" in
   --venv-only)
     ensure_apt python3-venv
@@ -130,4 +149,5 @@ ensure_osm_extract
 # ONNX Runtime, the repaired YuNet + SFace models and the test photos (onnx and onnxruntime go
 # into the same venv).
 scripts/models.sh || die "scripts/models.sh failed"
+ensure_web
 log "done"

@@ -126,6 +126,15 @@ pub struct HttpSettings {
     pub listen: String,
     /// Mark the session cookie Secure (browsers send it over HTTPS only, and to localhost).
     pub secure_cookies: bool,
+    /// The console, oversight and tablet pages (and their npm libraries in node_modules).
+    pub web_dir: PathBuf,
+    /// A map tile server for the console and tablets ({z}/{x}/{y}); empty: the roads of the
+    /// loaded network are the only base layer.
+    pub tile_url: String,
+    pub tile_attribution: String,
+    /// Where tablets reach the broker over WebSockets (ws[s]://host:port/path); empty: the
+    /// embedded broker's ws_listen port on the host the page came from.
+    pub tablet_mqtt_url: String,
 }
 
 impl HttpSettings {

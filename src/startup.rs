@@ -221,14 +221,29 @@ impl Application {
         actix::spawn(alarms.run());
         let http = match (settings.http.listen()?, &pool) {
             (Some(listen), Some(pool)) => {
-                let secure = settings.http.secure_cookies;
+                let h = &settings.http;
+                let map = crate::http::console::MapInfo::new(
+                    &devices,
+                    roads.as_deref(),
+                    &h.tile_url,
+                    &h.tile_attribution,
+                );
+                tracing::info!(bytes = map.len(), "console map ready");
+                let tablets = crate::http::console::TabletAccess {
+                    url: (!h.tablet_mqtt_url.is_empty()).then(|| h.tablet_mqtt_url.clone()),
+                    ws_port: embedded.and(settings.broker.ws_listen()?).map(|a| a.port()),
+                    credentials: credentials.clone(),
+                    callsigns: devices.units.iter().map(|u| (u.id.to_string(), u.callsign.clone())).collect(),
+                };
                 let feed = crate::http::live::LiveState {
                     hub: live.clone(),
                     registry: registry.clone(),
                     watch: Some(vision.watch.clone()),
+                    map: Arc::new(map),
+                    tablets: Arc::new(tablets),
                 };
                 Some(
-                    crate::http::start(listen, pool.clone(), Some(vision.watch.clone()), secure, Some(feed))
+                    crate::http::start(listen, pool.clone(), Some(vision.watch.clone()), h, Some(feed))
                         .await?,
                 )
             }

@@ -19,7 +19,9 @@ async fn api() -> Api {
     let url = fresh_database().await;
     let pool = kuzet::store::connect(&url).await.unwrap();
     let (addr, handle) =
-        kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool.clone(), None, true, None).await.unwrap();
+        kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool.clone(), None, &http_settings(true), None)
+            .await
+            .unwrap();
     Api { base: format!("http://{addr}"), pool, handle }
 }
 
@@ -29,7 +31,7 @@ fn concrete(path: &str) -> String {
 }
 
 async fn call(base: &str, method: &Method, path: &str, token: Option<&str>) -> (u16, Value) {
-    let client = awc::Client::default();
+    let client = client();
     let mut req = client.request(method.clone(), format!("{base}{}", concrete(path)));
     if let Some(t) = token {
         req = req.insert_header(("Authorization", format!("Bearer {t}")));
@@ -97,7 +99,7 @@ async fn sign_in_sets_a_strict_cookie_and_failures_are_limited_and_audited() {
     kuzet::auth::add_user(&a.pool, "disp-1", Role::Dispatcher, None, "correct horse battery", "user:test")
         .await
         .unwrap();
-    let client = awc::Client::default();
+    let client = client();
     let sign_in = |password: &'static str| {
         client
             .post(format!("{}/api/v1/session", a.base))

@@ -42,9 +42,15 @@ impl Server {
 }
 
 async fn serve(pool: PgPool) -> Server {
-    let (addr, handle) = kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool.clone(), None, false, None)
-        .await
-        .expect("the query API starts");
+    let (addr, handle) = kuzet::http::start(
+        "127.0.0.1:0".parse().unwrap(),
+        pool.clone(),
+        None,
+        &common::http_settings(false),
+        None,
+    )
+    .await
+    .expect("the query API starts");
     assert_ne!(addr.port(), 0, "the real bound port is returned");
     let base = format!("http://{addr}");
     let token = common::sign_in_as(&pool, &base, kuzet::auth::Role::Dispatcher).await;
@@ -694,9 +700,10 @@ async fn a_database_that_cannot_answer_is_a_503() {
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy("postgres://postgres@127.0.0.1:1/kuzet")
         .unwrap();
-    let (addr, handle) = kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool, None, false, None)
-        .await
-        .expect("the API starts");
+    let (addr, handle) =
+        kuzet::http::start("127.0.0.1:0".parse().unwrap(), pool, None, &common::http_settings(false), None)
+            .await
+            .expect("the API starts");
     let base = format!("http://{addr}");
     // No session can be checked either: a 503 before anything else, bad input included.
     TOKENS.lock().unwrap().insert(base.clone(), "a-token-nobody-can-check".into());

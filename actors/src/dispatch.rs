@@ -61,6 +61,8 @@ pub enum RevokeReason {
     Expired,
     Cancelled,
     Closed,
+    /// A dispatcher sent another unit instead.
+    Reassigned,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +94,8 @@ pub enum DispatchError {
     ProgressBackwards { from: Progress, to: Progress },
     #[error("incident is no longer open")]
     NotOpen,
+    #[error("unit {0} is already on this incident")]
+    AlreadyOn(UnitId),
 }
 
 /// How a pending offer ended without an acceptance.
@@ -319,6 +323,70 @@ impl Dispatch {
         out
     }
 
+    /// A dispatcher sends a unit they chose: an offer outside the plan's budget, even to a
+    /// unit asked (and declining) before. With `replace`, that unit is stood down first
+    /// (its offer withdrawn, or its assignment cancelled): a reassignment.
+    pub fn assign(&mut self, c: Candidate, replace: Option<&UnitId>) -> Result<Vec<Effect>, DispatchError> {
+        if !self.state.is_open() {
+            return Err(DispatchError::NotOpen);
+        }
+        if self.holds(&c.unit) {
+            return Err(DispatchError::AlreadyOn(c.unit));
+        }
+        if let Some(r) = replace {
+            if !self.holds(r) {
+                return Err(DispatchError::NotAssigned(r.clone()));
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(r) = replace {
+            self.stand_down(r, &mut out);
+        }
+        if !self.asked.contains(&c.unit) {
+            self.asked.push(c.unit.clone());
+        }
+        let offer_id = OfferId::new_random();
+        self.pending.push(PendingOffer {
+            offer_id,
+            unit: c.unit.clone(),
+            distance_m: c.distance_m,
+            eta_s: c.eta_s,
+        });
+        out.push(Effect::Offer {
+            offer_id,
+            unit: c.unit,
+            distance_m: c.distance_m,
+            eta_s: c.eta_s,
+            expires_in: self.plan.offer_timeout,
+        });
+        Ok(out)
+    }
+
+    /// Whether a unit holds an offer of, or is assigned to, this incident.
+    pub fn holds(&self, unit: &UnitId) -> bool {
+        self.assigned.iter().any(|a| &a.unit == unit) || self.pending.iter().any(|p| &p.unit == unit)
+    }
+
+    /// Takes a unit off: its offer is withdrawn or its assignment cancelled, and the state
+    /// follows the units that stay (an incident left with none is dispatching again).
+    fn stand_down(&mut self, unit: &UnitId, out: &mut Vec<Effect>) {
+        if let Some(i) = self.assigned.iter().position(|a| &a.unit == unit) {
+            self.assigned.remove(i);
+            out.push(Effect::CancelAssignment { unit: unit.clone() });
+        } else if let Some(i) = self.pending.iter().position(|p| &p.unit == unit) {
+            let p = self.pending.remove(i);
+            out.push(Effect::Revoke { offer_id: p.offer_id, unit: p.unit, reason: RevokeReason::Reassigned });
+        }
+        let furthest = self.assigned.iter().map(|a| a.progress).max();
+        self.state = match furthest {
+            None if self.escalated.is_some() => IncidentState::Uncovered,
+            None => IncidentState::Dispatching,
+            Some(Progress::Accepted) => IncidentState::Dispatched,
+            Some(Progress::EnRoute) => IncidentState::EnRoute,
+            Some(Progress::OnScene | Progress::Cleared) => IncidentState::OnScene,
+        };
+    }
+
     /// The button (or a dispatcher) cancelled the incident.
     pub fn cancel(&mut self) -> Vec<Effect> {
         let mut out = Vec::new();
@@ -482,6 +550,50 @@ mod tests {
         let fx = d.on_offer_ended(o[0].0, OfferEnd::TimedOut).unwrap();
         assert!(matches!(fx[0], Effect::Revoke { reason: RevokeReason::Expired, .. }));
         assert_eq!(find(&fx), Some((1, vec!["a".into(), "b".into()])));
+    }
+
+    #[test]
+    fn a_dispatcher_can_send_a_unit_that_declined_before_outside_the_budget() {
+        let mut d = Dispatch::new(plan(1, 1));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 1));
+        let fx = d.on_offer_ended(o[0].0, OfferEnd::Declined).unwrap();
+        assert!(fx.iter().any(|e| matches!(e, Effect::Escalate { .. })), "{fx:?}");
+        assert_eq!(d.state(), IncidentState::Uncovered);
+        let fx = d.assign(cand("a", 100.0), None).unwrap();
+        let o = offers(&fx);
+        assert_eq!(o.len(), 1, "offered although the budget is spent");
+        assert_eq!(d.assign(cand("a", 100.0), None), Err(DispatchError::AlreadyOn(unit("a"))));
+        d.on_accept(o[0].0).unwrap();
+        assert_eq!(d.state(), IncidentState::Dispatched);
+    }
+
+    #[test]
+    fn a_reassignment_stands_the_old_unit_down_and_steps_the_state_back() {
+        let mut d = Dispatch::new(plan(1, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 100.0)], 1));
+        d.on_accept(o[0].0).unwrap();
+        d.on_progress(&unit("a"), Progress::EnRoute).unwrap();
+        assert_eq!(d.state(), IncidentState::EnRoute);
+        assert_eq!(
+            d.assign(cand("b", 50.0), Some(&unit("c"))),
+            Err(DispatchError::NotAssigned(unit("c"))),
+            "replacing a unit not on it changes nothing"
+        );
+        let fx = d.assign(cand("b", 50.0), Some(&unit("a"))).unwrap();
+        assert_eq!(fx[0], Effect::CancelAssignment { unit: unit("a") });
+        assert_eq!(offers(&fx)[0].1, "b");
+        assert_eq!(d.state(), IncidentState::Dispatching, "nobody on the way until b accepts");
+        assert!(d.assigned().is_empty());
+        // Replacing a pending offer withdraws it.
+        let fx = d.assign(cand("c", 70.0), Some(&unit("b"))).unwrap();
+        assert!(
+            matches!(&fx[0], Effect::Revoke { unit: u, reason: RevokeReason::Reassigned, .. } if u == &unit("b"))
+        );
+        assert_eq!(d.pending().len(), 1);
+        d.cancel();
+        assert_eq!(d.assign(cand("d", 1.0), None), Err(DispatchError::NotOpen));
     }
 
     #[test]

@@ -112,6 +112,19 @@ impl UnitIndex {
         out
     }
 
+    /// Where one eligible unit is, when its position is younger than `max_age` at `now`.
+    pub fn locate(&self, unit: &UnitId, to: &GeoPoint, max_age: Duration, now: Instant) -> Option<Nearest> {
+        if !self.in_tree(unit) {
+            return None;
+        }
+        let k = self.known.get(unit)?;
+        (now.saturating_duration_since(k.at) <= max_age).then(|| Nearest {
+            unit: unit.clone(),
+            point: k.point,
+            distance_m: k.point.distance_m(to),
+        })
+    }
+
     /// Removes units whose last position is older than `max_age`, so the tree does not fill
     /// with silent tablets that every query would have to skip.
     pub fn evict_stale(&mut self, max_age: Duration, now: Instant) -> usize {

@@ -39,6 +39,9 @@ pub struct OfferOut {
     /// when ranked by drive time.
     #[serde(rename = "route_polyline", skip_serializing_if = "Option::is_none", serialize_with = "polyline")]
     pub route: Option<Arc<Vec<GeoPoint>>>,
+    /// The watchlisted person of a face incident (the tablet shows their photo).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wanted: Option<crate::snapshot::WantedRef>,
 }
 
 fn polyline<S: serde::Serializer>(route: &Option<Arc<Vec<GeoPoint>>>, s: S) -> Result<S::Ok, S::Error> {

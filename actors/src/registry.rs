@@ -446,6 +446,19 @@ impl Handler<IncidentOver> for Registry {
     }
 }
 
+/// The actor of an open incident.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Incident>>")]
+pub struct IncidentAddr(pub IncidentId);
+
+impl Handler<IncidentAddr> for Registry {
+    type Result = Option<Addr<Incident>>;
+
+    fn handle(&mut self, msg: IncidentAddr, _: &mut Self::Context) -> Self::Result {
+        self.open.get(&msg.0).cloned()
+    }
+}
+
 /// Snapshots of every open incident.
 #[derive(Message)]
 #[rtype(result = "Vec<IncidentSnapshot>")]

@@ -171,6 +171,41 @@ impl Handler<FindUnits> for Router {
 }
 
 /// How many units may be offered work right now (for status lines and tests).
+/// One unit a dispatcher chose: found only when it is available with a recent position.
+#[derive(Message)]
+#[rtype(result = "Option<Found>")]
+pub struct FindUnit {
+    pub unit: UnitId,
+    pub to: GeoPoint,
+}
+
+impl Handler<FindUnit> for Router {
+    type Result = MessageResult<FindUnit>;
+
+    fn handle(&mut self, msg: FindUnit, _: &mut Self::Context) -> Self::Result {
+        let now = tokio::time::Instant::now().into_std();
+        let found = self.index.locate(&msg.unit, &msg.to, self.max_age, now).and_then(|n| {
+            let leg = match &self.travel {
+                Some(t) => rank_by_road(t.as_ref(), vec![n.clone()], msg.to).pop().and_then(|(_, l)| l),
+                None => None,
+            };
+            let addr = self.units.get(&n.unit)?.clone();
+            let candidate = match &leg {
+                Some(l) => {
+                    Candidate { unit: n.unit, distance_m: l.distance_m, eta_s: l.time_s.round() as u32 }
+                }
+                None => Candidate {
+                    eta_s: straight_line_eta_s(n.distance_m),
+                    unit: n.unit,
+                    distance_m: n.distance_m,
+                },
+            };
+            Some(Found { candidate, addr, route: leg.map(|l| Arc::new(l.route)) })
+        });
+        MessageResult(found)
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct AvailableCount;

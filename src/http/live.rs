@@ -22,6 +22,8 @@ pub struct LiveState {
     pub hub: LiveHub,
     pub registry: Addr<Registry>,
     pub watch: Option<Arc<Watch>>,
+    pub map: Arc<super::console::MapInfo>,
+    pub tablets: Arc<super::console::TabletAccess>,
 }
 
 pub async fn live(

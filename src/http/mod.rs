@@ -6,8 +6,10 @@
 //! cannot answer a 503 `{"error": "database unavailable"}` (logged).
 
 mod audit;
+pub mod console;
 mod handlers;
 pub mod live;
+mod pages;
 pub mod params;
 pub mod session;
 mod vision;
@@ -47,6 +49,9 @@ pub enum ApiError {
     /// Something behind the API (the database, an actor, the models) could not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// The request is sound but the state does not allow it (a busy unit, a closed incident).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -61,6 +66,7 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Database(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -72,7 +78,7 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %e, "query API: database error");
                 json!({"error": "database unavailable"})
             }
-            Self::Unavailable(e) => json!({"error": e}),
+            Self::Unavailable(e) | Self::Conflict(e) => json!({"error": e}),
         };
         HttpResponse::build(self.status_code()).json(body)
     }
@@ -137,6 +143,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
+            .service(get("/map", console::map).wrap(from_fn(session::guard)))
+            .service(get("/tablet", console::tablet).wrap(from_fn(session::guard)))
+            .service(
+                web::resource("/incidents/{id}/assign")
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
+                    .route(web::post().to(console::assign))
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
+            )
+            .service(
+                web::resource("/incidents/{id}/cancel")
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
+                    .route(web::post().to(console::cancel))
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
+            )
             .service(get("/sightings/{id}/face.jpg", vision::evidence).wrap(from_fn(session::guard)))
             .service(get("/sightings/{id}/frame.jpg", vision::evidence).wrap(from_fn(session::guard))),
     );
@@ -166,23 +188,26 @@ pub async fn start(
     listen: SocketAddr,
     pool: PgPool,
     watch: Option<std::sync::Arc<crate::vision::Watch>>,
-    secure_cookies: bool,
+    http: &crate::settings::HttpSettings,
     live: Option<live::LiveState>,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let web_root = web::Data::new(pages::WebRoot::new(http.web_dir.clone(), &http.tile_url));
     let live = live.map(web::Data::new);
     let auth = web::Data::new(crate::auth::Auth::new(pool.clone()));
     let data = web::Data::new(pool);
     let watch = watch.map(web::Data::from);
     let rules = web::Data::new(session::rules());
-    let secure = web::Data::new(session::SecureCookies(secure_cookies));
+    let secure = web::Data::new(session::SecureCookies(http.secure_cookies));
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(data.clone())
             .app_data(auth.clone())
             .app_data(rules.clone())
             .app_data(secure.clone())
+            .app_data(web_root.clone())
             .app_data(web::JsonConfig::default().limit(vision::MAX_ENROL_BYTES).error_handler(json_error))
             .configure(routes)
+            .configure(pages::routes)
             .default_service(web::to(not_found));
         if let Some(w) = &watch {
             app = app.app_data(w.clone());

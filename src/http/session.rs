@@ -24,6 +24,9 @@ const CONSOLE: &[Role] = &[Role::Dispatcher, Role::Supervisor];
 const KEEPERS: &[Role] = &[Role::Supervisor];
 const PICTURES: &[Role] = &[Role::Dispatcher, Role::Supervisor, Role::Officer];
 const ANYONE: &[Role] = &Role::ALL;
+/// Every map: the console's, the oversight view's and the tablet's.
+const MAP: &[Role] = &Role::ALL;
+const OFFICERS: &[Role] = &[Role::Officer];
 /// Who reads the audit log: oversight, and supervisors who answer to it.
 const AUDITORS: &[Role] = &[Role::Oversight, Role::Supervisor];
 /// The console and the oversight view (which sees custodial cameras' alerts only).
@@ -51,6 +54,10 @@ pub fn rules() -> Vec<Rule> {
         r(Method::POST, "/api/v1/reviews/{id}/reject", CONSOLE),
         r(Method::GET, "/api/v1/sightings/{id}/face.jpg", PICTURES),
         r(Method::GET, "/api/v1/sightings/{id}/frame.jpg", PICTURES),
+        r(Method::GET, "/api/v1/map", MAP),
+        r(Method::GET, "/api/v1/tablet", OFFICERS),
+        r(Method::POST, "/api/v1/incidents/{id}/assign", CONSOLE),
+        r(Method::POST, "/api/v1/incidents/{id}/cancel", CONSOLE),
     ]
 }
 

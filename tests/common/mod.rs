@@ -70,6 +70,19 @@ pub fn test_settings() -> Settings {
     s
 }
 
+/// HTTP settings as shipped, but for the Secure flag on the session cookie.
+pub fn http_settings(secure_cookies: bool) -> kuzet::settings::HttpSettings {
+    let mut h = Settings::defaults().http;
+    h.secure_cookies = secure_cookies;
+    h
+}
+
+/// An HTTP client that waits long enough for a loaded machine: argon2 on two busy cores
+/// can pass awc's default 5 s.
+pub fn client() -> awc::Client {
+    awc::Client::builder().timeout(Duration::from_secs(30)).finish()
+}
+
 /// A spool folder of its own for one kuzet.
 pub fn spool_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("kuzet-spool-{}", uuid::Uuid::new_v4().simple()))
@@ -300,7 +313,7 @@ pub async fn sign_in_as(pool: &sqlx::PgPool, base: &str, role: kuzet::auth::Role
     kuzet::auth::add_user(pool, &name, role, unit, "correct horse battery", "user:test")
         .await
         .expect("user added");
-    let mut res = awc::Client::default()
+    let mut res = client()
         .post(format!("{base}/api/v1/session"))
         .send_json(&json!({"username": name, "password": "correct horse battery"}))
         .await

@@ -1,0 +1,87 @@
+// Who sees what: signed-out requests get 401; an officer on the console is refused and
+// gets 403 from the console's data; oversight sees the audit log with a verified chain and
+// nothing that changes anything.
+
+import {
+  createRun, env, BASE, waitFor, waitUntil, screenshot, signIn, signInOk, statusInPage, layoutProblems,
+} from './lib.mjs';
+
+const run = createRun('access');
+
+await run.step('signed-out requests are refused with 401', async () => {
+  for (const path of ['/api/v1/map', '/api/v1/incidents', '/api/v1/live', '/api/v1/reviews', '/api/v1/tablet', '/api/v1/audit']) {
+    const res = await fetch(BASE() + path);
+    run.check(res.status === 401, `GET ${path} signed out: ${res.status} (want 401)`);
+  }
+  for (const path of ['/console/', '/oversight/', '/tablet/', '/static/common.js', '/vendor/leaflet/leaflet.js', '/vendor/mqtt.min.js']) {
+    const res = await fetch(BASE() + path);
+    run.check(res.status === 200, `GET ${path} (public): ${res.status}`);
+    if (path.endsWith('/')) {
+      const csp = res.headers.get('content-security-policy') || '';
+      run.check(/default-src 'self'/.test(csp), `${path} carries a CSP (${csp ? 'yes' : 'none'})`);
+    }
+  }
+});
+
+await run.launch();
+const officerPage = await run.page(await run.context({ viewport: { width: 1280, height: 800 } }), 'officer-console');
+
+await run.step('an officer signing in on the console is not allowed in', async () => {
+  await signIn(officerPage, '/console/', env('OFFICER_USER'), env('OFFICER_PASSWORD'));
+  await waitUntil(officerPage, () => /not allowed/i.test(document.querySelector('#signin .error')?.textContent || ''), null,
+    'the "not allowed" message on the sign-in form');
+  run.check(await officerPage.locator('#signin').isVisible(), 'the sign-in form stays');
+  await officerPage.waitForTimeout(1500);
+  run.check(await officerPage.locator('#queue .incident').count() === 0, 'no incidents in the queue');
+  run.check(await officerPage.locator('#units .unit').count() === 0, 'no units listed');
+  const conn = (await officerPage.textContent('#conn')).trim();
+  run.check(conn !== 'live', `no live feed for the officer (#conn says "${conn}")`);
+  for (const path of ['/api/v1/live', '/api/v1/incidents', '/api/v1/reviews', '/api/v1/audit']) {
+    const status = await statusInPage(officerPage, path);
+    run.check(status === 403, `GET ${path} with the officer's session: ${status} (want 403)`);
+  }
+  const assign = await officerPage.evaluate(async () => (await fetch('/api/v1/incidents/00000000-0000-0000-0000-000000000001/assign', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ unit_id: 'x' }),
+  })).status);
+  run.check(assign === 403, `POST assign with the officer's session: ${assign} (want 403)`);
+});
+
+const dispPage = await run.page(await run.context({ viewport: { width: 1024, height: 768 } }), 'dispatcher-tablet');
+await run.step('a dispatcher on the tablet page and on the oversight view is refused', async () => {
+  await signIn(dispPage, '/tablet/', env('DISPATCHER_USER'), env('DISPATCHER_PASSWORD'));
+  await waitUntil(dispPage, () => /not allowed/i.test(document.querySelector('#signin .error')?.textContent || ''), null,
+    'the "not allowed" message on the tablet');
+  run.check(!(await dispPage.locator('#offer').isVisible()), 'no offer card');
+  await dispPage.goto('/oversight/');
+  await waitUntil(dispPage, () => /not allowed/i.test(document.querySelector('#signin .error')?.textContent || ''), null,
+    'the "not allowed" message on the oversight view');
+  run.check(await statusInPage(dispPage, '/api/v1/audit') === 403, 'GET /api/v1/audit with the dispatcher\'s session is 403');
+});
+
+const ovPage = await run.page(await run.context({ viewport: { width: 1280, height: 800 } }), 'oversight');
+await run.step('oversight sees the audit log and a verified chain', async () => {
+  await signInOk(ovPage, '/oversight/', env('OVERSIGHT_USER'), env('OVERSIGHT_PASSWORD'));
+  await waitFor(ovPage, '#audit tbody tr', 'audit rows');
+  const rows = await ovPage.locator('#audit tbody tr').count();
+  run.check(rows > 0, `the audit table has rows (${rows})`);
+  const cells = await ovPage.locator('#audit tbody tr').first().locator('td').count();
+  run.check(cells === 7, `each row has seq, time, actor, action, subject, detail, hash (${cells} cells)`);
+  await waitUntil(ovPage, () => /verified: (yes|no)/i.test(document.querySelector('#chain')?.textContent || ''), null, '#chain to report');
+  const chain = (await ovPage.textContent('#chain')).trim();
+  run.check(/verified: yes/i.test(chain), `#chain says verified (${chain})`);
+  await waitUntil(ovPage, () => document.querySelector('#conn')?.textContent.trim() === 'live', null, 'the oversight feed to be live');
+  // Filter by an action that the sign-in just wrote.
+  await ovPage.fill('#audit-filter input[name=action]', 'auth.sign_in');
+  await ovPage.click('#audit-filter button[type=submit]');
+  await waitUntil(ovPage, () => {
+    const cells = [...document.querySelectorAll('#audit tbody td.action')];
+    return cells.length > 0 && cells.every((c) => c.textContent === 'auth.sign_in');
+  }, null, 'only auth.sign_in rows after filtering');
+  const changers = await ovPage.locator('[data-action=confirm], [data-action=reject], [data-action=assign], [data-action=cancel]').count();
+  run.check(changers === 0, 'no buttons that change anything');
+  const problems = await layoutProblems(ovPage, ['.topbar', '#alerts-panel', '#audit-panel']);
+  run.check(problems.length === 0, `oversight layout is clean${problems.length ? `: ${problems.join('; ')}` : ''}`);
+  run.log(`saved ${await screenshot(ovPage, 'oversight.png')}`);
+});
+
+await run.finish();
