@@ -42,6 +42,26 @@ async fn an_intact_log_verifies() {
 }
 
 #[actix_rt::test]
+async fn entries_appended_while_verifying_do_not_look_like_a_cut() {
+    let (pool, _) = filled(50).await;
+    let writer = pool.clone();
+    let appends = tokio::spawn(async move {
+        for i in 0..300 {
+            audit::append(&writer, "user:a", "audit.read", None, &json!({"i": i})).await.unwrap();
+        }
+    });
+    let mut verified = 0;
+    while !appends.is_finished() {
+        let v = audit::verify(&pool).await.unwrap();
+        assert!(v.first_break.is_none(), "a growing log verified as broken: {:?}", v.first_break);
+        verified += 1;
+    }
+    appends.await.unwrap();
+    assert!(verified > 1, "verified during the appends");
+    assert_eq!(audit::verify(&pool).await.unwrap().rows, 350);
+}
+
+#[actix_rt::test]
 async fn the_database_refuses_to_edit_or_delete_audit_rows() {
     let (pool, _) = filled(2).await;
     for sql in [

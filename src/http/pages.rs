@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{guard, web, HttpRequest, HttpResponse};
 
 /// Where the files are, and the one extra image origin (a tile server) the pages may load.
 pub struct WebRoot {
@@ -31,12 +31,14 @@ impl WebRoot {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(|| async { redirect("/console/") }))
-        .route("/{page:(console|oversight|tablet)}", web::get().to(page_no_slash))
-        .route("/{page:(console|oversight|tablet)}/", web::get().to(page))
-        .route("/static/{path:.*}", web::get().to(asset))
-        .route("/vendor/leaflet/{path:.*}", web::get().to(asset))
-        .route("/vendor/mqtt.min.js", web::get().to(mqtt_js));
+    // GET and HEAD (actix answers HEAD without the body).
+    let read = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
+    cfg.route("/", read().to(|| async { redirect("/console/") }))
+        .route("/{page:(console|oversight|tablet)}", read().to(page_no_slash))
+        .route("/{page:(console|oversight|tablet)}/", read().to(page))
+        .route("/static/{path:.*}", read().to(asset))
+        .route("/vendor/leaflet/{path:.*}", read().to(asset))
+        .route("/vendor/mqtt.min.js", read().to(mqtt_js));
 }
 
 fn redirect(to: &str) -> HttpResponse {

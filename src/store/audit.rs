@@ -89,11 +89,15 @@ fn canonical(seq: i64, at: &str, actor: &str, action: &str, subject: &str, detai
 /// Recomputes the whole chain in order, streaming the rows.
 pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     use futures_util::TryStreamExt as _;
+    // One snapshot for the rows and the head: an entry appended between two separate reads
+    // (a sign-in, this very read's audit) would look like rows cut off at the end.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let mut rows = sqlx::query(
         "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at, actor, action, \
          coalesce(subject, '') AS subject, details::text AS details, prev_hash, hash FROM audit_log ORDER BY seq",
     )
-    .fetch(pool);
+    .fetch(&mut *tx);
     let mut prev_hash = vec![0u8; 32];
     let mut expected_seq = 1i64;
     let mut count = 0u64;
@@ -133,7 +137,8 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     // The chain alone cannot show rows cut off at its end: audit_head, kept by the insert
     // trigger, says which row was last and its hash.
     let (head_seq, head_hash): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE singleton").fetch_one(pool).await?;
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE singleton").fetch_one(&mut *tx).await?;
+    tx.commit().await?;
     let last = expected_seq - 1;
     let first_break = if head_seq > last {
         Some(Break { seq: last + 1, reason: BreakReason::TailRemoved })
