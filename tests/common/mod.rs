@@ -3,6 +3,8 @@
 //! MQTT clients standing in for buttons and tablets.
 #![allow(dead_code)]
 
+pub mod cameras;
+
 use std::time::Duration;
 
 use chrono::Utc;

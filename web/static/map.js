@@ -102,7 +102,7 @@ export function cameraIcon(c, alerting) {
 
 function fitInitial(map, info, roads) {
   if (info.bounds) {
-    map.fitBounds(info.bounds, { padding: [10, 10] });
+    map.fitBounds(info.bounds, { padding: [10, 10], maxZoom: 16 });
     return;
   }
   const pts = [];
