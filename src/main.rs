@@ -327,7 +327,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let app = Application::build_with_roads(settings, devices.clone(), roads.clone()).await?;
+            // One unit more than the simulation drives: the officer's tablet page in a browser.
+            let mut served = devices.clone();
+            served.units.push(kuzet_actors::registry::UnitSpec {
+                id: kuzet_actors::ids::UnitId::parse(DEMO_TABLET_UNIT)?,
+                callsign: "TABLET-1".into(),
+                password: Some("kuzet-demo-tablet".into()),
+            });
+            let app = Application::build_with_roads(settings, served, roads.clone()).await?;
+            demo_users(&app).await?;
             if cameras.is_some() {
                 match kuzet::sim_cameras::enrol(&app).await {
                     Ok(()) => tracing::info!(
@@ -547,4 +555,33 @@ fn parse_expiry(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .with_context(|| format!("--expires {s:?}: RFC 3339 or YYYY-MM-DD"))?;
     Ok(d.and_hms_opt(23, 59, 59).expect("a valid time").and_utc())
+}
+
+/// The unit the demo's officer signs in to on the tablet page.
+const DEMO_TABLET_UNIT: &str = "unit-tablet";
+/// Every demo user's password (the demo database only).
+const DEMO_PASSWORD: &str = "kuzet-demo-password";
+
+/// Users for the demo's pages, one per role; the officer is bound to the tablet unit.
+async fn demo_users(app: &Application) -> anyhow::Result<()> {
+    use kuzet::auth::Role;
+    let Some(pool) = app.pool() else {
+        tracing::warn!("no database: the demo's pages have no users to sign in with");
+        return Ok(());
+    };
+    for (name, role) in [
+        ("dispatcher", Role::Dispatcher),
+        ("supervisor", Role::Supervisor),
+        ("oversight", Role::Oversight),
+        ("officer", Role::Officer),
+    ] {
+        let unit = (role == Role::Officer).then_some(DEMO_TABLET_UNIT);
+        kuzet::auth::add_user(pool, name, role, unit, DEMO_PASSWORD, "demo").await?;
+    }
+    let base = app.http_addr().map(|a| format!("http://localhost:{}", a.port())).unwrap_or_default();
+    tracing::info!(
+        "console {base}/console/ (dispatcher), oversight {base}/oversight/ (oversight), tablet {base}/tablet/ \
+         (officer, unit {DEMO_TABLET_UNIT}; allow the location): password {DEMO_PASSWORD}"
+    );
+    Ok(())
 }
