@@ -88,8 +88,13 @@ async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(&res.body().await.unwrap()[..2], &[0xFF, 0xD8]);
+    let seen = format!(
+        "SELECT count(*) FROM audit_log WHERE action = 'picture.read' AND subject = '{}' \
+         AND details->>'picture' = 'sighting.face' AND actor LIKE 'user:%'",
+        s.sighting_id
+    );
+    assert_eq!(scalar(&t, &seen).await, 1, "who looked at the picture is in the audit log");
 
-    // The record: the sighting, the incident, and the audited match and enrolment.
     // The record: the sighting, the incident, and the audited match and enrolment. Each is
     // handed to the writer as its actor moves on (the offer may beat them by milliseconds).
     let sid = s.sighting_id;

@@ -156,9 +156,33 @@ pub async fn face(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpR
     let raw = req.match_info().get("id").unwrap_or_default();
     let id = PersonId::parse(raw).map_err(|e| ApiError::bad("id", e.to_string()))?;
     match watchlist::face_jpeg(pool, id.as_str()).await.map_err(failed)? {
-        Some(jpeg) => Ok(HttpResponse::Ok().content_type("image/jpeg").body(jpeg)),
+        Some(jpeg) => {
+            audit_picture(&req, w, id.as_str(), "watchlist.face").await?;
+            Ok(picture(jpeg))
+        }
         None => Err(ApiError::NotFound(format!("no face picture for {id}"))),
     }
+}
+
+/// Who looked at whose picture is kept: every picture served is an audit entry.
+async fn audit_picture(req: &HttpRequest, w: &Watch, subject: &str, which: &str) -> Result<(), ApiError> {
+    if let Some(pool) = &w.pool {
+        sqlx::query("SELECT audit_append($1, 'picture.read', $2, $3)")
+            .bind(format!("user:{}", session::user(req).username))
+            .bind(subject)
+            .bind(json!({ "picture": which }))
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A picture: private to the signed-in browser, never kept by a shared cache.
+fn picture(jpeg: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(jpeg)
 }
 
 /// GET /api/v1/reviews: face matches waiting for a dispatcher, oldest first.
@@ -244,7 +268,11 @@ pub async fn evidence(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<H
     let which = if req.path().ends_with("/face.jpg") { "face.jpg" } else { "frame.jpg" };
     let path = w.matcher.evidence_path(id, which);
     match actix_rt::task::spawn_blocking(move || std::fs::read(path)).await {
-        Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("image/jpeg").body(bytes)),
+        Ok(Ok(bytes)) => {
+            audit_picture(&req, w, &id.to_string(), &format!("sighting.{}", which.trim_end_matches(".jpg")))
+                .await?;
+            Ok(picture(bytes))
+        }
         _ => Err(ApiError::NotFound(format!("no {which} for sighting {id}"))),
     }
 }
