@@ -49,6 +49,7 @@ await run.step('the button raises an alarm; the console queue shows it on top an
   const prio = await con.locator(`#queue .incident[data-incident-id="${incidentId}"]`).getAttribute('data-priority');
   run.check(prio === '1', `a panic alarm is priority 1 (got ${prio})`);
   await waitFor(con, '#map .mk-inc', 'the incident marker on the map');
+  await waitUntil(con, () => (document.documentElement.dataset.sounds || '').split(' ').includes('priority1'), null, 'the console to sound the priority-1 alarm', 5000);
 });
 
 let offerId;
@@ -56,6 +57,7 @@ await run.step('the tablet gets the offer and accepts it', async () => {
   await waitFor(tab, '#offer:not([hidden])[data-offer-id]', 'the offer card on the tablet', { timeout: 10000 });
   run.log(`offer on the tablet after ${Date.now() - t0} ms`);
   offerId = await tab.getAttribute('#offer', 'data-offer-id');
+  await waitUntil(tab, () => (document.documentElement.dataset.sounds || '').split(' ').includes('offer'), null, 'the tablet to ring for the offer', 5000);
   const inc = await tab.getAttribute('#offer', 'data-incident-id');
   run.check(inc === incidentId, `the offer is for the incident (${inc})`);
   const countdown = await tab.textContent('#offer-countdown');

@@ -287,10 +287,15 @@ export async function unlockSound() {
   return soundReady();
 }
 
-/** Plays tones: [[freqHz, ms], ...] one after the other. */
-export function beep(tones = [[880, 180], [660, 180]], volume = 0.25) {
+/**
+ * Plays tones: [[freqHz, ms], ...] one after the other. `name` is added to the page's
+ * `data-sounds` (on <html>), so that what was sounded can be checked.
+ */
+export function beep(tones = [[880, 180], [660, 180]], volume = 0.25, name = 'beep') {
   const ctx = audioContext();
   if (!ctx || ctx.state !== 'running') return false;
+  const d = document.documentElement.dataset;
+  d.sounds = d.sounds ? `${d.sounds} ${name}` : name;
   let t = ctx.currentTime + 0.01;
   for (const [freq, ms] of tones) {
     const osc = ctx.createOscillator();

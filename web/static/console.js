@@ -503,7 +503,7 @@ function onReview(r) {
   const isNew = !st.reviews.has(r.review_id);
   st.reviews.set(r.review_id, r);
   renderReviews();
-  if (isNew && st.connectedOnce) beep([[740, 160], [740, 160]], 0.2);
+  if (isNew && st.connectedOnce) beep([[740, 160], [740, 160]], 0.2, 'review');
 }
 
 function removeReview(id) {
@@ -786,7 +786,7 @@ function tick() {
 }
 
 function alarmSound() {
-  beep([[988, 160], [740, 160], [988, 160], [740, 160]], 0.3);
+  beep([[988, 160], [740, 160], [988, 160], [740, 160]], 0.3, 'priority1');
 }
 
 function setupSound(gesture) {

@@ -533,7 +533,7 @@ function addCentreControl() {
 function startAlarm() {
   stopAlarm();
   const ring = () => {
-    beep([[1046, 220], [784, 220], [1046, 220], [784, 220]], 0.45);
+    beep([[1046, 220], [784, 220], [1046, 220], [784, 220]], 0.45, 'offer');
     if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
   };
   ring();
