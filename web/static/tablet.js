@@ -77,11 +77,19 @@ window.kuzet = { ready: true, get offer() { return offer; }, get job() { return 
 function connect() {
   const m = unit.mqtt;
   if (!window.mqtt?.connect) { fatal('The MQTT library did not load.'); return; }
+  // kuzet hands out the unit's broker password only when its registry holds one; otherwise
+  // the tablet was provisioned with it, once, and keeps it on the device.
+  const key = `kuzet.device-password.${unit.unit_id}`;
+  let password = m.password ?? localStorage.getItem(key);
+  if (password == null) {
+    password = window.prompt(`Broker password of unit ${unit.unit_id} (from provisioning)`) || '';
+    if (password) localStorage.setItem(key, password);
+  }
   setConn('connecting', 'bad');
   client = window.mqtt.connect(m.url, {
     clientId: m.client_id || unit.unit_id,
     username: m.username,
-    password: m.password,
+    password,
     clean: false,
     keepalive: 15,
     protocolVersion: 4,
@@ -105,7 +113,13 @@ function connect() {
   client.on('reconnect', () => setConn('reconnecting', 'bad'));
   client.on('offline', () => setConn('offline', 'bad'));
   client.on('close', () => { if (!client.reconnecting) setConn('disconnected', 'bad'); });
-  client.on('error', (e) => { log(`Broker: ${e.message}`); setConn(/auth|Not authorized/i.test(e.message) ? 'not authorised' : 'error', 'bad'); });
+  client.on('error', (e) => {
+    log(`Broker: ${e.message}`);
+    const refused = /auth|Not authorized/i.test(e.message);
+    // A kept password the broker refuses is asked for again on the next load.
+    if (refused && m.password == null) localStorage.removeItem(key);
+    setConn(refused ? 'not authorised' : 'error', 'bad');
+  });
   client.on('message', onMessage);
 }
 
