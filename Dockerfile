@@ -9,6 +9,16 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --workspace
 
+# The pages' libraries from npm, as web/package-lock.json pins them (not the test tools).
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY web/console console
+COPY web/oversight oversight
+COPY web/tablet tablet
+COPY web/static static
+
 FROM debian:bookworm-slim
 # GStreamer at run time: decoders for the cameras' streams (RTSP, H.264/H.265, MJPEG).
 # ONNX Runtime and the face models are not in the image: scripts/models.sh prepares them,
@@ -21,5 +31,7 @@ RUN apt-get update \
 # Run unprivileged: kuzet needs no root inside the container.
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin kuzet
 COPY --from=builder /src/target/release/kuzet /src/target/release/kuzet-camsim /usr/local/bin/
+COPY --from=web /web /usr/share/kuzet/web
+ENV KUZET_HTTP__WEB_DIR=/usr/share/kuzet/web
 USER kuzet
 ENTRYPOINT ["kuzet"]
