@@ -103,8 +103,18 @@ async fn audited(t: &TestApp, action: &str) -> i64 {
 
 #[actix_rt::test]
 async fn a_panic_alarm_reaches_the_console_and_the_tablet_which_accepts() {
+    panic_alarm(BrokerKind::Embedded).await;
+}
+
+/// The same on Mosquitto: the tablet page is a device under the broker's own ACL.
+#[actix_rt::test]
+async fn a_panic_alarm_through_mosquitto_with_the_tablet_on_its_websocket_listener() {
+    panic_alarm(BrokerKind::Mosquitto).await;
+}
+
+async fn panic_alarm(broker: BrokerKind) {
     let _one = BROWSER.lock().await;
-    let t = spawn_app_with_roads(BrokerKind::Embedded, city(&["unit-1"]), streets(), one_unit).await;
+    let t = spawn_app_with_roads(broker, city(&["unit-1"]), streets(), one_unit).await;
     let env = script_env(&t, school_location(), school_location().offset(1000.0, 300.0)).await;
     run_script("panic", env).await;
     // The console's cancel went through the API as the signed-in dispatcher.

@@ -108,6 +108,8 @@ pub async fn spawn_app_with_roads(
         BrokerKind::Mosquitto => {
             let m = mosquitto_with_acl(&devices);
             settings.mqtt.url = format!("mqtt://127.0.0.1:{}", m.port);
+            // Browser tablets reach Mosquitto's WebSocket listener.
+            settings.http.tablet_mqtt_url = format!("ws://localhost:{}/mqtt", m.ws_port);
             Some(m)
         }
     };
