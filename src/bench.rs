@@ -566,7 +566,11 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     // kuzet's actors keep the actix thread to themselves.
     let (movers_tx, movers_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    // A console watching, as one always is: its feed is the hub the WebSockets read
+    // (taken here before the socket's own write).
+    let feed = app.live().subscribe();
     let harness = Harness {
+        feed,
         host,
         port,
         alarms: args.alarms,
@@ -595,8 +599,15 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = go_tx.send(());
-    let (raw, e2e, inside, elapsed) = done_rx.await.context("device thread ended early")??;
+    let (raw, e2e, inside, console, elapsed) = done_rx.await.context("device thread ended early")??;
     let (raw, e2e) = (percentiles(raw), percentiles(e2e));
+    anyhow::ensure!(
+        console.len() == args.alarms,
+        "the console feed saw {} of {} incidents",
+        console.len(),
+        args.alarms
+    );
+    let console = percentiles(console);
     anyhow::ensure!(!inside.is_empty(), "no incident timeline was seen");
     let inside = percentiles(inside);
     println!(
@@ -609,6 +620,7 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     println!("{}", row("raw broker publish -> subscriber (baseline)", &raw));
     println!("{}", row("button alarm -> kuzet -> tablet offer", &e2e));
     println!("{}", row("inside kuzet: alarm received -> offer handed to the MQTT client", &inside));
+    println!("{}", row("button alarm -> kuzet -> the console's live feed (incident event)", &console));
     println!(
         "\np99 ratio (kuzet / raw broker): {:.2}x; p50 ratio {:.2}x. Run took {:.1} s; kuzet received {} messages, refused {}, shed {} positions.\n",
         e2e.p99.as_secs_f64() / raw.p99.as_secs_f64(),
@@ -634,6 +646,7 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
 }
 
 struct Harness {
+    feed: tokio::sync::broadcast::Receiver<Arc<crate::live::LiveEvent>>,
     host: String,
     port: u16,
     alarms: usize,
@@ -648,7 +661,8 @@ struct Harness {
 /// The buttons, tablets and moving units: returns raw and end-to-end samples and the run time.
 /// Raw and end-to-end samples, kuzet's own alarm -> offer hop (from the incidents'
 /// timelines), and the run time.
-type Samples = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Duration);
+/// The last: button alarm -> the incident's first event on the consoles' feed.
+type Samples = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Vec<Duration>, Duration);
 
 async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
     let (host, port) = (h.host.as_str(), h.port);
@@ -700,7 +714,7 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
     let (_console, mut snapshots) =
         client(host, port, "bench-console", None, &["kuzet/v1/incidents/+"]).await?;
     let (stop_console, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let console = tokio::spawn(async move {
+    let console_task = tokio::spawn(async move {
         let mut inside = Vec::new();
         loop {
             tokio::select! {
@@ -719,6 +733,27 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
             }
         }
     });
+    // When each incident first reached the consoles' feed.
+    let first_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+    let seen = first_seen.clone();
+    let mut feed = h.feed;
+    let watcher = tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match feed.recv().await {
+                Ok(e) if e.text.starts_with(r#"{"type":"incident","#) => {
+                    let at = Instant::now();
+                    let Ok(v) = serde_json::from_str::<Value>(&e.text) else { continue };
+                    if let Some(id) = v["data"]["incident_id"].as_str() {
+                        seen.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_owned()).or_insert(at);
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    let mut console = Vec::with_capacity(h.alarms);
     let (_tablets, mut offers) = client(
         host,
         port,
@@ -748,10 +783,23 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
         button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body).await?;
         let (at, offer) = next_where(&mut offers, |topic, _| topic.ends_with("/offers")).await?;
         e2e.push(at - t);
+        let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
+        // The feed's snapshot is gathered for a few milliseconds: it may follow the offer.
+        let wait_until = Instant::now() + Duration::from_secs(2);
+        loop {
+            let seen = first_seen.lock().unwrap_or_else(|p| p.into_inner()).get(&incident).copied();
+            if let Some(seen) = seen {
+                console.push(seen - t);
+                break;
+            }
+            if Instant::now() > wait_until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         // Cancel, and wait until the unit is released and the school's incident is over.
         let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
         button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, cancel).await?;
-        let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
         next_where(&mut offers, |topic, v| {
             topic.contains("/incidents/") && v["incident_id"] == incident.as_str()
         })
@@ -765,8 +813,9 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
         let _ = m.await;
     }
     let _ = stop_console.send(());
-    let inside = console.await.unwrap_or_default();
-    Ok((raw, e2e, inside, elapsed))
+    let inside = console_task.await.unwrap_or_default();
+    watcher.abort();
+    Ok((raw, e2e, inside, console, elapsed))
 }
 
 #[cfg(test)]

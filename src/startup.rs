@@ -46,6 +46,7 @@ pub struct Application {
     http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
     /// Camera pipelines and inference threads; taken (and stopped) by `stop`.
     vision: std::sync::Mutex<Option<Vision>>,
+    live: crate::live::LiveHub,
 }
 
 /// The record as kuzet starts: the writer, the devices and what to pick up.
@@ -270,7 +271,13 @@ impl Application {
             pool,
             http,
             vision: std::sync::Mutex::new(Some(vision)),
+            live,
         })
+    }
+
+    /// What the consoles' WebSockets are fed from.
+    pub fn live(&self) -> &crate::live::LiveHub {
+        &self.live
     }
 
     /// The watchlist, its matcher and the people's actors.
