@@ -147,7 +147,10 @@ pub async fn tablet(req: HttpRequest, s: Option<web::Data<LiveState>>) -> Result
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
         "unit_id": unit,
         "callsign": t.callsigns.get(&unit),
-        "mqtt": {"url": url, "username": unit, "password": t.credentials.get(&unit), "client_id": unit},
+        // Only a unit's password: an officer bound by mistake to a button's or camera's id
+        // gets none.
+        "mqtt": {"url": url, "username": unit, "password": t.callsigns.get(&unit).and(t.credentials.get(&unit)),
+                 "client_id": unit},
     })))
 }
 
