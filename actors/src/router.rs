@@ -41,6 +41,20 @@ impl Router {
     }
 }
 
+impl Router {
+    /// A unit found near `n`, with its drive leg when ranked by road.
+    fn found(&self, n: Nearest, leg: Option<Leg>) -> Option<Found> {
+        let addr = self.units.get(&n.unit)?.clone();
+        let candidate = match &leg {
+            Some(l) => Candidate { unit: n.unit, distance_m: l.distance_m, eta_s: l.time_s.round() as u32 },
+            None => {
+                Candidate { eta_s: straight_line_eta_s(n.distance_m), unit: n.unit, distance_m: n.distance_m }
+            }
+        };
+        Some(Found { candidate, addr, route: leg.map(|l| Arc::new(l.route)) })
+    }
+}
+
 impl Actor for Router {
     type Context = Context<Self>;
 
@@ -148,29 +162,11 @@ impl Handler<FindUnits> for Router {
             Some(t) if !near.is_empty() => rank_by_road(t.as_ref(), near, msg.to),
             _ => near.into_iter().map(|n| (n, None)).collect(),
         };
-        let found = ranked
-            .into_iter()
-            .take(msg.count)
-            .filter_map(|(n, leg)| {
-                let addr = self.units.get(&n.unit)?.clone();
-                let candidate = match &leg {
-                    Some(l) => {
-                        Candidate { unit: n.unit, distance_m: l.distance_m, eta_s: l.time_s.round() as u32 }
-                    }
-                    None => Candidate {
-                        eta_s: straight_line_eta_s(n.distance_m),
-                        unit: n.unit,
-                        distance_m: n.distance_m,
-                    },
-                };
-                Some(Found { candidate, addr, route: leg.map(|l| Arc::new(l.route)) })
-            })
-            .collect();
+        let found = ranked.into_iter().take(msg.count).filter_map(|(n, leg)| self.found(n, leg)).collect();
         MessageResult(found)
     }
 }
 
-/// How many units may be offered work right now (for status lines and tests).
 /// One unit a dispatcher chose: found only when it is available with a recent position.
 #[derive(Message)]
 #[rtype(result = "Option<Found>")]
@@ -189,23 +185,13 @@ impl Handler<FindUnit> for Router {
                 Some(t) => rank_by_road(t.as_ref(), vec![n.clone()], msg.to).pop().and_then(|(_, l)| l),
                 None => None,
             };
-            let addr = self.units.get(&n.unit)?.clone();
-            let candidate = match &leg {
-                Some(l) => {
-                    Candidate { unit: n.unit, distance_m: l.distance_m, eta_s: l.time_s.round() as u32 }
-                }
-                None => Candidate {
-                    eta_s: straight_line_eta_s(n.distance_m),
-                    unit: n.unit,
-                    distance_m: n.distance_m,
-                },
-            };
-            Some(Found { candidate, addr, route: leg.map(|l| Arc::new(l.route)) })
+            self.found(n, leg)
         });
         MessageResult(found)
     }
 }
 
+/// How many units may be offered work right now (for status lines and tests).
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct AvailableCount;
