@@ -4,7 +4,7 @@
 
 import {
   createRun, env, waitFor, waitUntil, screenshot, signInOk, tabletContext, imagesLoaded,
-  layoutProblems, inside,
+  layoutProblems, insideSoon,
 } from './lib.mjs';
 
 const run = createRun('face');
@@ -69,13 +69,7 @@ await run.step('the tablet gets the offer with the wanted person and accepts', a
   const problems = await layoutProblems(tab, ['.topbar', '.cards', '.map-wrap'], ['#job', '.topbar']);
   run.check(problems.length === 0, `tablet layout at 800x1280 is clean${problems.length ? `: ${problems.join('; ')}` : ''}`);
   await tab.waitForTimeout(300);
-  // The map may still be panning to fit the job: give it a few seconds to settle.
-  let onMap = false;
-  for (let i = 0; i < 30 && !onMap; i++) {
-    onMap = await inside(tab, '#tablet-map .mk-inc .pin', '#tablet-map');
-    if (!onMap) await tab.waitForTimeout(100);
-  }
-  run.check(onMap, 'the call\'s marker is on the tablet map');
+  run.check(await insideSoon(tab, '#tablet-map .mk-inc .pin', '#tablet-map'), 'the call\'s marker is on the tablet map');
   run.log(`saved ${await screenshot(tab, 'tablet-face.png')}`);
 });
 

@@ -314,3 +314,12 @@ export async function tabletContext(run, viewport = { width: 1024, height: 768 }
     geolocation: { latitude: num('UNIT_LAT'), longitude: num('UNIT_LON'), accuracy: 8 },
   });
 }
+
+/** `inside`, given up to 3 s: a map may still be panning to fit what it shows. */
+export async function insideSoon(page, inner, outer) {
+  for (let i = 0; i < 30; i++) {
+    if (await inside(page, inner, outer)) return true;
+    await page.waitForTimeout(100);
+  }
+  return false;
+}

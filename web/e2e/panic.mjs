@@ -4,7 +4,7 @@
 
 import {
   createRun, env, waitFor, waitUntil, screenshot, signInOk, connectButton, tabletContext,
-  layoutProblems, inside,
+  layoutProblems, insideSoon,
 } from './lib.mjs';
 
 const run = createRun('panic');
@@ -99,13 +99,7 @@ await run.step('screenshots with the incident detail open', async () => {
   run.check(tproblems.length === 0, `tablet layout at 1024x768 is clean${tproblems.length ? `: ${tproblems.join('; ')}` : ''}`);
   run.log(`saved ${await screenshot(con, 'console.png')}`);
   await tab.waitForTimeout(300);
-  // The map may still be panning to fit the job: give it a few seconds to settle.
-  let onMap = false;
-  for (let i = 0; i < 30 && !onMap; i++) {
-    onMap = await inside(tab, '#tablet-map .mk-inc .pin', '#tablet-map');
-    if (!onMap) await tab.waitForTimeout(100);
-  }
-  run.check(onMap, 'the call\'s marker is on the tablet map');
+  run.check(await insideSoon(tab, '#tablet-map .mk-inc .pin', '#tablet-map'), 'the call\'s marker is on the tablet map');
   run.log(`saved ${await screenshot(tab, 'tablet.png')}`);
 });
 
