@@ -4,7 +4,7 @@
 
 import {
   createRun, env, waitFor, waitUntil, screenshot, signInOk, tabletContext, imagesLoaded,
-  layoutProblems, insideSoon,
+  layoutProblems, tabletShowsJob,
 } from './lib.mjs';
 
 const run = createRun('face');
@@ -68,8 +68,8 @@ await run.step('the tablet gets the offer with the wanted person and accepts', a
   await waitFor(con, `#units .unit[data-unit-id="${UNIT}"][data-incident-id="${incidentId}"]`, 'the unit on the incident on the console');
   const problems = await layoutProblems(tab, ['.topbar', '.cards', '.map-wrap'], ['#job', '.topbar']);
   run.check(problems.length === 0, `tablet layout at 800x1280 is clean${problems.length ? `: ${problems.join('; ')}` : ''}`);
-  await tab.waitForTimeout(300);
-  run.check(await insideSoon(tab, '#tablet-map .mk-inc .pin', '#tablet-map'), 'the call\'s marker is on the tablet map');
+  const shown = await tabletShowsJob(tab);
+  run.check(shown.length === 0, `the tablet shows the call, the unit and its status${shown.length ? `: ${shown.join('; ')}` : ''}`);
   run.log(`saved ${await screenshot(tab, 'tablet-face.png')}`);
 });
 

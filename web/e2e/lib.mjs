@@ -249,15 +249,6 @@ export async function layoutProblems(page, selectors, contained = []) {
   }, [selectors, contained]);
 }
 
-/** Whether `inner` (the first match) lies within `outer`'s box. */
-export function inside(page, inner, outer) {
-  return page.evaluate(([i, o]) => {
-    const a = document.querySelector(i)?.getBoundingClientRect();
-    const b = document.querySelector(o)?.getBoundingClientRect();
-    return !!a && !!b && a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
-  }, [inner, outer]);
-}
-
 // ---------- the stand-in panic button ----------
 
 /**
@@ -315,11 +306,25 @@ export async function tabletContext(run, viewport = { width: 1024, height: 768 }
   });
 }
 
-/** `inside`, given up to 3 s: a map may still be panning to fit what it shows. */
-export async function insideSoon(page, inner, outer) {
-  for (let i = 0; i < 30; i++) {
-    if (await inside(page, inner, outer)) return true;
-    await page.waitForTimeout(100);
-  }
-  return false;
+/**
+ * What the tablet must show while it holds a job: the call's marker and the unit's own marker
+ * inside the map, and the header on the call, not on a status button. Checked once the page
+ * has laid out (two animation frames: the map refits on the frame after a resize). Returns
+ * the problems found.
+ */
+export function tabletShowsJob(page) {
+  return page.evaluate(async () => {
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    const box = (sel) => document.querySelector(sel)?.getBoundingClientRect();
+    const within = (a, b) => !!a && !!b && a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+    const out = [];
+    const mapBox = box('#tablet-map');
+    if (!within(box('#tablet-map .mk-inc .pin'), mapBox)) out.push("the call's marker is not in view");
+    if (!within(box('#tablet-map .mk-self'), mapBox)) out.push("the unit's marker is not in view");
+    const duty = document.querySelector('#duty');
+    if (!duty || duty.hidden || duty.dataset.status !== 'on_incident') out.push(`the header does not say on call (${duty?.hidden ? 'hidden' : duty?.textContent})`);
+    const pressed = [...document.querySelectorAll('#status button[aria-pressed="true"]')].filter((b) => b.offsetParent);
+    if (pressed.length) out.push(`the header shows status ${pressed.map((b) => b.dataset.status).join(', ')}`);
+    return out;
+  });
 }

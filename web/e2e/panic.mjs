@@ -4,7 +4,7 @@
 
 import {
   createRun, env, waitFor, waitUntil, screenshot, signInOk, connectButton, tabletContext,
-  layoutProblems, insideSoon,
+  layoutProblems, tabletShowsJob,
 } from './lib.mjs';
 
 const run = createRun('panic');
@@ -98,8 +98,8 @@ await run.step('screenshots with the incident detail open', async () => {
   const tproblems = await layoutProblems(tab, ['.topbar', '.cards', '.map-wrap'], ['#job', '.topbar']);
   run.check(tproblems.length === 0, `tablet layout at 1024x768 is clean${tproblems.length ? `: ${tproblems.join('; ')}` : ''}`);
   run.log(`saved ${await screenshot(con, 'console.png')}`);
-  await tab.waitForTimeout(300);
-  run.check(await insideSoon(tab, '#tablet-map .mk-inc .pin', '#tablet-map'), 'the call\'s marker is on the tablet map');
+  const shown = await tabletShowsJob(tab);
+  run.check(shown.length === 0, `the tablet shows the call, the unit and its status${shown.length ? `: ${shown.join('; ')}` : ''}`);
   run.log(`saved ${await screenshot(tab, 'tablet.png')}`);
 });
 

@@ -25,10 +25,14 @@ export function arrowSvg(colour, heading) {
 
 /**
  * Creates the Leaflet map in `el` and loads the base layers. Resolves with
- * `{map, info, layers}`; `info` is the /map answer (null when it failed).
+ * `{map, info, layers}`; `info` is the /map answer (null when it failed). `animate: false`
+ * turns zoom animations off, so that every programmatic fit takes effect.
  */
-export async function createMap(el, { sites = true, cameras = true, onError, onResize } = {}) {
-  const map = L.map(el, { zoomControl: true, attributionControl: true, preferCanvas: false, zoomSnap: 0.5 });
+export async function createMap(el, { sites = true, cameras = true, animate = true, onError, onResize } = {}) {
+  const map = L.map(el, {
+    zoomControl: true, attributionControl: true, preferCanvas: false, zoomSnap: 0.5,
+    zoomAnimation: animate, fadeAnimation: animate, markerZoomAnimation: animate,
+  });
   map.setView([0, 0], 2);
   // Panels beside the map change size (the tablet's card): keep Leaflet's idea of it right.
   let pending = null;

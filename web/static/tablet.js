@@ -26,6 +26,9 @@ let alarmTimer = null;
 let countdownTimer = null;
 let map = null;
 let selfMarker = null;
+// While an offer or a job is on screen, the map keeps the call and the unit in view, through
+// every change of layout, position or target, until the officer moves the map (Centre resumes).
+let follow = false;
 const overlay = { route: null, target: null, line: null };
 
 const topic = (rest) => `kuzet/v1/units/${unit.unit_id}/${rest}`;
@@ -64,10 +67,13 @@ startGps();
 connect();
 createMap($('#tablet-map'), {
   cameras: false,
+  // A fit asked for during a zoom animation is dropped by Leaflet: no animations here, so
+  // every fit lands.
+  animate: false,
   onError: (e) => log(`Map data unavailable: ${e.message}`),
-  onResize: () => { if (offer || job) fitOverlay(); },
+  onResize: () => { if (follow) fitOverlay(); },
 })
-  .then((m) => { map = m.map; addCentreControl(); drawSelf(); drawOverlay(); })
+  .then((m) => { map = m.map; addCentreControl(); watchOfficer(); drawSelf(); drawOverlay(follow); })
   .catch((e) => log(`Map failed: ${e.message}`));
 restoreJob();
 window.kuzet = { ready: true, get offer() { return offer; }, get job() { return job; } };
@@ -164,6 +170,7 @@ function onOffer(o) {
   hideNotice();
   renderOffer();
   startAlarm();
+  follow = true;
   drawOverlay(true);
 }
 
@@ -273,10 +280,12 @@ function startJob(j) {
   if (client?.connected) client.subscribe(`kuzet/v1/incidents/${j.offer.incident_id}`, { qos: 1 });
   hideNotice();
   renderJob();
+  follow = true;
   drawOverlay(true);
 }
 
 function renderJob() {
+  renderStatus();
   const card = $('#job');
   if (!job) {
     card.hidden = true;
@@ -415,18 +424,32 @@ function restoreJob() {
 // ---------- status ----------
 
 function setupStatus() {
-  const render = () => {
-    for (const b of document.querySelectorAll('#status button')) b.setAttribute('aria-pressed', String(b.dataset.status === status));
-  };
   for (const b of document.querySelectorAll('#status button')) {
     b.addEventListener('click', () => {
       status = b.dataset.status;
-      render();
+      renderStatus();
       if (!publish('status', { at: now(), status })) toast('Not connected: the status will be sent on reconnect.', 'warn');
       showIdle();
     });
   }
-  render();
+  renderStatus();
+}
+
+// The header shows the unit's real state: on a job it is on that call, whatever the officer
+// last chose; the chosen status (sent to kuzet as is) shows again once the job ends.
+function renderStatus() {
+  const duty = $('#duty');
+  const group = $('#status');
+  if (job) {
+    duty.textContent = `On call · ${words(job.progress)}`;
+    duty.dataset.status = 'on_incident';
+  } else {
+    duty.textContent = '';
+    delete duty.dataset.status;
+  }
+  duty.hidden = !job;
+  group.hidden = !!job;
+  for (const b of group.querySelectorAll('button')) b.setAttribute('aria-pressed', String(!job && b.dataset.status === status));
 }
 
 // ---------- GPS ----------
@@ -481,6 +504,7 @@ function drawSelf() {
     selfMarker.setLatLng([fix.lat, fix.lon]);
     selfMarker.setIcon(icon);
   }
+  if (follow && (offer || job)) fitOverlay();
 }
 
 // The target and the route of the offer or job on screen; `fit` zooms to them.
@@ -488,7 +512,7 @@ function drawOverlay(fit) {
   if (!map) return;
   for (const k of Object.keys(overlay)) { overlay[k]?.remove(); overlay[k] = null; }
   const o = offer || job?.offer;
-  if (!o) return;
+  if (!o) { follow = false; return; }
   const loc = job?.snapshot?.location || o.location;
   const colour = prioColour(o.priority);
   overlay.target = L.marker([loc.lat, loc.lon], {
@@ -510,7 +534,7 @@ function drawOverlay(fit) {
   } else if (fix) {
     overlay.line = L.polyline([[fix.lat, fix.lon], [loc.lat, loc.lon]], { color: '#58a6ff', weight: 3, dashArray: '8 8' }).addTo(map);
   }
-  if (fit) fitOverlay();
+  if (fit || follow) fitOverlay();
 }
 
 function fitOverlay() {
@@ -519,8 +543,20 @@ function fitOverlay() {
   if (overlay.target) pts.push(overlay.target.getLatLng());
   if (overlay.route) pts.push(...overlay.route.getLatLngs());
   if (fix) pts.push(L.latLng(fix.lat, fix.lon));
-  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 17 });
-  else if (pts.length) map.setView(pts[0], 16);
+  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 17, animate: false });
+  else if (pts.length) map.setView(pts[0], 16, { animate: false });
+  $('#tablet-map').dataset.follow = String(follow);
+}
+
+// The officer panning or zooming takes the map over until Centre is pressed.
+function watchOfficer() {
+  const el = map.getContainer();
+  const release = (e) => {
+    if (e.target.closest?.('.centre')) return;
+    follow = false;
+    el.dataset.follow = 'false';
+  };
+  for (const ev of ['pointerdown', 'wheel', 'keydown']) el.addEventListener(ev, release, { passive: true });
 }
 
 function addCentreControl() {
@@ -533,8 +569,7 @@ function addCentreControl() {
       a.title = 'Show me and the call';
       L.DomEvent.on(a, 'click', (e) => {
         L.DomEvent.preventDefault(e);
-        if (offer || job) fitOverlay();
-        else if (fix) map.setView([fix.lat, fix.lon], 16);
+        if (offer || job) { follow = true; fitOverlay(); } else if (fix) map.setView([fix.lat, fix.lon], 16);
       });
       return div;
     },
