@@ -11,6 +11,8 @@ pub struct Metrics {
     pub received: AtomicU64,
     pub published: AtomicU64,
     pub publish_failed: AtomicU64,
+    /// Publishes that found the client's queue full and waited for room (nothing is dropped).
+    pub publish_waited: AtomicU64,
     /// Position reports dropped because a unit's mailbox was full; the next report supersedes them.
     pub positions_shed: AtomicU64,
     pub broker_disconnects: AtomicU64,
@@ -37,6 +39,7 @@ impl Metrics {
         m.insert("received".into(), get(&self.received));
         m.insert("published".into(), get(&self.published));
         m.insert("publish_failed".into(), get(&self.publish_failed));
+        m.insert("publish_waited".into(), get(&self.publish_waited));
         m.insert("positions_shed".into(), get(&self.positions_shed));
         m.insert("broker_disconnects".into(), get(&self.broker_disconnects));
         for code in RejectCode::ALL {

@@ -83,7 +83,7 @@ impl MosquittoProcess {
         let mut conf = format!(
             "listener {port} 127.0.0.1\nprotocol mqtt\nlistener {ws_port} 127.0.0.1\nprotocol websockets\n\
              set_tcp_nodelay true\n{persistence}max_packet_size 262144\nmax_queued_messages 100000\n\
-             log_dest stderr\nlog_type error\nlog_type warning\n"
+             max_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\n"
         );
         match access {
             None => conf.push_str("allow_anonymous true\n"),

@@ -36,10 +36,11 @@ pub struct Application {
     directory: Directory,
     metrics: Arc<Metrics>,
     outbox: Outbox,
-    /// The main connection's state and the alarm connection's.
-    links: [watch::Receiver<Link>; 2],
+    /// The main connection's state, the alarm connection's and the units connection's.
+    links: [watch::Receiver<Link>; 3],
     client: AsyncClient,
     alarm_client: AsyncClient,
+    units_client: AsyncClient,
     out_client: AsyncClient,
     writer: Option<WriterHandle>,
     pool: Option<sqlx::PgPool>,
@@ -137,6 +138,9 @@ impl Application {
         let alarm_id = format!("{}-alarms", settings.mqtt.client_id);
         let (alarm_client, mut alarm_eventloop) = AsyncClient::new(opts(&alarm_id, true), 1024);
         gateway::no_delay(&mut alarm_eventloop);
+        let units_id = format!("{}-units", settings.mqtt.client_id);
+        let (units_client, mut units_eventloop) = AsyncClient::new(opts(&units_id, true), 1024);
+        gateway::no_delay(&mut units_eventloop);
         let out_id = format!("{}-out", settings.mqtt.client_id);
         let (out_client, mut out_eventloop) =
             AsyncClient::new(opts(&out_id, false), settings.mqtt.request_capacity);
@@ -194,6 +198,7 @@ impl Application {
 
         let (link_tx, link) = watch::channel(Link::Connecting);
         let (alarm_link_tx, alarm_link) = watch::channel(Link::Connecting);
+        let (units_link_tx, units_link) = watch::channel(Link::Connecting);
         let inbound = Listener {
             eventloop,
             client: client.clone(),
@@ -220,6 +225,19 @@ impl Application {
             matcher: None,
         };
         actix::spawn(alarms.run());
+        let units = Listener {
+            eventloop: units_eventloop,
+            client: units_client.clone(),
+            directory: directory.clone(),
+            metrics: metrics.clone(),
+            max_payload_bytes: settings.mqtt.max_payload_bytes,
+            link: units_link_tx,
+            writer: writer.clone(),
+            subscriptions: crate::mqtt::topics::UNIT_SUBSCRIPTIONS,
+            manual_acks: true,
+            matcher: None,
+        };
+        actix::spawn(units.run());
         let http = match (settings.http.listen()?, &pool) {
             (Some(listen), Some(pool)) => {
                 let h = &settings.http;
@@ -263,9 +281,10 @@ impl Application {
             directory,
             metrics,
             outbox,
-            links: [link, alarm_link],
+            links: [link, alarm_link, units_link],
             client,
             alarm_client,
+            units_client,
             out_client,
             writer,
             pool,
@@ -306,9 +325,13 @@ impl Application {
 
     /// Waits until kuzet is connected and subscribed; false after `timeout`.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        let [main, alarms] = self.links.clone();
-        let (a, b) = tokio::join!(gateway::wait_ready(main, timeout), gateway::wait_ready(alarms, timeout));
-        a && b
+        let [main, alarms, units] = self.links.clone();
+        let (a, b, c) = tokio::join!(
+            gateway::wait_ready(main, timeout),
+            gateway::wait_ready(alarms, timeout),
+            gateway::wait_ready(units, timeout)
+        );
+        a && b && c
     }
 
     /// The broker kuzet talks to, as (host, port).
@@ -362,6 +385,7 @@ impl Application {
         }
         let _ = self.client.disconnect().await;
         let _ = self.alarm_client.disconnect().await;
+        let _ = self.units_client.disconnect().await;
         let _ = self.out_client.disconnect().await;
     }
 }

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::process::*;
 use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
 use kuzet::sim::DeviceLink;
@@ -15,7 +15,6 @@ use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
 use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
-use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 fn s(v: &Value, key: &str) -> String {
@@ -52,84 +51,8 @@ fn school(i: usize) -> GeoPoint {
     school_location().offset(0.0, 2000.0 * i as f64)
 }
 
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.expect(sql)
-}
-
-/// Every incident's timeline in the database runs 0, 1, 2, ... with no gap or repeat.
-async fn assert_timelines_whole(pool: &PgPool) {
-    let rows = sqlx::query(
-        "SELECT incident_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM incident_events GROUP BY incident_id",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert!(!rows.is_empty(), "no timeline recorded");
-    for r in rows {
-        let (n, lo, hi): (i64, i32, i32) = (r.get("n"), r.get("lo"), r.get("hi"));
-        assert_eq!(
-            (lo, i64::from(hi) + 1),
-            (0, n),
-            "timeline of {} has gaps",
-            r.get::<Uuid, _>("incident_id")
-        );
-    }
-    // Each snapshot's timeline is exactly the rows recorded for it.
-    let mismatched = count(
-        pool,
-        "SELECT count(*) FROM incidents i WHERE jsonb_array_length(i.snapshot->'timeline')
-           <> (SELECT count(*) FROM incident_events e WHERE e.incident_id = i.id)",
-    )
-    .await;
-    assert_eq!(mismatched, 0, "snapshot timelines differ from the recorded events");
-}
-
 // ---------------------------------------------------------------------------------------
 // kill -9
-
-/// kuzet as a separate process, as it runs in production.
-struct KuzetProcess {
-    child: Child,
-}
-
-impl KuzetProcess {
-    fn start(env: &[(String, String)], log: &std::path::Path) -> Self {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kuzet"))
-            .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info,kuzet=debug")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("kuzet starts");
-        Self { child }
-    }
-
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for KuzetProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Waits until kuzet answers: a malformed position from `unit` comes back as a reject.
 async fn wait_kuzet(unit: &mut DeviceLink, id: &str) {
@@ -315,42 +238,6 @@ async fn after_kill_9_open_incidents_and_pending_offers_go_on_to_closure() {
 
 // ---------------------------------------------------------------------------------------
 // PostgreSQL stopped for 30 s
-
-/// A private PostGIS cluster for one test, which it may stop and start.
-struct OwnCluster {
-    dir: std::path::PathBuf,
-}
-
-/// `scripts/pg.sh CMD DIR`; its last line of output.
-fn pg_sh(cmd: &str, dir: &std::path::Path) -> String {
-    let out = Command::new("scripts/pg.sh").arg(cmd).arg(dir).output().expect("pg.sh runs");
-    assert!(out.status.success(), "pg.sh {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned()
-}
-
-impl OwnCluster {
-    fn pg(&self, cmd: &str) -> String {
-        pg_sh(cmd, &self.dir)
-    }
-
-    fn start() -> (Self, String) {
-        let me = Self {
-            dir: std::env::current_dir()
-                .unwrap()
-                .join(format!("target/pg-{}", &Uuid::new_v4().simple().to_string()[..8])),
-        };
-        let line = me.pg("start");
-        let url = line.strip_prefix("DATABASE_URL=").expect("pg.sh prints the url").to_owned();
-        (me, url)
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("scripts/pg.sh").arg("stop").arg(&self.dir).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[actix_rt::test]
 async fn postgres_stopped_for_30_s_during_a_burst_loses_nothing() {

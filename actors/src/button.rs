@@ -1,6 +1,7 @@
 //! PanicButton: one school panic button. Deduplicates alarms by alarm_id (a QoS 1
 //! redelivery must not make a second incident), opens or joins its site's incident through
-//! the registry, and keeps the button's health (heartbeat, battery, online).
+//! the registry, and keeps the button's health (heartbeat, battery, online). A button that
+//! comes (back) online hears again where its latest alarm stands.
 
 use std::collections::VecDeque;
 
@@ -9,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{AlarmId, ButtonId, IncidentId, SiteId};
 use crate::incident::{Cancel, Incident, Raiser, Reack};
-use crate::model::AlarmKind;
-use crate::outbound::Received;
+use crate::model::{AckState, AlarmKind};
+use crate::outbound::{ButtonAck, Notify, Outbox, Received};
 use crate::refusal::Refusal;
 use crate::registry::{OpenIncident, Registry};
 
@@ -23,20 +24,37 @@ pub struct PanicButton {
     site: SiteId,
     room: Option<String>,
     registry: Addr<Registry>,
-    /// Recent alarms and their incidents (None: over, or not known since a restart).
-    recent: VecDeque<(AlarmId, IncidentId, Option<Addr<Incident>>)>,
+    outbox: Outbox,
+    /// Recent alarms and their incidents, oldest first.
+    recent: VecDeque<RecentAlarm>,
     online: Option<bool>,
     battery_pct: Option<f64>,
     last_heartbeat: Option<DateTime<Utc>>,
 }
 
+struct RecentAlarm {
+    alarm_id: AlarmId,
+    incident_id: IncidentId,
+    /// The incident's actor while it is open (None: over, or not known since a restart).
+    incident: Option<Addr<Incident>>,
+    /// How it ended, when it has.
+    ended: Option<AckState>,
+}
+
 impl PanicButton {
-    pub fn new(id: ButtonId, site: SiteId, room: Option<String>, registry: Addr<Registry>) -> Self {
+    pub fn new(
+        id: ButtonId,
+        site: SiteId,
+        room: Option<String>,
+        registry: Addr<Registry>,
+        outbox: Outbox,
+    ) -> Self {
         Self {
             id,
             site,
             room,
             registry,
+            outbox,
             recent: VecDeque::with_capacity(REMEMBERED_ALARMS),
             online: None,
             battery_pct: None,
@@ -44,11 +62,36 @@ impl PanicButton {
         }
     }
 
-    fn remember(&mut self, alarm_id: AlarmId, incident_id: IncidentId, addr: Option<Addr<Incident>>) {
+    fn remember(&mut self, alarm: RecentAlarm) {
         if self.recent.len() == REMEMBERED_ALARMS {
             self.recent.pop_front();
         }
-        self.recent.push_back((alarm_id, incident_id, addr));
+        self.recent.push_back(alarm);
+    }
+
+    /// Tells the button again where it stands: an open incident of its alarms answers
+    /// itself; otherwise the latest alarm's end is told from here.
+    fn remind(&self) {
+        let open = self
+            .recent
+            .iter()
+            .rev()
+            .find_map(|r| r.incident.as_ref().filter(|a| a.connected()).map(|a| (r.alarm_id, a)));
+        if let Some((alarm_id, addr)) = open {
+            addr.do_send(Reack { alarm_id, button: self.id.clone() });
+            return;
+        }
+        if let Some(last @ RecentAlarm { ended: Some(state), .. }) = self.recent.back() {
+            self.outbox.send(Notify::Ack {
+                button: self.id.clone(),
+                ack: ButtonAck {
+                    alarm_id: last.alarm_id,
+                    incident_id: last.incident_id,
+                    state: *state,
+                    eta_s: None,
+                },
+            });
+        }
     }
 }
 
@@ -92,8 +135,8 @@ impl Handler<Alarm> for PanicButton {
         let known = self
             .recent
             .iter()
-            .find(|(a, _, _)| *a == msg.alarm_id)
-            .map(|(_, i, addr)| (*i, addr.clone().filter(|a| a.connected())));
+            .find(|r| r.alarm_id == msg.alarm_id)
+            .map(|r| (r.incident_id, r.incident.clone().filter(|a| a.connected())));
         match msg.action {
             AlarmAction::Raise => {
                 if let Some((incident_id, addr)) = known {
@@ -117,7 +160,12 @@ impl Handler<Alarm> for PanicButton {
                 let alarm_id = msg.alarm_id;
                 Box::pin(open.into_actor(self).map(move |res, act, _| {
                     let opened = res.map_err(Refusal::from)?;
-                    act.remember(alarm_id, opened.incident_id, Some(opened.addr));
+                    act.remember(RecentAlarm {
+                        alarm_id,
+                        incident_id: opened.incident_id,
+                        incident: Some(opened.addr),
+                        ended: None,
+                    });
                     Ok(if opened.joined {
                         AlarmOutcome::Joined(opened.incident_id)
                     } else {
@@ -136,8 +184,8 @@ impl Handler<Alarm> for PanicButton {
                     .recent
                     .iter()
                     .rev()
-                    .find(|(a, _, _)| known.is_none() || *a == msg.alarm_id)
-                    .map(|(a, i, addr)| (*a, *i, addr.clone()));
+                    .find(|r| known.is_none() || r.alarm_id == msg.alarm_id)
+                    .map(|r| (r.alarm_id, r.incident_id, r.incident.clone()));
                 let Some((alarm_id, incident_id, Some(addr))) =
                     target.filter(|(_, _, a)| a.as_ref().is_some_and(|a| a.connected()))
                 else {
@@ -150,20 +198,47 @@ impl Handler<Alarm> for PanicButton {
     }
 }
 
-/// After a restart: an alarm this button sent before it, so that a redelivery is known.
+/// After a restart: an alarm this button sent before it, so that a redelivery is known
+/// and the button can be told again where it stands.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Remember {
     pub alarm_id: AlarmId,
     pub incident_id: IncidentId,
     pub incident: Option<Addr<Incident>>,
+    /// How its incident ended, when it has.
+    pub ended: Option<AckState>,
 }
 
 impl Handler<Remember> for PanicButton {
     type Result = ();
 
     fn handle(&mut self, msg: Remember, _: &mut Self::Context) {
-        self.remember(msg.alarm_id, msg.incident_id, msg.incident);
+        self.remember(RecentAlarm {
+            alarm_id: msg.alarm_id,
+            incident_id: msg.incident_id,
+            incident: msg.incident,
+            ended: msg.ended,
+        });
+    }
+}
+
+/// From the registry: the incident of one of this button's alarms ended.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct AlarmEnded {
+    pub incident_id: IncidentId,
+    pub state: AckState,
+}
+
+impl Handler<AlarmEnded> for PanicButton {
+    type Result = ();
+
+    fn handle(&mut self, msg: AlarmEnded, _: &mut Self::Context) {
+        for r in self.recent.iter_mut().filter(|r| r.incident_id == msg.incident_id) {
+            r.incident = None;
+            r.ended = Some(msg.state);
+        }
     }
 }
 
@@ -202,5 +277,8 @@ impl Handler<ButtonOnline> for PanicButton {
             tracing::warn!(button_id = %self.id, site_id = %self.site, "panic button offline");
         }
         self.online = Some(msg.0);
+        if msg.0 {
+            self.remind();
+        }
     }
 }

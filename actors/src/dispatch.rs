@@ -34,6 +34,9 @@ pub struct Assignment {
     pub progress: Progress,
     pub distance_m: f64,
     pub eta_s: u32,
+    /// The offer it accepted (absent in records older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<OfferId>,
 }
 
 /// What the actor must do next.
@@ -122,6 +125,10 @@ pub struct Dispatch {
     offers_counted: u16,
     searching: bool,
     escalated: Option<EscalationReason>,
+    /// Fresh rounds of units asked for by later alarms (see `rejoin`): each adds the plan's
+    /// units and offer budget once more.
+    #[serde(default)]
+    rounds: u8,
 }
 
 impl Dispatch {
@@ -135,6 +142,7 @@ impl Dispatch {
             offers_counted: 0,
             searching: false,
             escalated: None,
+            rounds: 0,
         }
     }
 
@@ -219,6 +227,7 @@ impl Dispatch {
             progress: Progress::Accepted,
             distance_m: offer.distance_m,
             eta_s: offer.eta_s,
+            offer_id: Some(offer.offer_id),
         });
         if self.missing() == 0 && self.pending.is_empty() {
             self.state = self.state.max_with(IncidentState::Dispatched);
@@ -287,7 +296,9 @@ impl Dispatch {
                 self.state = self.state.max_with(IncidentState::OnScene);
             }
             Progress::Cleared => {
-                if self.assigned.iter().all(|a| a.progress == Progress::Cleared) {
+                // Units still sought for a later alarm keep it open.
+                let more_coming = self.rounds > 0 && (!self.pending.is_empty() || self.searching);
+                if !more_coming && self.assigned.iter().all(|a| a.progress == Progress::Cleared) {
                     self.close(IncidentState::Closed, RevokeReason::Closed, &mut out);
                     out.insert(0, Effect::Ack { state: AckState::Cleared, eta_s: None });
                 }
@@ -307,6 +318,33 @@ impl Dispatch {
         if count > 0 {
             self.searching = true;
             out.push(Effect::FindUnits { count, exclude: self.asked.clone() });
+        }
+        out
+    }
+
+    /// A new alarm joined the incident. Units in `gone` (on it, but their tablets offline)
+    /// are stood down; with `stale` (its units on scene longer than the plan lets a new
+    /// alarm simply join), a fresh round of units is asked for. Either way the incident then
+    /// looks for what is missing, so a new alarm is never left with nobody working it.
+    pub fn rejoin(&mut self, gone: &[UnitId], stale: bool) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if !self.state.is_open() {
+            return out;
+        }
+        for u in gone {
+            if self.assigned.iter().any(|a| &a.unit == u && a.progress != Progress::Cleared) {
+                self.stand_down(u, &mut out);
+            }
+        }
+        if stale {
+            self.rounds = self.rounds.saturating_add(1);
+        }
+        if self.missing() > 0 {
+            if self.budget_left() == 0 {
+                // A dispatcher's decision now: say so again rather than stay silent.
+                self.escalated = None;
+            }
+            self.seek(&mut out);
         }
         out
     }
@@ -423,11 +461,13 @@ impl Dispatch {
     /// Units still to find: required minus accepted minus those with an offer in hand.
     fn missing(&self) -> usize {
         let have = self.assigned.len() + self.pending.len();
-        usize::from(self.plan.units_required).saturating_sub(have)
+        let required = usize::from(self.plan.units_required) * (1 + usize::from(self.rounds));
+        required.saturating_sub(have)
     }
 
     fn budget_left(&self) -> usize {
-        usize::from(self.plan.max_offers.saturating_sub(self.offers_counted))
+        let budget = usize::from(self.plan.max_offers) * (1 + usize::from(self.rounds));
+        budget.saturating_sub(usize::from(self.offers_counted))
     }
 
     fn seek(&mut self, out: &mut Vec<Effect>) {
@@ -737,5 +777,49 @@ mod tests {
         assert_eq!(fx.last(), Some(&Effect::Closed));
         assert_eq!(d.state(), IncidentState::Cancelled);
         assert!(d.cancel().is_empty(), "cancel is idempotent");
+    }
+
+    #[test]
+    fn a_new_alarm_at_an_incident_whose_unit_is_gone_stands_it_down_and_seeks_again() {
+        let mut d = Dispatch::new(plan(1, 10));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0)], 1));
+        d.on_accept(o[0].0).unwrap();
+        d.on_progress(&unit("a"), Progress::OnScene).unwrap();
+        assert!(d.rejoin(&[], false).is_empty(), "a unit working it: the alarm just joins");
+        let fx = d.rejoin(&[unit("a")], false);
+        assert!(fx.contains(&Effect::CancelAssignment { unit: unit("a") }));
+        assert_eq!(find(&fx), Some((1, vec!["a".into()])), "another unit is sought");
+        assert_eq!(d.state(), IncidentState::Dispatching);
+        let o = offers(&d.on_candidates(vec![cand("b", 5.0)], 1));
+        let fx = d.on_accept(o[0].0).unwrap();
+        assert_eq!(fx[0], Effect::Ack { state: AckState::Dispatched, eta_s: Some(0) });
+    }
+
+    #[test]
+    fn a_new_alarm_after_long_on_scene_gets_a_fresh_round_and_keeps_the_incident_open() {
+        let mut d = Dispatch::new(plan(1, 1));
+        d.start();
+        let o = offers(&d.on_candidates(vec![cand("a", 1.0)], 1));
+        d.on_accept(o[0].0).unwrap();
+        d.on_progress(&unit("a"), Progress::OnScene).unwrap();
+        let fx = d.rejoin(&[], true);
+        assert_eq!(find(&fx), Some((1, vec!["a".into()])), "one more unit, within a fresh budget");
+        // The first unit clears while the second is sought: the incident stays open.
+        assert!(d.on_progress(&unit("a"), Progress::Cleared).unwrap().is_empty());
+        assert!(d.state().is_open());
+        let o = offers(&d.on_candidates(vec![cand("b", 5.0)], 1));
+        d.on_accept(o[0].0).unwrap();
+        d.on_progress(&unit("b"), Progress::OnScene).unwrap();
+        let fx = d.on_progress(&unit("b"), Progress::Cleared).unwrap();
+        assert_eq!(fx.last(), Some(&Effect::Closed), "closed once every unit has cleared");
+    }
+
+    #[test]
+    fn a_record_without_rounds_reads_as_none() {
+        let mut v = serde_json::to_value(Dispatch::new(plan(1, 1))).unwrap();
+        v.as_object_mut().unwrap().remove("rounds");
+        let d: Dispatch = serde_json::from_value(v).unwrap();
+        assert_eq!(d.rounds, 0);
     }
 }

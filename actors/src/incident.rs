@@ -13,7 +13,8 @@ use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
 use crate::model::{AckState, IncidentKind, IncidentState, Progress, ResponsePlan};
 use crate::outbound::{
-    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, SiteRef, UnitUpdate,
+    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, Recorded, SiteRef,
+    UnitUpdate, Waiter,
 };
 use crate::refusal::Refusal;
 use crate::router::{FindUnit, FindUnits, Router};
@@ -27,6 +28,8 @@ const SAME_CAMERA_EVERY_S: i64 = 60;
 
 /// How long snapshot updates are gathered before one is published.
 const SNAPSHOT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
+/// How soon a change the writer could not take (its queue full) is handed to it again.
+const JOURNAL_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What an incident is opened with.
 pub struct IncidentSpec {
@@ -53,6 +56,8 @@ pub struct Incident {
     opened: Received,
     dispatch: Dispatch,
     units: HashMap<UnitId, Addr<Unit>>,
+    /// Units on it whose tablets went offline (their last will); back with their presence.
+    away: std::collections::HashSet<UnitId>,
     routes: HashMap<UnitId, Arc<Vec<GeoPoint>>>,
     timers: HashMap<OfferId, SpawnHandle>,
     /// When each offer made expires, for the record (a restart re-arms the timers).
@@ -61,6 +66,10 @@ pub struct Incident {
     last_ack: (AckState, Option<u32>),
     retrying: bool,
     snapshot_due: bool,
+    /// Told once the next recorded state is durable (replies, progress, orders waiting for
+    /// their acknowledgement).
+    waiting: Vec<Waiter>,
+    journal_retry: bool,
     /// Set when picked up after a restart: started() resumes instead of starting.
     restored: bool,
     router: Addr<Router>,
@@ -101,6 +110,7 @@ impl Incident {
             opened: spec.received,
             dispatch: Dispatch::new(spec.plan),
             units: HashMap::new(),
+            away: Default::default(),
             routes: HashMap::new(),
             timers: HashMap::new(),
             expiry: HashMap::new(),
@@ -108,6 +118,8 @@ impl Incident {
             last_ack: (AckState::Received, None),
             retrying: false,
             snapshot_due: false,
+            waiting: Vec::new(),
+            journal_retry: false,
             restored: false,
             router,
             outbox,
@@ -157,6 +169,7 @@ impl Incident {
             opened,
             dispatch: r.state.dispatch,
             units,
+            away: Default::default(),
             routes: HashMap::new(),
             timers: HashMap::new(),
             expiry: r.state.offer_expiry.into_iter().collect(),
@@ -164,6 +177,8 @@ impl Incident {
             last_ack: (last_ack, None),
             retrying: false,
             snapshot_due: false,
+            waiting: Vec::new(),
+            journal_retry: false,
             restored: true,
             router,
             outbox,
@@ -240,7 +255,7 @@ impl Incident {
     fn publish(&mut self, ctx: &mut Context<Self>) {
         if !self.dispatch.state().is_open() {
             let snapshot = Arc::new(self.snapshot());
-            self.journal(&snapshot);
+            self.journal(&snapshot, ctx);
             self.outbox.send(Notify::Closed(snapshot));
             return;
         }
@@ -248,16 +263,25 @@ impl Incident {
             return;
         }
         self.snapshot_due = true;
-        ctx.run_later(SNAPSHOT_COALESCE, |act, _| {
+        ctx.run_later(SNAPSHOT_COALESCE, |act, ctx| {
             act.snapshot_due = false;
             let snapshot = Arc::new(act.snapshot());
-            act.journal(&snapshot);
+            act.journal(&snapshot, ctx);
             act.outbox.send(Notify::Snapshot(snapshot));
         });
     }
 
+    /// What waits for the incident's next recorded state (see `Recorded`).
+    fn recorded(&mut self) -> Recorded {
+        let (waiter, done) = self.outbox.recorded();
+        self.waiting.extend(waiter);
+        done
+    }
+
     /// Hands the incident's state to the record (the database writer), when there is one.
-    fn journal(&self, snapshot: &Arc<IncidentSnapshot>) {
+    /// A writer too far behind to take it gets the state again shortly: the waiters are
+    /// acknowledged late, never early.
+    fn journal(&mut self, snapshot: &Arc<IncidentSnapshot>, ctx: &mut Context<Self>) {
         if !self.outbox.journaling() {
             return;
         }
@@ -267,10 +291,22 @@ impl Incident {
             .iter()
             .filter_map(|p| self.expiry.get(&p.offer_id).map(|at| (p.offer_id, *at)))
             .collect();
-        self.outbox.record(IncidentRecord {
+        let record = IncidentRecord {
             snapshot: snapshot.clone(),
             state: DispatchState { dispatch: self.dispatch.clone(), offer_expiry },
-        });
+            waiters: std::mem::take(&mut self.waiting),
+        };
+        if let Err(back) = self.outbox.record(record) {
+            self.waiting = back;
+            if !self.journal_retry && self.dispatch.state().is_open() {
+                self.journal_retry = true;
+                ctx.run_later(JOURNAL_RETRY, |act, ctx| {
+                    act.journal_retry = false;
+                    let snapshot = Arc::new(act.snapshot());
+                    act.journal(&snapshot, ctx);
+                });
+            }
+        }
     }
 
     /// Acks every button whose alarm still stands once, naming its latest alarm.
@@ -325,20 +361,7 @@ impl Incident {
                 let Some(addr) = self.units.get(&unit).cloned() else {
                     return;
                 };
-                let offer = OfferOut {
-                    offer_id,
-                    incident_id: self.id,
-                    priority: self.dispatch.plan().priority,
-                    kind: self.kind,
-                    location: self.location,
-                    site: self.site.clone(),
-                    summary: self.summary(),
-                    distance_m: distance_m.round(),
-                    eta_s: Some(eta_s),
-                    expires_at: Utc::now() + expires_in,
-                    route: self.routes.get(&unit).cloned(),
-                    wanted: self.wanted.clone(),
-                };
+                let offer = self.offer_out(offer_id, &unit, distance_m, eta_s, Utc::now() + expires_in);
                 self.expiry.retain(|id, _| self.dispatch.pending().iter().any(|p| p.offer_id == *id));
                 self.expiry.insert(offer_id, offer.expires_at);
                 let timer = ctx.run_later(expires_in, move |act, ctx| {
@@ -402,6 +425,31 @@ impl Incident {
                 }
                 ctx.stop();
             }
+        }
+    }
+
+    /// An offer as the unit's tablet gets it.
+    fn offer_out(
+        &self,
+        offer_id: OfferId,
+        unit: &UnitId,
+        distance_m: f64,
+        eta_s: u32,
+        expires_at: DateTime<Utc>,
+    ) -> OfferOut {
+        OfferOut {
+            offer_id,
+            incident_id: self.id,
+            priority: self.dispatch.plan().priority,
+            kind: self.kind,
+            location: self.location,
+            site: self.site.clone(),
+            summary: self.summary(),
+            distance_m: distance_m.round(),
+            eta_s: Some(eta_s),
+            expires_at,
+            route: self.routes.get(unit).cloned(),
+            wanted: self.wanted.clone(),
         }
     }
 
@@ -494,9 +542,10 @@ impl Actor for Incident {
     }
 }
 
-/// A unit's answer to one of this incident's offers.
+/// A unit's answer to one of this incident's offers; answered with when the change it
+/// made is recorded.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), Refusal>")]
+#[rtype(result = "Result<Recorded, Refusal>")]
 pub struct OfferAnswer {
     pub offer_id: OfferId,
     pub unit: UnitId,
@@ -505,7 +554,7 @@ pub struct OfferAnswer {
 }
 
 impl Handler<OfferAnswer> for Incident {
-    type Result = Result<(), Refusal>;
+    type Result = Result<Recorded, Refusal>;
 
     fn handle(&mut self, msg: OfferAnswer, ctx: &mut Self::Context) -> Self::Result {
         if let Some(t) = self.timers.remove(&msg.offer_id) {
@@ -515,22 +564,24 @@ impl Handler<OfferAnswer> for Incident {
             Answer::Accept => {
                 let fx = self.dispatch.on_accept(msg.offer_id)?;
                 self.record_at(msg.received, "reply_accept", Some(msg.unit), None, None);
+                let done = self.recorded();
                 self.apply(fx, ctx);
-                return Ok(());
+                return Ok(done);
             }
             Answer::Decline { reason } => ("reply_decline", OfferEnd::Declined, reason),
             Answer::Gone => ("unit_offline", OfferEnd::UnitGone, None),
         };
         let fx = self.dispatch.on_offer_ended(msg.offer_id, how)?;
         self.record_at(msg.received, event, Some(msg.unit), None, detail);
+        let done = self.recorded();
         self.apply(fx, ctx);
-        Ok(())
+        Ok(done)
     }
 }
 
-/// A unit on this incident reports progress.
+/// A unit on this incident reports progress; answered with when it is recorded.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), DispatchError>")]
+#[rtype(result = "Result<Recorded, DispatchError>")]
 pub struct UnitProgress {
     pub unit: UnitId,
     pub progress: Progress,
@@ -538,7 +589,7 @@ pub struct UnitProgress {
 }
 
 impl Handler<UnitProgress> for Incident {
-    type Result = Result<(), DispatchError>;
+    type Result = Result<Recorded, DispatchError>;
 
     fn handle(&mut self, msg: UnitProgress, ctx: &mut Self::Context) -> Self::Result {
         let fx = self.dispatch.on_progress(&msg.unit, msg.progress)?;
@@ -549,8 +600,9 @@ impl Handler<UnitProgress> for Incident {
             Progress::Cleared => "unit_cleared",
         };
         self.record_at(msg.received, event, Some(msg.unit), None, None);
+        let done = self.recorded();
         self.apply(fx, ctx);
-        Ok(())
+        Ok(done)
     }
 }
 
@@ -574,7 +626,51 @@ impl Handler<Join> for Incident {
             self.ack_one(&msg.raiser, self.last_ack.0, self.last_ack.1);
         }
         self.raised_by.push(msg.raiser);
+        // Joinable as it is while units are coming or have been on scene only a short while
+        // (docs/dispatch.md); otherwise the new alarm gets units of its own.
+        let working: Vec<UnitId> = self
+            .dispatch
+            .assigned()
+            .iter()
+            .filter(|a| a.progress != Progress::Cleared)
+            .map(|a| a.unit.clone())
+            .collect();
+        let gone: Vec<UnitId> = working.iter().filter(|u| self.away.contains(*u)).cloned().collect();
+        let on_scene_since = self.timeline.iter().find(|e| e.event == "on_scene").map(|e| e.at);
+        let stale = self.dispatch.state() == IncidentState::OnScene
+            && on_scene_since.is_some_and(|at| {
+                (Utc::now() - at).to_std().unwrap_or_default() > self.dispatch.plan().on_scene_joinable
+            });
+        if !gone.is_empty() || stale {
+            let detail = match (gone.is_empty(), stale) {
+                (false, _) => {
+                    format!("units gone: {}", gone.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", "))
+                }
+                _ => "on scene too long for a new alarm to join".to_owned(),
+            };
+            self.record("redispatch", None, Some(detail));
+            let fx = self.dispatch.rejoin(&gone, stale);
+            self.apply(fx, ctx);
+            return;
+        }
         self.publish(ctx);
+    }
+}
+
+/// From a unit on this incident: its tablet went offline (its last will).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct UnitAway {
+    pub unit: UnitId,
+}
+
+impl Handler<UnitAway> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnitAway, _: &mut Self::Context) {
+        if self.dispatch.assigned().iter().any(|a| a.unit == msg.unit) {
+            self.away.insert(msg.unit);
+        }
     }
 }
 
@@ -661,9 +757,10 @@ pub enum OrderError {
     UnitUnavailable(UnitId),
 }
 
-/// A dispatcher's order, answered with the incident as it stands after it.
+/// A dispatcher's order, answered with the incident as it stands after it and when that
+/// is recorded.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<IncidentSnapshot, OrderError>")]
+#[rtype(result = "Result<(IncidentSnapshot, Recorded), OrderError>")]
 pub struct DispatcherOrder {
     pub order: Order,
     /// The signed-in user, for the timeline.
@@ -672,7 +769,7 @@ pub struct DispatcherOrder {
 
 impl Handler<DispatcherOrder> for Incident {
     // A cancel answers at once: the actor stops with it, and would drop a pending future.
-    type Result = ActorResponse<Self, Result<IncidentSnapshot, OrderError>>;
+    type Result = ActorResponse<Self, Result<(IncidentSnapshot, Recorded), OrderError>>;
 
     fn handle(&mut self, msg: DispatcherOrder, ctx: &mut Self::Context) -> Self::Result {
         let by = msg.by;
@@ -683,8 +780,9 @@ impl Handler<DispatcherOrder> for Incident {
                 }
                 self.record("cancelled_by_dispatcher", None, Some(format!("{by}: {reason}")));
                 let fx = self.dispatch.cancel();
+                let done = self.recorded();
                 self.apply(fx, ctx);
-                ActorResponse::reply(Ok(self.snapshot()))
+                ActorResponse::reply(Ok((self.snapshot(), done)))
             }
             Order::Assign { unit, replace } => {
                 // Refused before asking the router, and checked again when it answers.
@@ -709,10 +807,39 @@ impl Handler<DispatcherOrder> for Incident {
                         None => format!("by {by}"),
                     };
                     act.record("assigned_by_dispatcher", Some(unit), Some(detail));
+                    let done = act.recorded();
                     act.apply(fx, ctx);
-                    Ok(act.snapshot())
+                    Ok((act.snapshot(), done))
                 }))
             }
+        }
+    }
+}
+
+/// A unit's tablet is back (it reconnected, or kuzet restarted): it hears again what it
+/// holds of this incident. A pending offer is sent again as it stands (same id, same
+/// expiry); a unit on the incident gets the incident's snapshot again.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Remind {
+    pub unit: UnitId,
+}
+
+impl Handler<Remind> for Incident {
+    type Result = ();
+
+    fn handle(&mut self, msg: Remind, ctx: &mut Self::Context) {
+        self.away.remove(&msg.unit);
+        if let Some(p) = self.dispatch.pending().iter().find(|p| p.unit == msg.unit).cloned() {
+            let Some(expires_at) = self.expiry.get(&p.offer_id).copied() else { return };
+            if expires_at <= Utc::now() {
+                return;
+            }
+            let offer = self.offer_out(p.offer_id, &p.unit, p.distance_m, p.eta_s, expires_at);
+            tracing::info!(incident_id = %self.id, unit_id = %p.unit, offer_id = %p.offer_id, "offer sent again");
+            self.outbox.send(Notify::Offer { unit: p.unit, offer });
+        } else if self.dispatch.assigned().iter().any(|a| a.unit == msg.unit) {
+            self.publish(ctx);
         }
     }
 }

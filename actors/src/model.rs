@@ -145,6 +145,15 @@ pub struct ResponsePlan {
     pub max_offers: u16,
     #[serde(with = "secs")]
     pub offer_timeout: Duration,
+    /// How long after its first unit is on scene a new alarm at the site still joins the
+    /// incident as it is. Later, a new alarm means something more is happening there: the
+    /// incident asks for a fresh round of units.
+    #[serde(with = "secs", default = "default_on_scene_joinable")]
+    pub on_scene_joinable: Duration,
+}
+
+fn default_on_scene_joinable() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl ResponsePlan {
@@ -157,6 +166,7 @@ impl ResponsePlan {
                 units_required: 2,
                 max_offers: 10,
                 offer_timeout: Duration::from_secs(20),
+                on_scene_joinable: default_on_scene_joinable(),
             },
         }
     }
@@ -167,6 +177,7 @@ impl ResponsePlan {
             units_required: 2,
             max_offers: 10,
             offer_timeout: Duration::from_secs(15),
+            on_scene_joinable: default_on_scene_joinable(),
         }
     }
 }

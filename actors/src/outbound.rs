@@ -206,10 +206,59 @@ pub struct DispatchState {
 }
 
 /// One change of an incident, for the record.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IncidentRecord {
     pub snapshot: Arc<IncidentSnapshot>,
     pub state: DispatchState,
+    /// Told once this state is durable: the device messages and orders that led to it are
+    /// acknowledged then, not before.
+    pub waiters: Vec<Waiter>,
+}
+
+/// Completes once a change is in the record (the database, or the fsynced spool while the
+/// database is away). Whoever acknowledges a device's message or a dispatcher's order waits
+/// for it first; a change that was never recorded is never acknowledged, so the device
+/// sends it again.
+#[derive(Debug)]
+pub struct Recorded(Option<tokio::sync::oneshot::Receiver<()>>);
+
+/// The recording side of a `Recorded`: sent when durable, dropped when not.
+pub type Waiter = tokio::sync::oneshot::Sender<()>;
+
+impl From<tokio::sync::oneshot::Receiver<()>> for Recorded {
+    fn from(rx: tokio::sync::oneshot::Receiver<()>) -> Self {
+        Self(Some(rx))
+    }
+}
+
+impl Recorded {
+    /// Nothing to wait for: no record is kept, or nothing changed.
+    pub fn now() -> Self {
+        Self(None)
+    }
+
+    pub fn pair() -> (Waiter, Self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (tx, Self(Some(rx)))
+    }
+
+    /// True once recorded; false when the change was lost before it was recorded.
+    pub async fn wait(self) -> bool {
+        match self.0 {
+            None => true,
+            Some(rx) => rx.await.is_ok(),
+        }
+    }
+}
+
+/// A unit's status as the tablet last reported it, for the record (restored after a restart:
+/// a unit off duty stays off duty).
+#[derive(Debug)]
+pub struct UnitStatusRecord {
+    pub unit: UnitId,
+    pub status: crate::model::UnitStatus,
+    pub at: DateTime<Utc>,
+    pub waiter: Option<Waiter>,
 }
 
 /// A unit as the console's map shows it. Plain values: passing one on allocates nothing.
@@ -235,14 +284,21 @@ pub trait Board: Send + Sync + 'static {
 /// Where the actors' record goes (the database writer). Must not block: it is called on
 /// the actors' thread.
 pub trait Journal: Send + Sync + 'static {
-    fn incident(&self, record: IncidentRecord);
+    /// Takes the incident's state, or hands its waiters back when the writer cannot take
+    /// it now (its queue is full): the incident tries again shortly with its state as it is
+    /// then.
+    fn incident(&self, record: IncidentRecord) -> Result<(), Vec<Waiter>>;
+    /// Takes a unit's status; false when the writer cannot take it now (its waiter is
+    /// dropped: the message is not acknowledged, and the tablet sends it again).
+    fn unit_status(&self, _record: UnitStatusRecord) -> bool {
+        true
+    }
     fn sighting(&self, _record: SightingRecord) {}
     fn integrity(&self, _alert: Arc<IntegrityAlert>) {}
 }
 
-/// A handle the actors publish through. The adapter behind it never blocks, so a full
-/// mailbox means the process is overloaded: the notification is dropped, logged and counted,
-/// and the incident's own timers (offer expiry, escalation) still move it on.
+/// A handle the actors publish through. Nothing handed to it is dropped while the adapter
+/// lives: the adapter's mailbox is where notifications wait while the broker is slow or away.
 #[derive(Clone)]
 pub struct Outbox {
     to: Recipient<Notify>,
@@ -278,10 +334,27 @@ impl Outbox {
         self.journal.is_some()
     }
 
-    pub fn record(&self, record: IncidentRecord) {
-        if let Some(j) = &self.journal {
-            j.incident(record);
+    pub fn record(&self, record: IncidentRecord) -> Result<(), Vec<Waiter>> {
+        match &self.journal {
+            Some(j) => j.incident(record),
+            None => Ok(()),
         }
+    }
+
+    pub fn record_unit_status(&self, record: UnitStatusRecord) -> bool {
+        match &self.journal {
+            Some(j) => j.unit_status(record),
+            None => true,
+        }
+    }
+
+    /// A `Recorded` for the next change handed to the journal; `Recorded::now()` without one.
+    pub fn recorded(&self) -> (Option<Waiter>, Recorded) {
+        if self.journal.is_none() {
+            return (None, Recorded::now());
+        }
+        let (tx, rx) = Recorded::pair();
+        (Some(tx), rx)
     }
 
     pub fn record_sighting(&self, record: SightingRecord) {
@@ -296,14 +369,20 @@ impl Outbox {
         }
     }
 
+    /// Hands a notification to the adapter. A full mailbox does not drop it: what must reach
+    /// a device (an offer, an ack) waits there, past the nominal capacity, until the adapter
+    /// has handed it to the broker; the adapter's backlog is counted there. Only an adapter
+    /// that is gone (the process stopping) loses it.
     pub fn send(&self, n: Notify) {
-        if let Err(e) = self.to.try_send(n) {
+        if !self.to.connected() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "outbound notification dropped");
+            tracing::error!("outbound notification dropped: the adapter is gone");
+            return;
         }
+        self.to.do_send(n);
     }
 
-    /// Notifications dropped because the adapter's mailbox was full or gone.
+    /// Notifications dropped because the adapter was gone.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

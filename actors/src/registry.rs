@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use crate::button::{PanicButton, Remember};
+use crate::button::{AlarmEnded, PanicButton, Remember};
 use crate::camera::{Camera, CameraSpec};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, PersonId, SiteId, UnitId};
@@ -18,7 +18,7 @@ use crate::incident::{
     GetSnapshot, Incident, IncidentOver, IncidentSnapshot, IncidentSpec, Join, Note, Raiser,
     RestoredIncident, Sighted, SightingRef, WantedRef,
 };
-use crate::model::{IncidentKind, Progress, ResponsePlan};
+use crate::model::{AckState, IncidentKind, IncidentState, Progress, ResponsePlan, UnitStatus};
 use crate::outbound::{Outbox, Received, SiteRef};
 use crate::router::{RegisterUnit, Router};
 use crate::unit::{Position, Restore, Unit};
@@ -158,10 +158,13 @@ pub struct Restored {
     /// Alarms recorded while their incident was not (the process stopped in between):
     /// their incidents are opened again, with the same ids.
     pub orphans: Vec<OrphanAlarm>,
-    /// Recent alarms of incidents that are over, so that a redelivery is not a new incident.
-    pub recent_alarms: Vec<(ButtonId, AlarmId, IncidentId)>,
+    /// Recent alarms of incidents that are over and how each ended, so that a redelivery is
+    /// not a new incident and the button can be told again.
+    pub recent_alarms: Vec<(ButtonId, AlarmId, IncidentId, AckState)>,
     /// Units' last known positions.
     pub positions: Vec<(UnitId, GeoPoint, DateTime<Utc>)>,
+    /// Units' last reported statuses.
+    pub statuses: Vec<(UnitId, UnitStatus, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,7 +247,9 @@ impl Actor for Registry {
         for s in devices.sites {
             for b in s.buttons {
                 button_sites.insert(b.id.clone(), s.id.clone());
-                let addr = PanicButton::new(b.id.clone(), s.id.clone(), b.room, me.clone()).start();
+                let addr =
+                    PanicButton::new(b.id.clone(), s.id.clone(), b.room, me.clone(), self.outbox.clone())
+                        .start();
                 inner.buttons.insert(b.id, addr);
             }
             self.sites.insert(s.id, Site { name: s.name, location: s.location });
@@ -275,6 +280,11 @@ impl Actor for Registry {
 impl Registry {
     fn restore(&mut self, r: Restored, button_sites: &HashMap<ButtonId, SiteId>, ctx: &mut Context<Self>) {
         let (n_incidents, n_orphans, n_positions) = (r.incidents.len(), r.orphans.len(), r.positions.len());
+        for (unit, status, at) in r.statuses {
+            if let Some(addr) = self.directory.unit(unit.as_str()) {
+                addr.do_send(Restore::Status { status, at });
+            }
+        }
         for (unit, point, at) in r.positions {
             if let Some(addr) = self.directory.unit(unit.as_str()) {
                 addr.do_send(Position {
@@ -297,7 +307,7 @@ impl Registry {
                 .assigned()
                 .iter()
                 .filter(|a| a.progress != Progress::Cleared)
-                .map(|a| a.unit.clone())
+                .map(|a| (a.unit.clone(), a.offer_id))
                 .collect();
             let raisers: Vec<_> = s.raised_by.iter().map(|r| (r.button.clone(), r.alarm_id)).collect();
             let units = pending
@@ -323,14 +333,19 @@ impl Registry {
                     });
                 }
             }
-            for unit in on_it {
+            for (unit, offer_id) in on_it {
                 if let Some(u) = self.directory.unit(unit.as_str()) {
-                    u.do_send(Restore::OnIncident { incident_id: id, incident: addr.clone() });
+                    u.do_send(Restore::OnIncident { incident_id: id, incident: addr.clone(), offer_id });
                 }
             }
             for (button, alarm_id) in raisers {
                 if let Some(b) = self.directory.button(button.as_str()) {
-                    b.do_send(Remember { alarm_id, incident_id: id, incident: Some(addr.clone()) });
+                    b.do_send(Remember {
+                        alarm_id,
+                        incident_id: id,
+                        incident: Some(addr.clone()),
+                        ended: None,
+                    });
                 }
             }
             if let Some(site) = site {
@@ -356,12 +371,13 @@ impl Registry {
                     alarm_id,
                     incident_id: opened.incident_id,
                     incident: Some(opened.addr),
+                    ended: None,
                 });
             }
         }
-        for (button, alarm_id, incident_id) in r.recent_alarms {
+        for (button, alarm_id, incident_id, ended) in r.recent_alarms {
             if let Some(b) = self.directory.button(button.as_str()) {
-                b.do_send(Remember { alarm_id, incident_id, incident: None });
+                b.do_send(Remember { alarm_id, incident_id, incident: None, ended: Some(ended) });
             }
         }
         if n_incidents + n_orphans + n_positions > 0 {
@@ -440,6 +456,15 @@ impl Handler<IncidentOver> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: IncidentOver, _: &mut Self::Context) {
+        let state = match msg.snapshot.state {
+            IncidentState::Cancelled => AckState::Cancelled,
+            _ => AckState::Cleared,
+        };
+        for r in &msg.snapshot.raised_by {
+            if let Some(b) = self.directory.button(r.button.as_str()) {
+                b.do_send(AlarmEnded { incident_id: msg.incident_id, state });
+            }
+        }
         self.open.remove(&msg.incident_id);
         self.open_by_site.retain(|_, (id, _)| *id != msg.incident_id);
         self.open_by_person.retain(|_, (id, _)| *id != msg.incident_id);

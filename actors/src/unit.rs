@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use crate::dispatch::RevokeReason;
 use crate::geo::GeoPoint;
 use crate::ids::{IncidentId, OfferId, UnitId};
-use crate::incident::{Incident, OfferAnswer, UnitProgress};
+use crate::incident::{Incident, OfferAnswer, Remind, UnitAway, UnitProgress};
 use crate::model::{Progress, UnitStatus};
-use crate::outbound::{Notify, OfferOut, Outbox, Received, UnitUpdate};
+use crate::outbound::{Notify, OfferOut, Outbox, Received, Recorded, UnitStatusRecord, UnitUpdate};
 use crate::refusal::Refusal;
 use crate::router::{Router, UnitState};
 
@@ -23,12 +23,17 @@ struct HeldOffer {
 struct OnIncident {
     incident_id: IncidentId,
     incident: Addr<Incident>,
+    /// The offer accepted for it, when known: the same accept delivered again is answered
+    /// as it was the first time.
+    offer_id: Option<OfferId>,
 }
 
 pub struct Unit {
     id: UnitId,
     callsign: String,
     status: UnitStatus,
+    /// When the tablet reported `status` (an older report delivered late changes nothing).
+    status_at: Option<DateTime<Utc>>,
     /// None until the tablet says; a unit that reports positions is taken to be online.
     online: Option<bool>,
     position: Option<(GeoPoint, DateTime<Utc>)>,
@@ -56,6 +61,7 @@ impl Unit {
             id,
             callsign,
             status: UnitStatus::Available,
+            status_at: None,
             online: None,
             position: None,
             motion: (None, None),
@@ -145,20 +151,32 @@ impl Handler<Position> for Unit {
     }
 }
 
-/// `kuzet/v1/units/{id}/status`.
+/// `kuzet/v1/units/{id}/status`; answered with when it is recorded.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
+#[rtype(result = "Recorded")]
 pub struct StatusReport {
     pub status: UnitStatus,
+    pub at: DateTime<Utc>,
 }
 
 impl Handler<StatusReport> for Unit {
-    type Result = ();
+    type Result = MessageResult<StatusReport>;
 
-    fn handle(&mut self, msg: StatusReport, _: &mut Self::Context) {
+    fn handle(&mut self, msg: StatusReport, _: &mut Self::Context) -> Self::Result {
         self.attended();
+        if self.status_at.is_some_and(|last| msg.at < last) {
+            return MessageResult(Recorded::now());
+        }
         self.status = msg.status;
+        self.status_at = Some(msg.at);
         self.report(None);
+        let (waiter, done) = self.outbox.recorded();
+        let record = UnitStatusRecord { unit: self.id.clone(), status: msg.status, at: msg.at, waiter };
+        if !self.outbox.record_unit_status(record) {
+            // Not acknowledged, so the tablet sends it again.
+            tracing::error!(unit_id = %self.id, "writer queue full: a unit status was not recorded");
+        }
+        MessageResult(done)
     }
 }
 
@@ -172,8 +190,19 @@ impl Handler<Online> for Unit {
 
     fn handle(&mut self, msg: Online, _: &mut Self::Context) {
         self.online = Some(msg.0);
-        if !msg.0 {
+        if msg.0 {
+            // Back (or kuzet restarted and hears its retained presence): the tablet may have
+            // missed what it holds while away.
+            let holds =
+                self.offer.as_ref().map(|o| &o.incident).or(self.incident.as_ref().map(|i| &i.incident));
+            if let Some(incident) = holds {
+                incident.do_send(Remind { unit: self.id.clone() });
+            }
+        } else {
             tracing::warn!(unit_id = %self.id, "unit tablet offline");
+            if let Some(on) = &self.incident {
+                on.incident.do_send(UnitAway { unit: self.id.clone() });
+            }
             if let Some(held) = self.offer.take() {
                 held.incident.do_send(OfferAnswer {
                     offer_id: held.offer_id,
@@ -225,9 +254,9 @@ pub enum Answer {
     Gone,
 }
 
-/// `kuzet/v1/units/{id}/reply`.
+/// `kuzet/v1/units/{id}/reply`; answered with when the incident's change is recorded.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), Refusal>")]
+#[rtype(result = "Result<Recorded, Refusal>")]
 pub struct Reply {
     pub offer_id: OfferId,
     pub accept: bool,
@@ -236,13 +265,18 @@ pub struct Reply {
 }
 
 impl Handler<Reply> for Unit {
-    type Result = ResponseActFuture<Self, Result<(), Refusal>>;
+    type Result = ResponseActFuture<Self, Result<Recorded, Refusal>>;
 
     fn handle(&mut self, msg: Reply, _: &mut Self::Context) -> Self::Result {
         let held = match self.offer.take() {
             Some(h) if h.offer_id == msg.offer_id => h,
             other => {
                 self.offer = other;
+                // The accept of the incident this unit is on, delivered again (its
+                // acknowledgement was lost): it stands.
+                if msg.accept && self.incident.as_ref().is_some_and(|on| on.offer_id == Some(msg.offer_id)) {
+                    return Box::pin(fut::ready(Ok(Recorded::now())));
+                }
                 return Box::pin(fut::ready(Err(Refusal::NotYourOffer(msg.offer_id))));
             }
         };
@@ -256,10 +290,15 @@ impl Handler<Reply> for Unit {
             answer,
             received: msg.received,
         });
+        let offer_id = msg.offer_id;
         Box::pin(sent.into_actor(self).map(move |res, act, _| {
             let res = res.map_err(Refusal::from).and_then(|r| r);
             if accepted && res.is_ok() {
-                act.incident = Some(OnIncident { incident_id: held.incident_id, incident: held.incident });
+                act.incident = Some(OnIncident {
+                    incident_id: held.incident_id,
+                    incident: held.incident,
+                    offer_id: Some(offer_id),
+                });
             }
             act.report(None);
             res
@@ -267,9 +306,9 @@ impl Handler<Reply> for Unit {
     }
 }
 
-/// `kuzet/v1/units/{id}/progress`.
+/// `kuzet/v1/units/{id}/progress`; answered with when it is recorded.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), Refusal>")]
+#[rtype(result = "Result<Recorded, Refusal>")]
 pub struct ProgressReport {
     pub incident_id: IncidentId,
     pub progress: Progress,
@@ -277,7 +316,7 @@ pub struct ProgressReport {
 }
 
 impl Handler<ProgressReport> for Unit {
-    type Result = ResponseActFuture<Self, Result<(), Refusal>>;
+    type Result = ResponseActFuture<Self, Result<Recorded, Refusal>>;
 
     fn handle(&mut self, msg: ProgressReport, _: &mut Self::Context) -> Self::Result {
         self.attended();
@@ -360,7 +399,8 @@ impl Handler<IncidentEnded> for Unit {
 #[rtype(result = "()")]
 pub enum Restore {
     Offer { offer_id: OfferId, incident_id: IncidentId, incident: Addr<Incident> },
-    OnIncident { incident_id: IncidentId, incident: Addr<Incident> },
+    OnIncident { incident_id: IncidentId, incident: Addr<Incident>, offer_id: Option<OfferId> },
+    Status { status: UnitStatus, at: DateTime<Utc> },
 }
 
 impl Handler<Restore> for Unit {
@@ -371,8 +411,14 @@ impl Handler<Restore> for Unit {
             Restore::Offer { offer_id, incident_id, incident } => {
                 self.offer = Some(HeldOffer { offer_id, incident_id, incident });
             }
-            Restore::OnIncident { incident_id, incident } => {
-                self.incident = Some(OnIncident { incident_id, incident });
+            Restore::OnIncident { incident_id, incident, offer_id } => {
+                self.incident = Some(OnIncident { incident_id, incident, offer_id });
+            }
+            Restore::Status { status, at } => {
+                if self.status_at.is_none_or(|last| last <= at) {
+                    self.status = status;
+                    self.status_at = Some(at);
+                }
             }
         }
         self.report(None);

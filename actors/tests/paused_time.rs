@@ -201,7 +201,7 @@ async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() 
     assert_eq!(router.send(AvailableCount).await.unwrap(), 1, "only far is offered work now");
 
     // The officer touches the tablet: near is back in the rotation.
-    near.send(StatusReport { status: UnitStatus::Available }).await.unwrap();
+    near.send(StatusReport { status: UnitStatus::Available, at: chrono::Utc::now() }).await.unwrap();
     let view = near.send(GetUnit).await.unwrap();
     assert!(!view.unresponsive && view.eligible, "{view:?}");
     while router.send(AvailableCount).await.unwrap() < 2 {

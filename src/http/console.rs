@@ -219,8 +219,8 @@ async fn order(
     let by = session::user(req).username;
     let gone = || ApiError::NotFound(format!("no open incident {id}"));
     let incident = s.registry.send(IncidentAddr(id)).await.ok().flatten().ok_or_else(gone)?;
-    let snapshot = match incident.send(DispatcherOrder { order, by: by.clone() }).await {
-        Ok(Ok(snap)) => snap,
+    let (snapshot, recorded) = match incident.send(DispatcherOrder { order, by: by.clone() }).await {
+        Ok(Ok(done)) => done,
         Ok(Err(e)) => return Err(ApiError::Conflict(e.to_string())),
         // The incident ended (and its actor stopped) while the order was on its way.
         Err(_) => return Err(gone()),
@@ -232,5 +232,9 @@ async fn order(
         .bind(detail)
         .execute(pool)
         .await?;
+    // Answered only once the order's effect is in the record: a 200 survives a restart.
+    if !recorded.wait().await {
+        return Err(ApiError::Unavailable("the order was carried out but could not be recorded".into()));
+    }
     Ok(HttpResponse::Ok().json(snapshot))
 }

@@ -25,10 +25,13 @@ pub enum RejectCode {
     UnknownDevice,
     Refused,
     Overloaded,
+    /// A retained message replayed by the broker: only `online` may be retained; a stored
+    /// alarm, reply or report is old news and is not acted on.
+    Retained,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 8] = [
+    pub const ALL: [RejectCode; 9] = [
         RejectCode::BadTopic,
         RejectCode::BadId,
         RejectCode::Oversize,
@@ -37,6 +40,7 @@ impl RejectCode {
         RejectCode::UnknownDevice,
         RejectCode::Refused,
         RejectCode::Overloaded,
+        RejectCode::Retained,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -49,6 +53,7 @@ impl RejectCode {
             RejectCode::UnknownDevice => "unknown_device",
             RejectCode::Refused => "refused",
             RejectCode::Overloaded => "overloaded",
+            RejectCode::Retained => "retained",
         }
     }
 }
@@ -161,7 +166,6 @@ struct PositionIn {
 
 #[derive(Deserialize)]
 struct StatusIn {
-    #[allow(dead_code)]
     at: DateTime<Utc>,
     status: UnitStatus,
 }
@@ -303,7 +307,7 @@ pub fn decode(
         }
         Channel::Status => {
             let s: StatusIn = json(payload)?;
-            Message::Status(StatusReport { status: s.status })
+            Message::Status(StatusReport { status: s.status, at: s.at })
         }
         Channel::Reply => {
             let r: ReplyIn = json(payload)?;

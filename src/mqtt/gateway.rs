@@ -6,11 +6,14 @@
 //!
 //! Alarms come on a connection of their own (`topics::ALARM_SUBSCRIPTIONS`) with manual
 //! acknowledgements: an alarm is acknowledged (PUBACK) only once the writer has made it
-//! durable; until then the broker keeps it and delivers it again if kuzet stops. Everything
-//! else comes on the main connection, acknowledged by the client on receipt: thousands of
-//! positions a second would starve manual acks in the client's request queue, and alarms do
-//! not wait behind them in the broker's queue for kuzet. What kuzet publishes goes out on a
-//! third connection (`drive_outbound`), for the same reason.
+//! durable; until then the broker keeps it and delivers it again if kuzet stops. Tablets'
+//! replies, progress and status come the same way on a second one
+//! (`topics::UNIT_SUBSCRIPTIONS`), acknowledged once the change they made is recorded, so
+//! an alarm never waits behind them. Everything else (positions, heartbeats, presence,
+//! detections) comes on the main connection, acknowledged by the client on receipt:
+//! thousands of positions a second would starve manual acks in the client's request queue.
+//! What kuzet publishes goes out on a connection of its own (`drive_outbound`), for the same
+//! reason, and is never dropped: a full client queue makes the gateway wait.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,11 +22,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use kuzet_actors::button::{AlarmOutcome, ButtonOnline, Heartbeat};
 use kuzet_actors::camera::HealthReport;
-use kuzet_actors::outbound::{Notify, Received};
+use kuzet_actors::outbound::{Notify, Received, Recorded};
 use kuzet_actors::registry::Directory;
 use kuzet_actors::unit::Online;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS, SubscribeFilter};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::codec::{self, Message, Reject, RejectCode, RejectOut};
 use super::topics::{self, DeviceKind};
@@ -53,7 +56,8 @@ impl Actor for Gateway {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Handling a Notify is a non-blocking enqueue; the outbox drops and counts on overflow.
+        // The outbox sends past this capacity (nothing it hands over is dropped); while the
+        // client's queue is full the gateway waits, and notifications wait here in order.
         ctx.set_mailbox_capacity(8192);
     }
 }
@@ -61,7 +65,7 @@ impl Actor for Gateway {
 impl Handler<Notify> for Gateway {
     type Result = ();
 
-    fn handle(&mut self, msg: Notify, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Notify, ctx: &mut Self::Context) {
         let out = match codec::encode(&msg) {
             Ok(o) => o,
             Err(e) => {
@@ -74,24 +78,42 @@ impl Handler<Notify> for Gateway {
             hub.offer(&msg, &out.payload);
         }
         let clear = out.then_clear_retained.then(|| out.topic.clone());
-        self.publish(out.topic, out.retain, out.payload);
+        self.publish(out.topic, out.retain, out.payload, ctx);
         if let Some(topic) = clear {
-            self.publish(topic, true, Vec::new());
+            self.publish(topic, true, Vec::new(), ctx);
         }
     }
 }
 
 impl Gateway {
-    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) {
-        match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+    /// Hands a publish to the client. When its queue is full (the broker slow or away), the
+    /// gateway waits until there is room before it handles the next notification: what
+    /// must reach a device is kept, in order, until the broker has it.
+    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>, ctx: &mut Context<Self>) {
+        let p = match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
             Ok(()) => {
                 self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                return;
             }
+            Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) if !p.topic.is_empty() => p,
             Err(e) => {
                 self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "publish not queued");
+                return;
             }
-        }
+        };
+        self.metrics.publish_waited.fetch_add(1, Ordering::Relaxed);
+        let (client, metrics) = (self.client.clone(), self.metrics.clone());
+        ctx.wait(
+            async move {
+                match client.publish_bytes(p.topic, p.qos, p.retain, p.payload).await {
+                    Ok(()) => metrics.published.fetch_add(1, Ordering::Relaxed),
+                    // The event loop is gone: the process is stopping.
+                    Err(_) => metrics.publish_failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+            .into_actor(self),
+        );
     }
 }
 
@@ -118,9 +140,6 @@ pub struct Listener {
     /// Matches edge cameras' faces against the watchlist.
     pub matcher: Option<Arc<crate::vision::Matcher>>,
 }
-
-/// When an alarm is durable; None for messages that are acknowledged when handled.
-type Durable = Option<oneshot::Receiver<()>>;
 
 /// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
 /// payloads to arrive (so they can be refused with a reason rather than break the link).
@@ -166,18 +185,15 @@ impl Listener {
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     self.metrics.received.fetch_add(1, Ordering::Relaxed);
-                    let durable = self.deliver(&p.topic, &p.payload).await;
+                    let recorded = self.deliver(&p.topic, &p.payload, p.retain).await;
                     if self.manual_acks {
                         // Off this task: it is the one that polls the client, which must run
                         // for the acknowledgement to be sent.
                         let client = self.client.clone();
                         actix::spawn(async move {
-                            // A dropped sender: the alarm is not durable; no ack, so the
-                            // broker delivers it again.
-                            if let Some(d) = durable {
-                                if d.await.is_err() {
-                                    return;
-                                }
+                            // Never recorded: no ack, so the broker delivers it again.
+                            if !recorded.wait().await {
+                                return;
                             }
                             if let Err(e) = client.ack(&p).await {
                                 tracing::error!(error = %e, "cannot queue an acknowledgement");
@@ -197,7 +213,8 @@ impl Listener {
         }
     }
 
-    async fn deliver(&self, topic: &str, payload: &[u8]) -> Durable {
+    /// Hands a message to its device's actor; answers when what it changed is recorded.
+    async fn deliver(&self, topic: &str, payload: &[u8], retained: bool) -> Recorded {
         let received = Received::now();
         let parsed = match topics::parse(topic) {
             Ok(t) => t,
@@ -208,29 +225,39 @@ impl Listener {
                     RejectCode::BadTopic
                 };
                 self.refuse(e.device_id(), "unknown", topic, Reject::new(code, e.to_string()));
-                return None;
+                return Recorded::now();
             }
         };
         let kind = codec::kind_name(parsed.kind);
+        // A retained message comes from the broker's store, not from the device now: a
+        // stored alarm or reply must not replay after a restart. Presence alone is retained.
+        if retained && parsed.channel != topics::Channel::Online {
+            let r = Reject::new(
+                RejectCode::Retained,
+                "only online may be retained; this stored message is not acted on",
+            );
+            self.refuse(Some(parsed.id), kind, topic, r);
+            return Recorded::now();
+        }
         let msg = match codec::decode(&parsed, payload, self.max_payload_bytes, received) {
             Ok(m) => m,
             Err(r) => {
                 self.refuse(Some(parsed.id), kind, topic, r);
-                return None;
+                return Recorded::now();
             }
         };
         let result = match parsed.kind {
             DeviceKind::Button => self.to_button(parsed.id, msg).await,
-            DeviceKind::Unit => self.to_unit(parsed.id, msg).await.map(|()| None),
-            DeviceKind::Camera => self.to_camera(parsed.id, msg).map(|()| None),
+            DeviceKind::Unit => self.to_unit(parsed.id, msg).await,
+            DeviceKind::Camera => self.to_camera(parsed.id, msg).map(|()| Recorded::now()),
         };
         result.unwrap_or_else(|r| {
             self.refuse(Some(parsed.id), kind, topic, r);
-            None
+            Recorded::now()
         })
     }
 
-    async fn to_button(&self, id: &str, msg: Message) -> Result<Durable, Reject> {
+    async fn to_button(&self, id: &str, msg: Message) -> Result<Recorded, Reject> {
         let addr = self
             .directory
             .button(id)
@@ -246,7 +273,7 @@ impl Listener {
                     | AlarmOutcome::Joined(incident)
                     | AlarmOutcome::Duplicate(incident)
                     | AlarmOutcome::Cancelled(incident)) = outcome;
-                    return Ok(Some(w.alarm(id, &a, Some(incident)).await));
+                    return Ok(w.alarm(id, &a, Some(incident)).await.into());
                 }
             }
             Message::Heartbeat { at, battery_pct } => {
@@ -255,7 +282,7 @@ impl Listener {
             Message::Online(on) => addr.send(ButtonOnline(on)).await.map_err(overloaded)?,
             _ => unreachable!("topics::parse only yields button channels for buttons"),
         }
-        Ok(None)
+        Ok(Recorded::now())
     }
 
     fn to_camera(&self, id: &str, msg: Message) -> Result<(), Reject> {
@@ -292,7 +319,7 @@ impl Listener {
         Ok(())
     }
 
-    async fn to_unit(&self, id: &str, msg: Message) -> Result<(), Reject> {
+    async fn to_unit(&self, id: &str, msg: Message) -> Result<Recorded, Reject> {
         let addr = self
             .directory
             .unit(id)
@@ -306,13 +333,13 @@ impl Listener {
                     self.metrics.positions_shed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Message::Status(s) => addr.send(s).await.map_err(overloaded)?,
+            Message::Status(s) => return addr.send(s).await.map_err(overloaded),
             Message::Online(on) => addr.send(Online(on)).await.map_err(overloaded)?,
-            Message::Reply(r) => addr.send(r).await.map_err(overloaded)?.map_err(refused)?,
-            Message::Progress(p) => addr.send(p).await.map_err(overloaded)?.map_err(refused)?,
+            Message::Reply(r) => return addr.send(r).await.map_err(overloaded)?.map_err(refused),
+            Message::Progress(p) => return addr.send(p).await.map_err(overloaded)?.map_err(refused),
             _ => unreachable!("topics::parse only yields unit channels for units"),
         }
-        Ok(())
+        Ok(Recorded::now())
     }
 
     /// Logs, counts and (when the topic names a valid id) tells the device.

@@ -9,14 +9,16 @@ pub const PREFIX: &str = "kuzet/v1/";
 /// never queued behind positions.
 pub const ALARM_SUBSCRIPTIONS: &[&str] = &["kuzet/v1/buttons/+/alarm"];
 
+/// What kuzet's units connection subscribes to: what a tablet says that changes dispatch,
+/// each acknowledged only once recorded.
+pub const UNIT_SUBSCRIPTIONS: &[&str] =
+    &["kuzet/v1/units/+/reply", "kuzet/v1/units/+/progress", "kuzet/v1/units/+/status"];
+
 /// What kuzet's main connection subscribes to.
 pub const SUBSCRIPTIONS: &[&str] = &[
     "kuzet/v1/buttons/+/heartbeat",
     "kuzet/v1/buttons/+/online",
     "kuzet/v1/units/+/position",
-    "kuzet/v1/units/+/status",
-    "kuzet/v1/units/+/reply",
-    "kuzet/v1/units/+/progress",
     "kuzet/v1/units/+/online",
     "kuzet/v1/cameras/+/detections",
     "kuzet/v1/cameras/+/online",
@@ -163,7 +165,7 @@ mod tests {
         assert_eq!((t.kind, t.id, t.channel), (DeviceKind::Unit, "u-1", Channel::Position));
         assert_eq!(parse("kuzet/v1/buttons/b1/alarm").unwrap().channel, Channel::Alarm);
         assert_eq!(parse("kuzet/v1/cameras/c1/online").unwrap().kind, DeviceKind::Camera);
-        for s in SUBSCRIPTIONS.iter().chain(ALARM_SUBSCRIPTIONS) {
+        for s in SUBSCRIPTIONS.iter().chain(ALARM_SUBSCRIPTIONS).chain(UNIT_SUBSCRIPTIONS) {
             assert!(parse(&s.replace('+', "x")).is_ok(), "{s}");
         }
     }

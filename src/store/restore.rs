@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, IncidentId, UnitId};
 use kuzet_actors::incident::{IncidentSnapshot, Raiser, RestoredIncident};
-use kuzet_actors::model::AlarmKind;
+use kuzet_actors::model::{AckState, AlarmKind, UnitStatus};
 use kuzet_actors::outbound::DispatchState;
 use kuzet_actors::registry::{OrphanAlarm, Restored};
 use sqlx::postgres::PgPool;
@@ -87,7 +87,7 @@ pub async fn load(
 
     // An hour of alarms is far longer than any broker redelivery after a restart.
     let rows = sqlx::query(
-        "SELECT a.button_id, a.alarm_id, a.incident_id FROM alarms a
+        "SELECT a.button_id, a.alarm_id, a.incident_id, i.state FROM alarms a
          JOIN incidents i ON i.id = a.incident_id AND i.state IN ('closed', 'cancelled')
          WHERE a.action = 'raise' AND a.received_at > now() - interval '1 hour'
          ORDER BY a.received_at",
@@ -98,7 +98,14 @@ pub async fn load(
     for row in rows {
         let button: String = row.get("button_id");
         let Ok(button) = ButtonId::parse(&button) else { continue };
-        r.recent_alarms.push((button, AlarmId(row.get("alarm_id")), IncidentId(row.get("incident_id"))));
+        let state: String = row.get("state");
+        let ended = if state == "cancelled" { AckState::Cancelled } else { AckState::Cleared };
+        r.recent_alarms.push((
+            button,
+            AlarmId(row.get("alarm_id")),
+            IncidentId(row.get("incident_id")),
+            ended,
+        ));
     }
 
     let rows = sqlx::query(
@@ -118,6 +125,21 @@ pub async fn load(
         };
         let at: DateTime<Utc> = row.get("at");
         r.positions.push((unit, point, at));
+    }
+
+    let rows = sqlx::query("SELECT unit_id, status, at FROM unit_status")
+        .fetch_all(pool)
+        .await
+        .context("cannot read units' statuses")?;
+    for row in rows {
+        let unit: String = row.get("unit_id");
+        let status: String = row.get("status");
+        let (Ok(unit), Ok(status)) =
+            (UnitId::parse(&unit), serde_json::from_value::<UnitStatus>(serde_json::Value::String(status)))
+        else {
+            continue;
+        };
+        r.statuses.push((unit, status, row.get("at")));
     }
     Ok((r, written))
 }

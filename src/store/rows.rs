@@ -94,6 +94,14 @@ pub struct CameraAlertRow {
     pub custodial: bool,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitStatusRow {
+    pub unit_id: String,
+    /// available | busy | off_duty
+    pub status: String,
+    pub at: DateTime<Utc>,
+}
+
 /// Everything one transaction writes. `id` makes the write idempotent: a batch whose id the
 /// database already holds is skipped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +121,8 @@ pub struct Batch {
     pub sightings: Vec<SightingRow>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub camera_alerts: Vec<CameraAlertRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unit_statuses: Vec<UnitStatusRow>,
 }
 
 impl Batch {
@@ -126,6 +136,7 @@ impl Batch {
             audits: Vec::new(),
             sightings: Vec::new(),
             camera_alerts: Vec::new(),
+            unit_statuses: Vec::new(),
         }
     }
 
@@ -137,6 +148,7 @@ impl Batch {
             + self.audits.len()
             + self.sightings.len()
             + self.camera_alerts.len()
+            + self.unit_statuses.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,6 +175,19 @@ impl Batch {
         self.audits.extend(other.audits);
         self.sightings.extend(other.sightings);
         self.camera_alerts.extend(other.camera_alerts);
+        for u in other.unit_statuses {
+            self.put_unit_status(u);
+        }
+    }
+
+    /// Adds a unit's status; the unit's earlier one in this batch is replaced (one upsert may
+    /// not touch a row twice).
+    pub fn put_unit_status(&mut self, row: UnitStatusRow) {
+        match self.unit_statuses.iter_mut().find(|r| r.unit_id == row.unit_id) {
+            Some(r) if r.at <= row.at => *r = row,
+            Some(_) => {}
+            None => self.unit_statuses.push(row),
+        }
     }
 }
 

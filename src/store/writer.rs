@@ -19,13 +19,15 @@ use anyhow::Context as _;
 use chrono::Utc;
 use kuzet_actors::button::{Alarm, AlarmAction};
 use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
-use kuzet_actors::outbound::{Audience, IncidentRecord, IntegrityAlert, Journal, SightingRecord};
+use kuzet_actors::outbound::{
+    Audience, IncidentRecord, IntegrityAlert, Journal, SightingRecord, UnitStatusRecord, Waiter,
+};
 use kuzet_actors::unit::Position;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::rows::{
-    AlarmRow, AuditRow, Batch, CameraAlertRow, EventRow, IncidentRow, PositionRow, SightingRow,
+    AlarmRow, AuditRow, Batch, CameraAlertRow, EventRow, IncidentRow, PositionRow, SightingRow, UnitStatusRow,
 };
 use super::spool::Spool;
 
@@ -63,6 +65,7 @@ pub struct WriterStats {
 enum Urgent {
     Alarm(AlarmRow, oneshot::Sender<()>),
     Incident(IncidentRecord),
+    UnitStatus(UnitStatusRow, Option<Waiter>),
     Audit(AuditRow),
     Sighting(SightingRow, AuditRow),
     Integrity(CameraAlertRow, Option<AuditRow>),
@@ -172,11 +175,23 @@ impl WriterStats {
 }
 
 impl Journal for WriterHandle {
-    fn incident(&self, record: IncidentRecord) {
-        if self.urgent.try_send(Urgent::Incident(record)).is_err() {
-            self.stats.incidents_not_recorded.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("writer queue full: an incident change was not recorded");
+    fn incident(&self, record: IncidentRecord) -> Result<(), Vec<Waiter>> {
+        match self.urgent.try_send(Urgent::Incident(record)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.stats.incidents_not_recorded.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("writer queue full: an incident change waits to be recorded");
+                match e.into_inner() {
+                    Urgent::Incident(r) => Err(r.waiters),
+                    _ => Err(Vec::new()),
+                }
+            }
         }
+    }
+
+    fn unit_status(&self, r: UnitStatusRecord) -> bool {
+        let row = UnitStatusRow { unit_id: r.unit.to_string(), status: enum_str(&r.status), at: r.at };
+        self.urgent.try_send(Urgent::UnitStatus(row, r.waiter)).is_ok()
     }
 
     fn sighting(&self, r: SightingRecord) {
@@ -407,7 +422,14 @@ impl Writer {
                 batch.alarms.push(row);
                 waiters.push(done);
             }
-            Urgent::Incident(r) => self.incident_rows(r, batch),
+            Urgent::Incident(mut r) => {
+                waiters.append(&mut r.waiters);
+                self.incident_rows(r, batch);
+            }
+            Urgent::UnitStatus(row, waiter) => {
+                batch.put_unit_status(row);
+                waiters.extend(waiter);
+            }
             Urgent::Audit(a) => batch.audits.push(a),
             Urgent::Sighting(row, audit) => {
                 batch.sightings.push(row);
@@ -797,6 +819,23 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
         .bind(v.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>())
         .bind(v.iter().map(|r| r.audience.as_str()).collect::<Vec<_>>())
         .bind(v.iter().map(|r| r.custodial).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !all.unit_statuses.is_empty() {
+        let u = &all.unit_statuses;
+        // A status reported earlier than the recorded one (delivered late) changes nothing.
+        sqlx::query(
+            "INSERT INTO unit_status (unit_id, status, at, updated_at)
+             SELECT u.unit_id, u.status, u.at, now()
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(unit_id, status, at)
+             ON CONFLICT (unit_id) DO UPDATE SET status = EXCLUDED.status, at = EXCLUDED.at,
+                 updated_at = EXCLUDED.updated_at
+             WHERE unit_status.at <= EXCLUDED.at",
+        )
+        .bind(u.iter().map(|r| r.unit_id.as_str()).collect::<Vec<_>>())
+        .bind(u.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+        .bind(u.iter().map(|r| r.at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }

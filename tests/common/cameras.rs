@@ -132,6 +132,7 @@ pub fn vision(s: &mut Settings, evidence: &Path) {
             units_required: 1,
             max_offers: 5,
             offer_timeout: Duration::from_secs(30),
+            on_scene_joinable: Duration::from_secs(600),
         },
     );
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cameras;
+pub mod process;
 
 use std::time::Duration;
 

@@ -1,0 +1,120 @@
+//! Processes and records for the durability tests: kuzet as its own process (to be killed),
+//! a private PostGIS cluster a test may stop, and checks of what the record holds.
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.expect(sql)
+}
+
+/// Every incident's timeline in the database runs 0, 1, 2, ... with no gap or repeat.
+pub async fn assert_timelines_whole(pool: &PgPool) {
+    let rows = sqlx::query(
+        "SELECT incident_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM incident_events GROUP BY incident_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!rows.is_empty(), "no timeline recorded");
+    for r in rows {
+        let (n, lo, hi): (i64, i32, i32) = (r.get("n"), r.get("lo"), r.get("hi"));
+        assert_eq!(
+            (lo, i64::from(hi) + 1),
+            (0, n),
+            "timeline of {} has gaps",
+            r.get::<Uuid, _>("incident_id")
+        );
+    }
+    // Each snapshot's timeline is exactly the rows recorded for it.
+    let mismatched = count(
+        pool,
+        "SELECT count(*) FROM incidents i WHERE jsonb_array_length(i.snapshot->'timeline')
+           <> (SELECT count(*) FROM incident_events e WHERE e.incident_id = i.id)",
+    )
+    .await;
+    assert_eq!(mismatched, 0, "snapshot timelines differ from the recorded events");
+}
+
+/// kuzet as a separate process, as it runs in production.
+pub struct KuzetProcess {
+    child: Child,
+}
+
+impl KuzetProcess {
+    pub fn start(env: &[(String, String)], log: &std::path::Path) -> Self {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kuzet"))
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info,kuzet=debug")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("kuzet starts");
+        Self { child }
+    }
+
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for KuzetProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private PostGIS cluster for one test, which it may stop and start.
+pub struct OwnCluster {
+    pub dir: std::path::PathBuf,
+}
+
+/// `scripts/pg.sh CMD DIR`; its last line of output.
+pub fn pg_sh(cmd: &str, dir: &std::path::Path) -> String {
+    let out = Command::new("scripts/pg.sh").arg(cmd).arg(dir).output().expect("pg.sh runs");
+    assert!(out.status.success(), "pg.sh {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned()
+}
+
+impl OwnCluster {
+    pub fn pg(&self, cmd: &str) -> String {
+        pg_sh(cmd, &self.dir)
+    }
+
+    pub fn start() -> (Self, String) {
+        let me = Self {
+            dir: std::env::current_dir()
+                .unwrap()
+                .join(format!("target/pg-{}", &Uuid::new_v4().simple().to_string()[..8])),
+        };
+        let line = me.pg("start");
+        let url = line.strip_prefix("DATABASE_URL=").expect("pg.sh prints the url").to_owned();
+        (me, url)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("scripts/pg.sh").arg("stop").arg(&self.dir).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
