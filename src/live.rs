@@ -48,7 +48,7 @@ pub struct LiveHub {
     /// Every unit's latest state; `changed` since the last `units` event.
     units: Arc<Mutex<HashMap<UnitId, UnitEntry>>>,
     /// Each camera's latest alert while it is not `ok`, as sent live: at most one per camera.
-    alerts: Arc<Mutex<HashMap<CameraId, (Viewer, Arc<str>)>>>,
+    alerts: Arc<Mutex<HashMap<CameraId, Shown>>>,
 }
 
 impl Default for LiveHub {
@@ -56,6 +56,9 @@ impl Default for LiveHub {
         Self { tx: broadcast::channel(BACKLOG).0, units: Arc::default(), alerts: Arc::default() }
     }
 }
+
+/// An event as sent, and to whom.
+type Shown = (Viewer, Arc<str>);
 
 /// Who sees a notification on the live feed, and as which event; None for what is not shown.
 fn route(n: &Notify) -> Option<(Viewer, &'static str)> {
