@@ -11,7 +11,6 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use kuzet::auth::Role;
 use kuzet::mqtt::topics::{self, DeviceKind};
-use kuzet::sim::DeviceLink;
 use serde_json::Value;
 
 type Socket = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
@@ -165,17 +164,6 @@ fn pair(camera: &str, state: &str) -> (String, String) {
     (camera.to_owned(), state.to_owned())
 }
 
-/// Waits until an alert on a topic ending in `suffix` says `state`.
-async fn alert_says(link: &mut DeviceLink, suffix: &str, state: &str) {
-    while next_on(link, suffix).await["state"] != state {}
-}
-
-async fn camera_link(t: &TestApp, id: &str) -> DeviceLink {
-    kuzet::sim::connect_device(&t.host, t.port, DeviceKind::Camera, id, &pw(id), &[])
-        .await
-        .expect("camera connects")
-}
-
 #[actix_rt::test]
 async fn a_page_opened_after_a_camera_went_offline_starts_from_its_alert_also_after_a_restart() {
     let db = fresh_database().await;
@@ -190,13 +178,8 @@ async fn a_page_opened_after_a_camera_went_offline_starts_from_its_alert_also_af
     // Both cameras come online, then drop off (their last will) before any page is open.
     let cells = topics::oversight_integrity("cam-cell");
     let streets = topics::integrity("cam-street");
-    let mut seen = first.observer(&[&cells, &streets]).await;
-    for (id, topic) in [("cam-cell", &cells), ("cam-street", &streets)] {
-        let link = camera_link(&first, id).await;
-        alert_says(&mut seen, topic, "ok").await;
-        link.kill();
-        alert_says(&mut seen, topic, "offline").await;
-    }
+    first.camera_drops_off("cam-cell", &cells).await;
+    first.camera_drops_off("cam-street", &streets).await;
 
     // Oversight starts from the custodial camera's alert, the console from the other one's.
     let mut oversight = connect(&first, Role::Oversight).await.expect("oversight connects");
@@ -222,7 +205,7 @@ async fn a_page_opened_after_a_camera_went_offline_starts_from_its_alert_also_af
 
     // Back online: a page opened now has no alert for it, one watching already was told.
     let mut seen = second.observer(&[&cells]).await;
-    let _back = camera_link(&second, "cam-cell").await;
+    let _back = second.camera("cam-cell").await;
     alert_says(&mut seen, &cells, "ok").await;
     assert_eq!(next_of(&mut oversight, "integrity").await["state"], "ok");
     let mut later = connect(&second, Role::Oversight).await.expect("oversight connects");
