@@ -1,14 +1,16 @@
 //! The live feed for the console and the oversight view: what the actors publish
 //! (incidents, escalations, face-match reviews, camera integrity), fanned out to every
 //! connected WebSocket as JSON `{"type": ..., "data": ...}`. Each notification is turned into
-//! text once, and only while somebody is listening.
+//! text once, and only while somebody is listening. Each camera's open integrity alert is kept
+//! too, so a page that connects later starts from it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kuzet_actors::ids::UnitId;
+use kuzet_actors::ids::{CameraId, UnitId};
 use kuzet_actors::outbound::{Audience, Board, Notify, UnitOnMap};
+use kuzet_actors::registry::Devices;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -45,12 +47,32 @@ pub struct LiveHub {
     tx: broadcast::Sender<Arc<LiveEvent>>,
     /// Every unit's latest state; `changed` since the last `units` event.
     units: Arc<Mutex<HashMap<UnitId, UnitEntry>>>,
+    /// Each camera's latest alert while it is not `ok`, as sent live: at most one per camera.
+    alerts: Arc<Mutex<HashMap<CameraId, Shown>>>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
-        Self { tx: broadcast::channel(BACKLOG).0, units: Arc::default() }
+        Self { tx: broadcast::channel(BACKLOG).0, units: Arc::default(), alerts: Arc::default() }
     }
+}
+
+/// An event as sent, and to whom.
+type Shown = (Viewer, Arc<str>);
+
+/// Who sees a notification on the live feed, and as which event; None for what is not shown.
+fn route(n: &Notify) -> Option<(Viewer, &'static str)> {
+    Some(match n {
+        Notify::Snapshot(_) => (Viewer::Console, "incident"),
+        Notify::Closed(_) => (Viewer::Console, "incident_closed"),
+        Notify::Escalation { .. } => (Viewer::Console, "escalation"),
+        Notify::Review(_) => (Viewer::Console, "review"),
+        Notify::Integrity(a) => match a.audience {
+            Audience::Dispatch => (Viewer::Console, "integrity"),
+            Audience::Oversight => (Viewer::Oversight, "integrity"),
+        },
+        Notify::Offer { .. } | Notify::Unit { .. } | Notify::Ack { .. } => return None,
+    })
 }
 
 impl Board for LiveHub {
@@ -124,22 +146,43 @@ impl LiveHub {
     }
 
     /// Passes a notification on (as `payload`, its JSON already made for MQTT) to whoever
-    /// watches; those that are not for the console are left out.
+    /// watches; those that are not for the console are left out. A camera's alert is kept
+    /// (its `ok` forgets it) whether or not anyone watches.
     pub fn offer(&self, n: &Notify, payload: &[u8]) {
+        let Some((viewer, kind)) = route(n) else { return };
+        if let Notify::Integrity(a) = n {
+            let text = frame(kind, payload);
+            // Kept before it is sent: a page subscribing in between then has it either way.
+            let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+            if a.state == "ok" {
+                alerts.remove(&a.camera);
+            } else {
+                alerts.insert(a.camera.clone(), (viewer, text.clone()));
+            }
+            drop(alerts);
+            let _ = self.tx.send(Arc::new(LiveEvent { viewer, text }));
+            return;
+        }
         if self.tx.receiver_count() == 0 {
             return;
         }
-        let (viewer, kind) = match n {
-            Notify::Snapshot(_) => (Viewer::Console, "incident"),
-            Notify::Closed(_) => (Viewer::Console, "incident_closed"),
-            Notify::Escalation { .. } => (Viewer::Console, "escalation"),
-            Notify::Review(_) => (Viewer::Console, "review"),
-            Notify::Integrity(a) => match a.audience {
-                Audience::Dispatch => (Viewer::Console, "integrity"),
-                Audience::Oversight => (Viewer::Oversight, "integrity"),
-            },
-            Notify::Offer { .. } | Notify::Unit { .. } | Notify::Ack { .. } => return,
-        };
         let _ = self.tx.send(Arc::new(LiveEvent { viewer, text: frame(kind, payload) }));
+    }
+
+    /// The open camera alerts for `viewer`, as `integrity` events.
+    pub fn alert_frames(&self, viewer: Viewer) -> Vec<Arc<str>> {
+        let alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        alerts.values().filter(|(v, _)| *v == viewer).map(|(_, text)| text.clone()).collect()
+    }
+
+    /// Starts from the cameras' open alerts in the record (none without one), so a restarted
+    /// kuzet still shows a camera covered before it stopped. Call before the cameras start.
+    pub async fn restore_alerts(&self, pool: Option<&sqlx::PgPool>, devices: &Devices) -> anyhow::Result<()> {
+        let Some(pool) = pool else { return Ok(()) };
+        for a in crate::store::restore::open_camera_alerts(pool, devices).await? {
+            let payload = serde_json::to_vec(&a)?;
+            self.offer(&Notify::Integrity(Arc::new(a)), &payload);
+        }
+        Ok(())
     }
 }

@@ -147,6 +147,7 @@ impl Application {
         gateway::no_delay(&mut out_eventloop);
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
         let live = crate::live::LiveHub::default();
+        live.restore_alerts(record.as_ref().map(|r| &r.pool), &devices).await?;
         actix::spawn(live.clone().run_units());
         let gateway = Gateway::new(out_client.clone(), metrics.clone()).with_live(live.clone()).start();
         let mut outbox = Outbox::new(gateway.recipient()).with_board(Arc::new(live.clone()));

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use common::cameras::*;
 use common::*;
 use kuzet::auth::Role;
+use kuzet::mqtt::topics;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::model::Danger;
 
@@ -159,5 +160,26 @@ async fn who_may_see_what_in_the_browser() {
         .await
         .unwrap();
     assert!(reads >= 1);
+    t.app.stop().await;
+}
+
+#[actix_rt::test]
+async fn oversight_opened_after_a_custodial_camera_dropped_off_shows_it_at_once() {
+    let _one = BROWSER.lock().await;
+    let mut devices = city(&["unit-1"]);
+    let at = school_location().offset(-300.0, 300.0);
+    devices.cameras.push(camera("cam-cell", at, None, true));
+    devices.cameras.push(camera("cam-street", at, None, false));
+    let t = spawn_app(BrokerKind::Embedded, devices, one_unit).await;
+    // Both drop off before the page is opened.
+    t.camera_drops_off("cam-cell", &topics::oversight_integrity("cam-cell")).await;
+    t.camera_drops_off("cam-street", &topics::integrity("cam-street")).await;
+    let mut env = script_env(&t, school_location(), school_location().offset(1000.0, 0.0)).await;
+    env.extend([
+        ("CAMERA_ID", "cam-cell".to_owned()),
+        ("CAMERA_PASSWORD", pw("cam-cell")),
+        ("PATROL_CAMERA_ID", "cam-street".to_owned()),
+    ]);
+    run_script("oversight", env).await;
     t.app.stop().await;
 }

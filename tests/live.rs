@@ -6,10 +6,11 @@ mod common;
 use std::time::Duration;
 
 use awc::ws;
+use common::cameras;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use kuzet::auth::Role;
-use kuzet::mqtt::topics::DeviceKind;
+use kuzet::mqtt::topics::{self, DeviceKind};
 use serde_json::Value;
 
 type Socket = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
@@ -118,6 +119,7 @@ async fn the_console_sees_the_state_then_every_change() {
     // Oversight sees custodial cameras only: none of the incidents.
     let mut oversight = connect(&t, Role::Oversight).await.expect("oversight connects");
     assert_eq!(next_of(&mut oversight, "hello").await["user"]["role"], "oversight");
+    next_of(&mut oversight, "ready").await;
     publish(&button, DeviceKind::Button, "btn-b", "alarm", raise(&uuid::Uuid::new_v4())).await;
     next_of(&mut console, "incident").await;
     assert!(next(&mut oversight, Duration::from_millis(500)).await.is_none(), "oversight saw an incident");
@@ -128,4 +130,88 @@ async fn the_console_sees_the_state_then_every_change() {
     let anonymous = awc::Client::new().ws(format!("{base}/api/v1/live")).connect().await;
     assert!(matches!(anonymous, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s == 401));
     t.app.stop().await;
+}
+
+/// The events a page is sent on connecting, up to `ready`: the state as it stands.
+async fn state_of(ws: &mut Socket) -> Vec<Value> {
+    let mut state = Vec::new();
+    loop {
+        let v = next(ws, Duration::from_secs(10)).await.expect("the state and ready within 10 s");
+        if v["type"] == "ready" {
+            return state;
+        }
+        state.push(v);
+    }
+}
+
+/// The (camera, state) of each integrity alert in `events`.
+fn alerts(events: &[Value]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = events
+        .iter()
+        .filter(|v| v["type"] == "integrity")
+        .map(|v| {
+            (
+                v["data"]["camera"].as_str().unwrap().to_owned(),
+                v["data"]["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pair(camera: &str, state: &str) -> (String, String) {
+    (camera.to_owned(), state.to_owned())
+}
+
+#[actix_rt::test]
+async fn a_page_opened_after_a_camera_went_offline_starts_from_its_alert_also_after_a_restart() {
+    let db = fresh_database().await;
+    let use_db =
+        |s: &mut kuzet::settings::Settings| s.database.url = kuzet::settings::Secret::new(db.clone());
+    let mut devices = city(&["u1"]);
+    let at = school_location().offset(300.0, 0.0);
+    devices.cameras.push(cameras::camera("cam-cell", at, None, true));
+    devices.cameras.push(cameras::camera("cam-street", at, None, false));
+    let first = spawn_app(BrokerKind::Embedded, devices.clone(), use_db).await;
+
+    // Both cameras come online, then drop off (their last will) before any page is open.
+    let cells = topics::oversight_integrity("cam-cell");
+    let streets = topics::integrity("cam-street");
+    first.camera_drops_off("cam-cell", &cells).await;
+    first.camera_drops_off("cam-street", &streets).await;
+
+    // Oversight starts from the custodial camera's alert, the console from the other one's.
+    let mut oversight = connect(&first, Role::Oversight).await.expect("oversight connects");
+    assert_eq!(alerts(&state_of(&mut oversight).await), [pair("cam-cell", "offline")]);
+    let mut console = connect(&first, Role::Dispatcher).await.expect("a dispatcher connects");
+    assert_eq!(alerts(&state_of(&mut console).await), [pair("cam-street", "offline")]);
+    first.app.stop().await;
+
+    // A restarted kuzet (on a broker that keeps nothing of the first) has them from the record.
+    let second = spawn_app(BrokerKind::Embedded, devices, use_db).await;
+    let mut oversight = connect(&second, Role::Oversight).await.expect("oversight connects");
+    let state = state_of(&mut oversight).await;
+    assert_eq!(alerts(&state), [pair("cam-cell", "offline")]);
+    let alert = &state.iter().find(|v| v["type"] == "integrity").unwrap()["data"];
+    assert_eq!(
+        (alert["custodial"].as_bool(), alert["audience"].as_str()),
+        (Some(true), Some("oversight")),
+        "{alert}"
+    );
+    assert!((alert["location"]["lat"].as_f64().unwrap() - at.lat()).abs() < 1e-9, "{alert}");
+    let mut console = connect(&second, Role::Dispatcher).await.expect("a dispatcher connects");
+    assert_eq!(alerts(&state_of(&mut console).await), [pair("cam-street", "offline")]);
+
+    // Back online: a page opened now has no alert for it, one watching already was told.
+    let mut seen = second.observer(&[&cells]).await;
+    let _back = second.camera("cam-cell").await;
+    alert_says(&mut seen, &cells, "ok").await;
+    assert_eq!(next_of(&mut oversight, "integrity").await["state"], "ok");
+    let mut later = connect(&second, Role::Oversight).await.expect("oversight connects");
+    let state = state_of(&mut later).await;
+    assert!(alerts(&state).is_empty(), "{state:?}");
+    let mut later = connect(&second, Role::Dispatcher).await.expect("a dispatcher connects");
+    assert_eq!(alerts(&state_of(&mut later).await), [pair("cam-street", "offline")]);
+    second.app.stop().await;
 }

@@ -1,6 +1,7 @@
 //! GET /api/v1/live: the console's (and the oversight view's) WebSocket. On connecting, the
 //! viewer gets the state as it stands (every unit, open incidents and pending reviews for the
-//! console), then every change as it happens (units' changes once a second).
+//! console; the open camera alerts that are theirs for both), then `ready`, then every change
+//! as it happens (units' changes once a second).
 
 use std::sync::Arc;
 
@@ -56,6 +57,9 @@ pub async fn live(
                 hello.push(frame("review", &serde_json::to_vec(&*r).unwrap_or_default()));
             }
         }
+        hello.extend(state.hub.alert_frames(viewer));
+        // What came before is the whole state: a page may drop whatever it was not sent again.
+        hello.push(frame("ready", b"{}"));
         for text in hello {
             if session.text(text.to_string()).await.is_err() {
                 return;

@@ -1,6 +1,6 @@
 //! What kuzet picks up from the record when it starts: open incidents with their pending
 //! offers and assigned units, alarms whose incident was never recorded, recent alarms (so a
-//! redelivered one is not a new incident), and units' last positions.
+//! redelivered one is not a new incident), units' last positions, and cameras' open alerts.
 
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, IncidentId, UnitId};
 use kuzet_actors::incident::{IncidentSnapshot, Raiser, RestoredIncident};
 use kuzet_actors::model::{AckState, AlarmKind, UnitStatus};
-use kuzet_actors::outbound::DispatchState;
-use kuzet_actors::registry::{OrphanAlarm, Restored};
+use kuzet_actors::outbound::{Audience, DispatchState, IntegrityAlert};
+use kuzet_actors::registry::{Devices, OrphanAlarm, Restored};
 use sqlx::postgres::PgPool;
 use sqlx::Row;
 
@@ -142,4 +142,34 @@ pub async fn load(
         r.statuses.push((unit, status, row.get("at")));
     }
     Ok((r, written))
+}
+
+/// Each registered camera's latest alert, where that is not `ok`. A camera no longer in the
+/// registry is left out: nothing would ever close its alert.
+pub async fn open_camera_alerts(pool: &PgPool, devices: &Devices) -> anyhow::Result<Vec<IntegrityAlert>> {
+    let rows = sqlx::query(
+        "SELECT * FROM (SELECT DISTINCT ON (camera_id) camera_id, at, state, detail, audience, custodial
+                        FROM camera_alerts ORDER BY camera_id, at DESC) latest
+         WHERE state <> 'ok'",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read cameras' latest alerts")?;
+    let mut open = Vec::new();
+    for row in rows {
+        let camera: String = row.get("camera_id");
+        let Some(spec) = devices.cameras.iter().find(|c| c.id.as_str() == camera) else { continue };
+        let audience: String = row.get("audience");
+        open.push(IntegrityAlert {
+            camera: spec.id.clone(),
+            state: row.get("state"),
+            detail: row.get("detail"),
+            at: row.get("at"),
+            audience: if audience == "oversight" { Audience::Oversight } else { Audience::Dispatch },
+            custodial: row.get("custodial"),
+            site: spec.site.clone(),
+            location: spec.location,
+        });
+    }
+    Ok(open)
 }

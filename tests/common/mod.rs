@@ -181,6 +181,23 @@ impl TestApp {
             .expect("observer connects")
     }
 
+    /// Camera `id` as a device on MQTT: online (retained) while the link lives.
+    pub async fn camera(&self, id: &str) -> DeviceLink {
+        connect_device(&self.host, self.port, DeviceKind::Camera, id, &pw(id), &[])
+            .await
+            .expect("camera connects")
+    }
+
+    /// Camera `id` comes online, then drops off: its last will is an `offline` alert.
+    /// Returns once kuzet has published that alert on `topic`.
+    pub async fn camera_drops_off(&self, id: &str, topic: &str) {
+        let mut seen = self.observer(&[topic]).await;
+        let link = self.camera(id).await;
+        alert_says(&mut seen, topic, "ok").await;
+        link.kill();
+        alert_says(&mut seen, topic, "offline").await;
+    }
+
     /// A tablet, placed `north_m` metres north of the school with a fresh position.
     pub async fn unit_at(&self, id: &str, north_m: f64) -> DeviceLink {
         self.unit_at_point(id, school_location().offset(north_m, 0.0)).await
@@ -249,6 +266,11 @@ pub async fn next_on(link: &mut DeviceLink, suffix: &str) -> Value {
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
         .unwrap_or_else(|_| panic!("nothing on *{suffix} within 10 s"))
+}
+
+/// Waits until an alert on a topic ending in `suffix` says `state`.
+pub async fn alert_says(link: &mut DeviceLink, suffix: &str, state: &str) {
+    while next_on(link, suffix).await["state"] != state {}
 }
 
 /// Asserts nothing arrives on `link` with a topic ending in `suffix` for `quiet`.

@@ -190,6 +190,13 @@ export function fmtTime(iso) {
   return d.toLocaleTimeString('en-GB', { hour12: false });
 }
 
+/** The time of day, with the date in front when it is not today. */
+export function fmtWhen(iso) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return '';
+  return d.toDateString() === new Date().toDateString() ? fmtTime(iso) : fmtDateTime(iso);
+}
+
 export function fmtDateTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);

@@ -2,7 +2,7 @@
 // face-match reviews, camera alerts and units, all from GET /api/v1/live.
 
 import {
-  $, h, api, signIn, signOut, connectLive, toast, startClock, fmtTime, fmtDuration, ageOf,
+  $, h, api, signIn, signOut, connectLive, toast, startClock, fmtTime, fmtWhen, fmtDuration, ageOf,
   fmtDistance, fmtEta, words, KIND_LABEL, haversine, beep, unlockSound, soundReady,
 } from './common.js';
 import { createMap, arrowSvg, UNIT_COLOURS, prioColour, cameraIcon, esc } from './map.js';
@@ -24,12 +24,12 @@ const st = {
   units: new Map(),       // live units by id
   callsigns: new Map(),
   reviews: new Map(),
-  alerts: [],
+  alerts: new Map(),      // camera -> its latest alert (open, or back to ok while watched)
+  freshAlerts: null,      // the open alerts arriving before `ready`
   selected: null,
   selectAfterConfirm: null,
   seen: new Set(),        // incident ids ever shown (sound only for new ones)
   connectedOnce: false,
-  staleTimer: null,
 };
 
 let map = null;
@@ -82,6 +82,7 @@ function onState(s) {
 function onMessage(type, data) {
   switch (type) {
     case 'hello': return onHello();
+    case 'ready': return onReady();
     case 'units': return onUnits(data);
     case 'incident': return upsertIncident(data, false);
     case 'incident_closed': return endIncident(data);
@@ -92,23 +93,27 @@ function onMessage(type, data) {
   }
 }
 
-// After a (re)connect the server sends the state as it stands: whatever it does not send
-// again within a moment is gone.
+// After a (re)connect the server sends the state as it stands, then `ready`: whatever it did
+// not send again is gone.
 function onHello() {
-  const staleInc = new Set(st.incidents.keys());
-  const staleRev = new Set(st.reviews.keys());
-  st.staleIncidents = staleInc;
-  st.staleReviews = staleRev;
-  clearTimeout(st.staleTimer);
-  st.staleTimer = setTimeout(() => {
-    for (const id of staleInc) {
-      const s = st.incidents.get(id);
-      if (s) endIncident({ ...s, state: 'closed' }, true);
-    }
-    for (const id of staleRev) removeReview(id);
-    st.staleIncidents = st.staleReviews = null;
-  }, 2500);
+  st.staleIncidents = new Set(st.incidents.keys());
+  st.staleReviews = new Set(st.reviews.keys());
+  st.freshAlerts = new Map();
   st.connectedOnce = true;
+}
+
+function onReady() {
+  for (const id of st.staleIncidents || []) {
+    const s = st.incidents.get(id);
+    if (s) endIncident({ ...s, state: 'closed' }, true);
+  }
+  for (const id of st.staleReviews || []) removeReview(id);
+  st.staleIncidents = st.staleReviews = null;
+  if (st.freshAlerts) {
+    st.alerts = st.freshAlerts;
+    st.freshAlerts = null;
+    renderAlerts();
+  }
 }
 
 function onUnits(list) {
@@ -587,20 +592,30 @@ function fillReview(card, r) {
 
 // ---------- camera alerts ----------
 
+// One row per camera: its open alert, or that it came back while this page watched.
 function onIntegrity(a) {
-  st.alerts.unshift(a);
-  if (st.alerts.length > 100) st.alerts.length = 100;
-  const box = $('#alerts');
-  box.querySelector('.empty')?.remove();
-  box.prepend(h('div.alert', { dataset: { camera: a.camera, state: a.state } },
-    h('span.cam', null, a.camera, a.site ? h('span.faint', null, ` · ${a.site}`) : null),
-    h('span.when', null, fmtTime(a.at)),
-    h('span.what', null, h('span.chip', { class: `ig-${a.state}` }, a.state), a.detail ? ` ${a.detail}` : '')));
-  while (box.children.length > 100) box.lastChild.remove();
-  $('#alerts-count').textContent = new Set(st.alerts.filter((x) => x.state !== 'ok').map((x) => x.camera)).size;
-  const cm = mapLayers?.cameraMarkers.get(a.camera);
-  if (cm) cm.marker.setIcon(cameraIcon(cm.camera, a.state !== 'ok'));
+  if (st.freshAlerts) {
+    st.freshAlerts.set(a.camera, a);
+    return;
+  }
+  st.alerts.set(a.camera, a);
+  renderAlerts();
   if (a.state !== 'ok') toast(`Camera ${a.camera}: ${a.state}${a.detail ? ` (${a.detail})` : ''}`, 'warn');
+}
+
+function renderAlerts() {
+  const list = [...st.alerts.values()].sort((x, y) => new Date(y.at) - new Date(x.at));
+  $('#alerts').replaceChildren(...(list.length ? list.map((a) => h('div.alert',
+    { class: a.state === 'ok' ? 'closed' : null, dataset: { camera: a.camera, state: a.state } },
+    h('span.cam', null, a.camera, a.site ? h('span.faint', null, ` · ${a.site}`) : null),
+    h('span.when', { title: a.at }, fmtWhen(a.at)),
+    h('span.what', null, h('span.chip', { class: `ig-${a.state}` }, a.state), a.detail ? ` ${a.detail}` : '')))
+    : [h('div.empty', null, 'No open camera alerts.')]));
+  $('#alerts-count').textContent = list.filter((a) => a.state !== 'ok').length;
+  for (const [id, cm] of mapLayers?.cameraMarkers || []) {
+    const a = st.alerts.get(id);
+    cm.marker.setIcon(cameraIcon(cm.camera, !!a && a.state !== 'ok'));
+  }
 }
 
 // ---------- units ----------

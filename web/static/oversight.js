@@ -1,7 +1,7 @@
-// The oversight view, read-only: custodial cameras' integrity alerts from the live feed and
+// The oversight view, read-only: custodial cameras' open integrity alerts from the live feed and
 // the audit log, paged, with the hash chain's verification. Nothing here changes anything.
 
-import { $, h, api, signIn, signOut, connectLive, startClock, fmtTime, fmtDateTime } from './common.js';
+import { $, h, api, signIn, signOut, connectLive, startClock, fmtWhen, fmtDateTime } from './common.js';
 
 const PAGE = 100;
 const KNOWN_ACTIONS = [
@@ -20,9 +20,13 @@ const { user } = await signIn({
 $('#who').textContent = `${user.username} · ${user.role}`;
 startClock($('#clock'));
 
-// ---------- live alerts ----------
+// ---------- camera alerts ----------
 
-let alertCount = 0;
+// One row per camera: its open alert, or that it came back while this page watched. After
+// each (re)connect the feed sends the open alerts, then `ready`: they replace the page's own.
+const alerts = new Map(); // camera -> latest alert
+let fresh = null; // the open alerts arriving before `ready`
+
 connectLive({
   onState(s) {
     const el = $('#conn');
@@ -31,18 +35,37 @@ connectLive({
     if (s === 'signed_out') location.reload();
   },
   onMessage(type, a) {
-    if (type !== 'integrity') return;
-    const box = $('#alerts');
-    box.querySelector('.empty')?.remove();
-    box.prepend(h('div.alert', { dataset: { camera: a.camera, state: a.state } },
-      h('span.cam', null, a.camera, a.custodial ? h('span.faint', null, ' · custodial') : null),
-      h('span.when', { title: a.at }, fmtTime(a.at)),
-      h('span.what', null, h('span.chip', { class: `ig-${a.state}` }, a.state), a.detail ? ` ${a.detail}` : ''),
-      h('span.where', null, `${a.site ? `site ${a.site} · ` : ''}${a.location ? `${a.location.lat.toFixed(5)}, ${a.location.lon.toFixed(5)}` : ''}`)));
-    while (box.children.length > 200) box.lastChild.remove();
-    $('#alerts-count').textContent = ++alertCount;
+    if (type === 'hello') {
+      fresh = new Map();
+    } else if (type === 'ready' && fresh) {
+      alerts.clear();
+      for (const [camera, alert] of fresh) alerts.set(camera, alert);
+      fresh = null;
+      renderAlerts();
+    } else if (type === 'integrity') {
+      if (fresh) {
+        fresh.set(a.camera, a);
+        return;
+      }
+      alerts.set(a.camera, a);
+      renderAlerts();
+    }
   },
 });
+
+function renderAlerts() {
+  const list = [...alerts.values()].sort((x, y) => new Date(y.at) - new Date(x.at));
+  $('#alerts').replaceChildren(...(list.length ? list.map(alertRow) : [h('div.empty', null, 'No open alerts.')]));
+  $('#alerts-count').textContent = list.filter((a) => a.state !== 'ok').length;
+}
+
+function alertRow(a) {
+  return h('div.alert', { class: a.state === 'ok' ? 'closed' : null, dataset: { camera: a.camera, state: a.state } },
+    h('span.cam', null, a.camera, a.custodial ? h('span.faint', null, ' · custodial') : null),
+    h('span.when', { title: a.at }, fmtWhen(a.at)),
+    h('span.what', null, h('span.chip', { class: `ig-${a.state}` }, a.state), a.detail ? ` ${a.detail}` : ''),
+    h('span.where', null, `${a.site ? `site ${a.site} · ` : ''}${a.location ? `${a.location.lat.toFixed(5)}, ${a.location.lon.toFixed(5)}` : ''}`));
+}
 
 // ---------- audit log ----------
 
