@@ -627,7 +627,7 @@ impl Handler<Join> for Incident {
         }
         self.raised_by.push(msg.raiser);
         // Joinable as it is while units are coming or have been on scene only a short while
-        // (docs/dispatch.md); otherwise the new alarm gets units of its own.
+        // (docs/mqtt.md, the alarm); otherwise the new alarm gets units of its own.
         let working: Vec<UnitId> = self
             .dispatch
             .assigned()

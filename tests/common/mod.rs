@@ -5,6 +5,7 @@
 
 pub mod cameras;
 pub mod process;
+pub mod tap;
 
 use std::time::Duration;
 
