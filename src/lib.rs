@@ -17,4 +17,5 @@ pub mod sim;
 pub mod sim_cameras;
 pub mod startup;
 pub mod store;
+pub mod text;
 pub mod vision;

@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::live::LiveState;
-use super::{session, ApiError};
+use super::{params, session, ApiError};
 use crate::roads::RoadNetwork;
 
 /// Built once at start: the map never changes while kuzet runs.
@@ -198,6 +198,7 @@ pub async fn cancel(
     if reason.is_empty() || reason.len() > 500 {
         return Err(ApiError::bad("reason", "required, at most 500 bytes".into()));
     }
+    params::text("reason", &reason)?;
     let detail = json!({"reason": reason});
     order(&req, s, &pool, Order::Cancel { reason }, "incident.cancel", detail).await
 }

@@ -251,6 +251,12 @@ pub fn states<'a>(values: impl Iterator<Item = &'a str>) -> Result<Option<Vec<St
     Ok(any.then(|| set.into_iter().map(|s| (*s).to_owned()).collect()))
 }
 
+/// Free text from a request body (a reason, a name): refused, naming `name`, when it holds a
+/// control character (`crate::text`), which the record could not hold or would show garbled.
+pub fn text(name: &str, raw: &str) -> Result<(), ApiError> {
+    crate::text::check_text(raw).map_err(|e| ApiError::bad(name, e.to_string()))
+}
+
 /// The `{id}` of an incident path.
 pub fn incident_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::bad("id", format!("{} is not a UUID", echo(raw))))
@@ -312,6 +318,14 @@ mod tests {
         assert!(states(std::iter::empty()).unwrap().is_none());
         assert!(states(["closing"].into_iter()).is_err());
         assert!(states(["open,"].into_iter()).is_err());
+    }
+
+    #[test]
+    fn text_with_control_characters_is_refused_by_name() {
+        assert!(text("reason", "caller confirmed a drill").is_ok());
+        let e = text("reason", "drill\0").unwrap_err();
+        assert_eq!(e.to_string(), "reason: holds a control character (U+0000 at character 5)");
+        assert_eq!(parameter(text("name", "a\u{2028}b").unwrap_err()), "name");
     }
 
     #[test]

@@ -149,6 +149,8 @@ pub async fn sign_in(
     auth: web::Data<Auth>,
     secure: web::Data<SecureCookies>,
 ) -> Result<HttpResponse, ApiError> {
+    // A NUL could not even be looked up (PostgreSQL text cannot hold one).
+    super::params::text("username", &body.username)?;
     let from = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     match auth.sign_in(&body.username, &body.password, &from).await {
         Ok((token, user)) => Ok(HttpResponse::Ok()

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{session, ApiError};
+use super::{params, session, ApiError};
 use crate::store::watchlist::{self, Entry};
 use crate::vision::Watch;
 
@@ -66,6 +66,11 @@ pub async fn enrol(
     }
     if b.name.trim().is_empty() {
         return Err(ApiError::bad("name", "required".into()));
+    }
+    params::text("name", &b.name)?;
+    params::text("legal_basis", &b.legal_basis)?;
+    if let Some(c) = &b.case_ref {
+        params::text("case_ref", c)?;
     }
     if b.expires_at <= Utc::now() {
         return Err(ApiError::bad("expires_at", "must be in the future".into()));
@@ -143,6 +148,7 @@ pub async fn remove(
     if b.reason.trim().is_empty() {
         return Err(ApiError::bad("reason", "required".into()));
     }
+    params::text("reason", &b.reason)?;
     match w.remove(id.as_str(), &format!("user:{by}"), &b.reason).await.map_err(failed)? {
         true => Ok(HttpResponse::Ok().json(json!({"id": id, "removed": true}))),
         false => Err(ApiError::NotFound(format!("{id} is not on the list"))),

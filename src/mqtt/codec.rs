@@ -219,6 +219,12 @@ fn invalid(msg: impl Into<String>) -> Reject {
     Reject::new(RejectCode::InvalidPayload, msg)
 }
 
+/// Free text a device sent: no control characters (`crate::text`), which the record could not
+/// hold or the console would show garbled.
+fn text(name: &str, s: &str) -> Result<(), Reject> {
+    crate::text::check_text(s).map_err(|e| invalid(format!("{name} {e}")))
+}
+
 /// An optional number that must be finite and inside `range` when present.
 fn check_opt(name: &str, v: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Result<(), Reject> {
     match v {
@@ -302,6 +308,7 @@ pub fn decode(
                 if p.text.is_empty() || p.text.chars().count() > 16 || !(0.0..=1.0).contains(&p.confidence) {
                     return Err(invalid(format!("plates[{i}]: text of 1-16 characters and confidence 0..1")));
                 }
+                text(&format!("plates[{i}].text"), &p.text)?;
             }
             Message::Detections { at: d.at, faces, plates: d.plates.len() }
         }
@@ -313,6 +320,9 @@ pub fn decode(
             let r: ReplyIn = json(payload)?;
             if r.reason.as_ref().is_some_and(|s| s.chars().count() > MAX_REASON_CHARS) {
                 return Err(invalid(format!("reason is longer than {MAX_REASON_CHARS} characters")));
+            }
+            if let Some(reason) = &r.reason {
+                text("reason", reason)?;
             }
             Message::Reply(Reply {
                 offer_id: OfferId(r.offer_id),
@@ -498,6 +508,24 @@ mod tests {
             RejectCode::InvalidPayload
         );
         assert_eq!(code("kuzet/v1/units/u/online", "maybe"), RejectCode::MalformedJson);
+        let reply = |reason: &str| {
+            let v =
+                serde_json::json!({"offer_id": uuid::Uuid::nil(), "decision": "decline", "reason": reason});
+            dec("kuzet/v1/units/u/reply", &v.to_string())
+        };
+        assert!(reply("flat tyre, sorry").is_ok());
+        let e = reply("flat\0tyre").unwrap_err();
+        assert_eq!(e.code, RejectCode::InvalidPayload);
+        assert!(e.error.starts_with("reason holds a control character (U+0000"), "{}", e.error);
+        assert_eq!(reply("two\nlines").unwrap_err().code, RejectCode::InvalidPayload);
+        let plate = |text: &str| {
+            let v = serde_json::json!({"at": "2026-11-25T10:00:00Z", "plates": [{"text": text, "confidence": 0.9}]});
+            dec("kuzet/v1/cameras/c/detections", &v.to_string())
+        };
+        assert!(plate("123ABC02").is_ok());
+        let e = plate("123\u{1b}ABC").unwrap_err();
+        assert_eq!(e.code, RejectCode::InvalidPayload);
+        assert!(e.error.starts_with("plates[0].text holds a control character"), "{}", e.error);
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(17 * 1024));
         assert_eq!(code(POS, &big), RejectCode::Oversize);
     }

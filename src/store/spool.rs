@@ -4,6 +4,10 @@
 //!
 //! A line cut short by a crash (the process died inside the write) was never acknowledged to
 //! anyone: it is dropped when the spool is opened again.
+//!
+//! fsync on the file keeps its content; the file's name lives in its folder, which is synced
+//! too when the file (or the folder) may be new: at open. Appends and truncation change only
+//! the file itself.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -22,6 +26,22 @@ pub struct Spool {
     read: u64,
 }
 
+/// fsync on a folder: the files created, renamed or removed in it keep their names after a
+/// crash (fsync on a file alone does not promise that).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` (replacing it) durably: the file's content, then its folder entry.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    sync_dir(dir)
+}
+
 impl Spool {
     /// Opens (or creates) `dir/spool.jsonl`, dropping a torn last line.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
@@ -34,6 +54,12 @@ impl Spool {
             .create(true)
             .open(&path)
             .with_context(|| format!("cannot open spool {}", path.display()))?;
+        // The folder and the file may have just been created: their names must survive a crash
+        // before anything appended to the file counts as durable.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        sync_dir(parent)
+            .and_then(|()| sync_dir(dir))
+            .with_context(|| format!("cannot sync spool folder {}", dir.display()))?;
         let mut len = 0u64;
         let mut reader = BufReader::new(file.try_clone()?);
         let mut line = String::new();
@@ -118,5 +144,54 @@ impl Spool {
             self.read = 0;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_of(n: usize) -> Batch {
+        let mut b = Batch::new();
+        for i in 0..n {
+            b.audits.push(super::super::rows::AuditRow {
+                actor: "kuzet".into(),
+                action: format!("test.{i}"),
+                subject: None,
+                details: "{}".into(),
+            });
+        }
+        b
+    }
+
+    #[test]
+    fn a_new_folder_and_spool_are_created_and_read_back_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new").join("spool");
+        let mut s = Spool::open(&dir).unwrap();
+        assert!(s.is_empty());
+        let (a, b) = (batch_of(2), batch_of(3));
+        s.append(&a).unwrap();
+        s.append(&b).unwrap();
+        drop(s);
+        // A torn line after them (a crash inside a write) is dropped at open.
+        let mut f = OpenOptions::new().append(true).open(dir.join("spool.jsonl")).unwrap();
+        f.write_all(b"{\"id\":\"").unwrap();
+        let mut s = Spool::open(&dir).unwrap();
+        let (got, end) = s.peek(100).unwrap();
+        assert_eq!(got.iter().map(|b| b.id).collect::<Vec<_>>(), vec![a.id, b.id]);
+        s.advance(end).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(std::fs::metadata(dir.join("spool.jsonl")).unwrap().len(), 0, "emptied");
+    }
+
+    #[test]
+    fn a_durable_write_replaces_the_whole_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("kept").join("rejected-x.json");
+        write_durably(&path, b"a longer first version").unwrap();
+        write_durably(&path, b"short").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"short");
+        assert!(sync_dir(&tmp.path().join("missing")).is_err());
     }
 }

@@ -8,6 +8,18 @@
 //! While the spool holds anything, new batches go behind it, so rows reach the database in
 //! the order they happened; each batch carries an id the database remembers, so a batch
 //! written twice (a commit whose answer was lost) counts once.
+//!
+//! A batch the database refuses for its content (a value it cannot hold, a broken constraint)
+//! must not take the good rows in it with it, nor hold up what comes after it. It is written
+//! again in one transaction that claims the batch's id as usual, with each part under a
+//! savepoint: a part the database refuses is rolled back to its savepoint and split in two,
+//! first half first, until the refused rows stand alone. Those are set aside in
+//! `rejected-<batch id>.json` (fsynced, with its folder) before the rest commits. Parts keep the
+//! batch's order (tables in the order `insert_rows` writes them), so an incident is written
+//! before its timeline and audit entries keep their order on the hash chain. One transaction
+//! and one id per batch keeps it exactly once: if the commit fails, nothing of the batch is in
+//! the database and the whole batch is written again (or spooled), refused rows are set aside
+//! again under the same name; if the commit went through unseen, the id skips the batch.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,9 +65,11 @@ pub struct WriterStats {
     pub rows_written: AtomicU64,
     pub batches_spooled: AtomicU64,
     pub batches_replayed: AtomicU64,
-    /// Batches the database refused for their content (not for being unreachable); kept in
-    /// the spool folder as rejected-<id>.json for an operator.
+    /// Batches with rows the database refused for their content (not for being unreachable);
+    /// those rows are kept in the spool folder as rejected-<id>.json for an operator, the
+    /// others are written.
     pub batches_rejected: AtomicU64,
+    pub rows_rejected: AtomicU64,
     pub positions_shed: AtomicU64,
     pub incidents_not_recorded: AtomicU64,
     pub spool_bytes: AtomicU64,
@@ -163,6 +177,7 @@ impl WriterStats {
             ("writer.batches_spooled", get(&self.batches_spooled)),
             ("writer.batches_replayed", get(&self.batches_replayed)),
             ("writer.batches_rejected", get(&self.batches_rejected)),
+            ("writer.rows_rejected", get(&self.rows_rejected)),
             ("writer.positions_shed", get(&self.positions_shed)),
             ("writer.incidents_not_recorded", get(&self.incidents_not_recorded)),
             ("writer.spool_bytes", get(&self.spool_bytes)),
@@ -508,13 +523,21 @@ impl Writer {
                     }
                     return;
                 }
-                Ok(Err(e)) if !unreachable(&e) => {
-                    self.reject(&batch, &e);
-                    for w in waiters {
-                        let _ = w.send(());
+                Ok(Err(e)) if !unreachable(&e) => match self.write_apart(&batch, &e).await {
+                    Apart::Done { rows, saved } => {
+                        self.stats.batches_written.fetch_add(1, Ordering::Relaxed);
+                        self.stats.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
+                        // Rows neither in the database nor on disk: not acknowledged, so the
+                        // devices send them again.
+                        if saved {
+                            for w in waiters {
+                                let _ = w.send(());
+                            }
+                        }
+                        return;
                     }
-                    return;
-                }
+                    Apart::Down(why) => self.database_down(&why),
+                },
                 Ok(Err(e)) => self.database_down(&e.to_string()),
                 Err(_) => self.database_down("write timed out"),
             }
@@ -550,9 +573,20 @@ impl Writer {
                 self.stats.rows_written.fetch_add(fresh as u64, Ordering::Relaxed);
             }
             Ok(Err(e)) if !unreachable(&e) => {
+                // One batch at a time, each without the rows the database refuses. Those
+                // written before an outage here are skipped by their ids when tried again.
+                let mut rows = 0;
                 for b in &batches {
-                    self.reject(b, &e);
+                    match self.write_apart(b, &e).await {
+                        Apart::Done { rows: n, .. } => rows += n,
+                        Apart::Down(why) => {
+                            self.database_down(&why);
+                            return false;
+                        }
+                    }
                 }
+                self.stats.batches_replayed.fetch_add(batches.len() as u64, Ordering::Relaxed);
+                self.stats.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
                 self.database_down(&e.to_string());
@@ -590,18 +624,51 @@ impl Writer {
         self.stats.rows_written.fetch_add(b.rows() as u64, Ordering::Relaxed);
     }
 
-    /// The database refused the batch's content: keep it for an operator and go on, so that
-    /// one bad row does not hold up everything behind it.
-    fn reject(&self, b: &Batch, e: &sqlx::Error) {
+    /// The database refused `batch` (with `e`) for its content: writes it again in parts, so
+    /// that only the rows it refuses are left out, and sets those aside.
+    async fn write_apart(&self, batch: &Batch, e: &sqlx::Error) -> Apart {
+        tracing::warn!(error = %e, batch = %batch.id, rows = batch.rows(),
+            "the database refused a batch: writing its rows apart");
+        let done = match isolate(&self.pool, batch).await {
+            Ok(None) => return Apart::Done { rows: 0, saved: true },
+            Ok(Some(done)) => done,
+            Err(Failure::Down(why)) => return Apart::Down(why),
+            // Refused outside any part (a savepoint, the batch id): the batch as a whole.
+            Err(Failure::Refused(e)) => {
+                return Apart::Done { rows: 0, saved: self.set_aside(batch, &[e.to_string()]) }
+            }
+        };
+        // On disk before the rest commits: a crash in between leaves the batch to be written
+        // again, never refused rows that are nowhere.
+        let saved = done.refused.is_empty() || self.set_aside(&done.refused, &done.errors);
+        match timed(done.tx.commit()).await {
+            Ok(()) => Apart::Done { rows: done.written, saved },
+            Err(Failure::Down(why)) => Apart::Down(why),
+            Err(Failure::Refused(e)) => {
+                Apart::Done { rows: 0, saved: self.set_aside(batch, &[e.to_string()]) }
+            }
+        }
+    }
+
+    /// Keeps rows the database refused as `rejected-<batch id>.json` in the spool folder, for
+    /// an operator; false when that failed (the rows are then only in the log).
+    fn set_aside(&self, b: &Batch, errors: &[String]) -> bool {
         self.stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+        self.stats.rows_rejected.fetch_add(b.rows() as u64, Ordering::Relaxed);
         let path = self.config.spool_dir.join(format!("rejected-{}.json", b.id));
-        let saved = serde_json::to_vec(b).map_err(anyhow::Error::from).and_then(|bytes| {
-            std::fs::create_dir_all(&self.config.spool_dir)?;
-            std::fs::write(&path, bytes)?;
-            Ok(())
-        });
-        tracing::error!(error = %e, batch = %b.id, rows = b.rows(), kept_in = %path.display(), saved = saved.is_ok(),
-            "the database refused a batch");
+        let json = serde_json::to_vec(b).unwrap_or_default();
+        match super::spool::write_durably(&path, &json) {
+            Ok(()) => {
+                tracing::error!(errors = ?errors, batch = %b.id, rows = b.rows(), kept_in = %path.display(),
+                    "the database refused rows: set aside");
+                true
+            }
+            Err(e) => {
+                tracing::error!(errors = ?errors, batch = %b.id, error = %e, kept_in = %path.display(),
+                    rows = %String::from_utf8_lossy(&json), "the database refused rows, and they could not be set aside");
+                false
+            }
+        }
     }
 
     fn database_down(&mut self, why: &str) {
@@ -647,17 +714,112 @@ impl Writer {
     }
 }
 
+/// What became of a batch written apart.
+enum Apart {
+    /// `rows` are in the database and the others set aside (`saved`), or only in the log.
+    Done { rows: usize, saved: bool },
+    /// The database could not be reached: nothing of the batch was committed.
+    Down(String),
+}
+
+enum Failure {
+    Down(String),
+    Refused(sqlx::Error),
+}
+
+/// One step of a write, with the writer's timeout, its failure sorted.
+async fn timed<T>(step: impl std::future::Future<Output = Result<T, sqlx::Error>>) -> Result<T, Failure> {
+    match tokio::time::timeout(WRITE_TIMEOUT, step).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if unreachable(&e) => Err(Failure::Down(e.to_string())),
+        Ok(Err(e)) => Err(Failure::Refused(e)),
+        Err(_) => Err(Failure::Down("write timed out".into())),
+    }
+}
+
+/// A batch written apart, not yet committed.
+struct Isolated {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    written: usize,
+    /// The rows refused, under the batch's id.
+    refused: Batch,
+    errors: Vec<String>,
+}
+
+/// Writes `batch` in one transaction, part by part under savepoints, halving each part the
+/// database refuses until the refused rows stand alone (see the module header). None when the
+/// database already holds the batch.
+async fn isolate(pool: &PgPool, batch: &Batch) -> Result<Option<Isolated>, Failure> {
+    let mut tx = timed(pool.begin()).await?;
+    if timed(claim(&mut tx, &[batch.id])).await?.is_empty() {
+        return Ok(None);
+    }
+    let mut refused = Batch { id: batch.id, ..Batch::default() };
+    let (mut written, mut errors) = (0, Vec::new());
+    // A stack, first half on top: parts are written in the batch's order.
+    let mut parts = vec![batch.clone()];
+    while let Some(part) = parts.pop() {
+        timed(sqlx::query("SAVEPOINT part").execute(&mut *tx)).await?;
+        match timed(insert_rows(&mut tx, &part)).await {
+            Ok(()) => written += part.rows(),
+            Err(Failure::Refused(e)) => {
+                timed(sqlx::query("ROLLBACK TO SAVEPOINT part").execute(&mut *tx)).await?;
+                if part.rows() > 1 {
+                    let (first, second) = split(part);
+                    parts.push(second);
+                    parts.push(first);
+                } else {
+                    errors.push(e.to_string());
+                    refused.absorb(part);
+                }
+            }
+            Err(down) => return Err(down),
+        }
+        // Kept or rolled back, the savepoint goes: the next one is not nested in it.
+        timed(sqlx::query("RELEASE SAVEPOINT part").execute(&mut *tx)).await?;
+    }
+    Ok(Some(Isolated { tx, written, refused, errors }))
+}
+
+/// `b`'s rows in two halves, in the order `insert_rows` writes them (the first half's tables
+/// come first). Both halves keep `b`'s id: only whole batches are claimed in `writer_batches`.
+fn split(mut b: Batch) -> (Batch, Batch) {
+    fn tail<T>(v: &mut Vec<T>, keep: &mut usize) -> Vec<T> {
+        let k = (*keep).min(v.len());
+        *keep -= k;
+        v.split_off(k)
+    }
+    let mut keep = b.rows() / 2;
+    let second = Batch {
+        id: b.id,
+        alarms: tail(&mut b.alarms, &mut keep),
+        incidents: tail(&mut b.incidents, &mut keep),
+        events: tail(&mut b.events, &mut keep),
+        positions: tail(&mut b.positions, &mut keep),
+        sightings: tail(&mut b.sightings, &mut keep),
+        camera_alerts: tail(&mut b.camera_alerts, &mut keep),
+        unit_statuses: tail(&mut b.unit_statuses, &mut keep),
+        audits: tail(&mut b.audits, &mut keep),
+    };
+    (b, second)
+}
+
+/// Records `ids` in `writer_batches`; the ones the database did not hold yet.
+async fn claim(tx: &mut sqlx::PgConnection, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO writer_batches (id) SELECT * FROM UNNEST($1::uuid[]) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(ids)
+    .fetch_all(tx)
+    .await
+}
+
 /// Writes `batches` in one transaction, skipping those the database already holds; returns
 /// the rows written.
 async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let ids: Vec<uuid::Uuid> = batches.iter().map(|b| b.id).collect();
-    let fresh: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "INSERT INTO writer_batches (id) SELECT * FROM UNNEST($1::uuid[]) ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let fresh = claim(&mut tx, &ids).await?;
     // The usual case, one new batch, is written as it is; only replays are merged.
     let merged;
     let all: &Batch = match batches {
@@ -671,6 +833,14 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
             &merged
         }
     };
+    insert_rows(&mut tx, all).await?;
+    tx.commit().await?;
+    Ok(all.rows())
+}
+
+/// The rows of `all`, one multi-row statement per table; the order of the tables here is the
+/// order `split` keeps.
+async fn insert_rows(tx: &mut sqlx::PgConnection, all: &Batch) -> Result<(), sqlx::Error> {
     if !all.alarms.is_empty() {
         let a = &all.alarms;
         sqlx::query(
@@ -856,8 +1026,7 @@ async fn write(pool: &PgPool, batches: &[Batch]) -> Result<usize, sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
-    Ok(all.rows())
+    Ok(())
 }
 
 /// True when the error says the database cannot be reached (as opposed to refusing what was
@@ -920,5 +1089,48 @@ fn enum_str<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audit(n: usize) -> AuditRow {
+        AuditRow { actor: "kuzet".into(), action: format!("a{n}"), subject: None, details: "{}".into() }
+    }
+
+    fn position(n: usize) -> PositionRow {
+        let at = Utc::now();
+        PositionRow {
+            unit_id: format!("u{n}"),
+            at,
+            received_at: at,
+            lat: 0.0,
+            lon: 0.0,
+            speed_mps: None,
+            heading_deg: None,
+        }
+    }
+
+    #[test]
+    fn halves_keep_the_order_rows_are_written_in() {
+        let mut b = Batch::new();
+        b.positions.extend((0..3).map(position));
+        b.audits.extend((0..4).map(audit));
+        let (first, second) = split(b.clone());
+        assert_eq!((first.rows(), second.rows()), (3, 4));
+        assert_eq!((first.id, second.id), (b.id, b.id));
+        assert_eq!(first.positions.len(), 3, "positions are written before audits");
+        let (a, c) = split(second);
+        let actions = |x: &Batch| x.audits.iter().map(|r| r.action.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            (actions(&a), actions(&c)),
+            (vec!["a0".to_owned(), "a1".into()], vec!["a2".to_owned(), "a3".into()])
+        );
+        let mut one = Batch::new();
+        one.audits.push(audit(9));
+        let (empty, same) = split(one);
+        assert_eq!((empty.rows(), same.rows()), (0, 1));
     }
 }

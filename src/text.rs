@@ -1,0 +1,54 @@
+//! Free text from outside (a tablet's decline reason, a camera's plate read, a dispatcher's
+//! cancel reason, a watchlist entry's name): one rule for what it may hold, used by the MQTT
+//! codec and the HTTP API alike.
+//!
+//! Refused: every control character (Unicode category Cc: C0 U+0000-U+001F including tab and
+//! newline, DEL U+007F, C1 U+0080-U+009F) and the line and paragraph separators U+2028/U+2029.
+//! No field needs them, and they do harm downstream: PostgreSQL text and jsonb cannot hold
+//! NUL (one would make the database refuse the whole batch it is in), and line breaks and
+//! escapes forge log lines and garble the console. Other format characters (zero-width
+//! joiners, which some scripts need) are allowed.
+
+/// A refused character: which one, and where (counted in characters from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("holds a control character (U+{code:04X} at character {at})")]
+pub struct ControlChar {
+    pub code: u32,
+    pub at: usize,
+}
+
+/// Checks that `s` holds no control character (see the module header).
+pub fn check_text(s: &str) -> Result<(), ControlChar> {
+    // Printable ASCII, the usual case, needs no per-character look at Unicode classes.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
+    match s.chars().enumerate().find(|(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+        Some((at, c)) => Err(ControlChar { code: u32::from(c), at }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_in_any_script_passes() {
+        for ok in ["", "caller confirmed a drill", "Мектеп №12, 2-қабат", "José’s café", "a\u{200d}b", "😀"]
+        {
+            assert_eq!(check_text(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_place() {
+        assert_eq!(check_text("ab\0c"), Err(ControlChar { code: 0, at: 2 }));
+        assert_eq!(check_text("é\u{7f}"), Err(ControlChar { code: 0x7f, at: 1 }));
+        for bad in ["\t", "a\nb", "\r", "\u{1b}[31m", "\u{85}", "\u{9f}", "x\u{2028}", "\u{2029}"] {
+            assert!(check_text(bad).is_err(), "{bad:?}");
+        }
+        let e = check_text("a\u{0}").unwrap_err().to_string();
+        assert_eq!(e, "holds a control character (U+0000 at character 1)");
+    }
+}
