@@ -66,7 +66,11 @@ fn devices() -> Devices {
     let units = (0..UNITS)
         .map(|i| format!("u-{i}"))
         .chain([RESERVE.to_owned(), PROBE.to_owned()])
-        .map(|id| UnitSpec { id: UnitId::parse(&id).unwrap(), callsign: id.to_uppercase(), password: Some(pw(&id)) })
+        .map(|id| UnitSpec {
+            id: UnitId::parse(&id).unwrap(),
+            callsign: id.to_uppercase(),
+            password: Some(pw(&id)),
+        })
         .collect();
     Devices { sites, units, cameras: Vec::new() }
 }
@@ -75,7 +79,10 @@ fn devices() -> Devices {
 // Devices
 
 enum In {
-    Msg { topic: String, payload: Value },
+    Msg {
+        topic: String,
+        payload: Value,
+    },
     /// Connected again (subscribed again if the broker lost the session, and online).
     Back,
 }
@@ -144,7 +151,13 @@ type Shared<T> = Arc<Mutex<T>>;
 
 /// A button: raises an alarm, presses again until `received`, waits for `cleared`, then
 /// raises the next one a little later; stops raising once `stop` is set.
-async fn run_button(mut d: Device, id: String, ledger: Shared<Ledger>, stop: watch::Receiver<bool>, seed: u64) {
+async fn run_button(
+    mut d: Device,
+    id: String,
+    ledger: Shared<Ledger>,
+    stop: watch::Receiver<bool>,
+    seed: u64,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     let topic = format!("kuzet/v1/buttons/{id}/alarm");
     while !*stop.borrow() {
@@ -272,7 +285,9 @@ async fn run_tablet(mut d: Device, id: String, at: GeoPoint, offers: Shared<Hash
                         let ev = payload["event"].as_str().unwrap_or_default();
                         ev == "cancelled"
                             || ev == "closed"
-                            || (ev == "offer_revoked" && payload["offer_id"] == json!(j.offer_id) && j.step == Step::Accept)
+                            || (ev == "offer_revoked"
+                                && payload["offer_id"] == json!(j.offer_id)
+                                && j.step == Step::Accept)
                     } else if topic == format!("kuzet/v1/rejects/{id}") {
                         // kuzet does not know the offer or our place on the incident.
                         payload["code"] == json!("refused")
@@ -413,11 +428,14 @@ async fn log_says(log: &std::path::Path, from: u64, needle: &str, timeout: Durat
 
 #[actix_rt::test]
 async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
-    let setting = |name: &str, default: u64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let setting =
+        |name: &str, default: u64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     let seed = setting("KUZET_CHAOS_SEED", 20261206);
     let random_kills = setting("KUZET_CHAOS_KILLS", RANDOM_KILLS as u64) as usize;
     let broker_kills = setting("KUZET_CHAOS_BROKER_KILLS", BROKER_KILLS as u64) as usize;
-    eprintln!("chaos seed {seed} (KUZET_CHAOS_SEED), {random_kills} random kills, {broker_kills} of the broker");
+    eprintln!(
+        "chaos seed {seed} (KUZET_CHAOS_SEED), {random_kills} random kills, {broker_kills} of the broker"
+    );
     let mut rng = StdRng::seed_from_u64(seed);
     let devices = devices();
     let (cluster, url) = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
@@ -457,8 +475,7 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
     eprintln!("kuzet's log: {}", log.display());
     let mut kuzet = Kuzet { env, log: log.clone(), process: None, kills: 0, recoveries: Vec::new() };
 
-    let mut probe =
-        device(broker.port, DeviceKind::Unit, PROBE, vec![topics::rejects(PROBE)]).await;
+    let mut probe = device(broker.port, DeviceKind::Unit, PROBE, vec![topics::rejects(PROBE)]).await;
     kuzet.start(&mut probe).await;
     let pool = kuzet::store::connect(&db).await.unwrap();
 
@@ -468,7 +485,8 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
     let mut tasks = Vec::new();
     let far = school_location().offset(50_000.0, 0.0);
     for (i, id) in (0..UNITS).map(|i| format!("u-{i}")).chain([RESERVE.to_owned()]).enumerate() {
-        let subs = vec![topics::offers(&id), format!("kuzet/v1/units/{id}/incidents/+"), topics::rejects(&id)];
+        let subs =
+            vec![topics::offers(&id), format!("kuzet/v1/units/{id}/incidents/+"), topics::rejects(&id)];
         let d = device(broker.port, DeviceKind::Unit, &id, subs).await;
         let at = if id == RESERVE { far } else { school(i % SCHOOLS).offset(400.0, 300.0 * i as f64) };
         tasks.push(tokio::spawn(run_tablet(d, id, at, offers.clone())));
@@ -477,7 +495,9 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..SCHOOLS {
         let id = format!("btn-{i}");
-        let d = device(broker.port, DeviceKind::Button, &id, vec![topics::button_ack(&id), topics::rejects(&id)]).await;
+        let d =
+            device(broker.port, DeviceKind::Button, &id, vec![topics::button_ack(&id), topics::rejects(&id)])
+                .await;
         tasks.push(tokio::spawn(run_button(d, id, ledger.clone(), stop.clone(), rng.random())));
     }
 
@@ -591,7 +611,11 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
         if open.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "alarms never cleared at their button: {open:?} (log {})", log.display());
+        assert!(
+            Instant::now() < deadline,
+            "alarms never cleared at their button: {open:?} (log {})",
+            log.display()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -599,7 +623,10 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
     // What the buttons heard is in the record too (written behind the acks).
     wait_until("no open incident in the record", Duration::from_secs(20), || {
         let pool = pool.clone();
-        async move { count(&pool, "SELECT count(*) FROM incidents WHERE state NOT IN ('closed', 'cancelled')").await == 0 }
+        async move {
+            count(&pool, "SELECT count(*) FROM incidents WHERE state NOT IN ('closed', 'cancelled')").await
+                == 0
+        }
     })
     .await;
     kuzet.kill();

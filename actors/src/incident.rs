@@ -1,6 +1,11 @@
 //! Incident: one open incident. Holds the dispatch decisions (`dispatch::Dispatch`), the
 //! offer timers, the buttons to keep informed and the timeline of every hop, and carries
 //! out the effects the decisions return.
+//!
+//! Offers go out at once. What a device takes as the answer to what it sent (a button's
+//! acks, the incident's snapshot, a unit's "closed" or "cancelled") goes out only once the
+//! state it reports is in the record: a device that saw it may stop sending, and must not
+//! lose anything if kuzet and the broker both die a moment later.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +74,8 @@ pub struct Incident {
     /// Told once the next recorded state is durable (replies, progress, orders waiting for
     /// their acknowledgement).
     waiting: Vec<Waiter>,
+    /// What devices hear once the next recorded state is durable.
+    held: Vec<Held>,
     journal_retry: bool,
     /// Set when picked up after a restart: started() resumes instead of starting.
     restored: bool,
@@ -119,6 +126,7 @@ impl Incident {
             retrying: false,
             snapshot_due: false,
             waiting: Vec::new(),
+            held: Vec::new(),
             journal_retry: false,
             restored: false,
             router,
@@ -178,6 +186,7 @@ impl Incident {
             retrying: false,
             snapshot_due: false,
             waiting: Vec::new(),
+            held: Vec::new(),
             journal_retry: false,
             restored: true,
             router,
@@ -255,8 +264,8 @@ impl Incident {
     fn publish(&mut self, ctx: &mut Context<Self>) {
         if !self.dispatch.state().is_open() {
             let snapshot = Arc::new(self.snapshot());
-            self.journal(&snapshot, ctx);
-            self.outbox.send(Notify::Closed(snapshot));
+            self.held.push(Held::Notify(Box::new(Notify::Closed(snapshot.clone()))));
+            self.flush(&snapshot, ctx);
             return;
         }
         if self.snapshot_due {
@@ -266,9 +275,30 @@ impl Incident {
         ctx.run_later(SNAPSHOT_COALESCE, |act, ctx| {
             act.snapshot_due = false;
             let snapshot = Arc::new(act.snapshot());
-            act.journal(&snapshot, ctx);
-            act.outbox.send(Notify::Snapshot(snapshot));
+            act.held.push(Held::Notify(Box::new(Notify::Snapshot(snapshot.clone()))));
+            act.flush(&snapshot, ctx);
         });
+    }
+
+    /// Records the state and sends what was held for it once it is durable; at once when
+    /// there is no record. Sent from a task of its own: a closing incident's actor stops
+    /// before its record is written.
+    fn flush(&mut self, snapshot: &Arc<IncidentSnapshot>, ctx: &mut Context<Self>) {
+        let held = std::mem::take(&mut self.held);
+        if !self.outbox.journaling() {
+            held.into_iter().for_each(|h| h.send(&self.outbox));
+            return;
+        }
+        let (waiter, done) = Recorded::pair();
+        self.waiting.push(waiter);
+        let outbox = self.outbox.clone();
+        actix::spawn(async move {
+            // Never recorded: nothing is said; the devices send again and hear then.
+            if done.wait().await {
+                held.into_iter().for_each(|h| h.send(&outbox));
+            }
+        });
+        self.journal(snapshot, ctx);
     }
 
     /// What waits for the incident's next recorded state (see `Recorded`).
@@ -310,19 +340,27 @@ impl Incident {
     }
 
     /// Acks every button whose alarm still stands once, naming its latest alarm.
-    fn ack_all(&self, state: AckState, eta_s: Option<u32>) {
-        for (i, r) in self.raised_by.iter().enumerate() {
-            if !r.withdrawn && self.raised_by[i + 1..].iter().all(|later| later.button != r.button) {
-                self.ack_one(r, state, eta_s);
-            }
+    fn ack_all(&mut self, state: AckState, eta_s: Option<u32>) {
+        let latest: Vec<Raiser> = self
+            .raised_by
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                !r.withdrawn && self.raised_by[i + 1..].iter().all(|later| later.button != r.button)
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        for r in &latest {
+            self.ack_one(r, state, eta_s);
         }
     }
 
-    fn ack_one(&self, r: &Raiser, state: AckState, eta_s: Option<u32>) {
-        self.outbox.send(Notify::Ack {
+    /// Holds an ack until the state it reports is recorded (the next `publish` flushes it).
+    fn ack_one(&mut self, r: &Raiser, state: AckState, eta_s: Option<u32>) {
+        self.held.push(Held::Notify(Box::new(Notify::Ack {
             button: r.button.clone(),
             ack: ButtonAck { alarm_id: r.alarm_id, incident_id: self.id, state, eta_s },
-        });
+        })));
     }
 
     /// Carries out the effects of one decision, then publishes the new snapshot.
@@ -390,7 +428,10 @@ impl Incident {
             }
             Effect::CancelAssignment { unit } => {
                 if let Some(addr) = self.units.get(&unit) {
-                    addr.do_send(IncidentEnded { incident_id: self.id, cancelled: true });
+                    self.held.push(Held::Ended(
+                        addr.clone(),
+                        IncidentEnded { incident_id: self.id, cancelled: true },
+                    ));
                 }
             }
             Effect::Ack { state, eta_s } => {
@@ -412,7 +453,10 @@ impl Incident {
                 let cancelled = self.dispatch.state() == IncidentState::Cancelled;
                 for a in self.dispatch.assigned() {
                     if let Some(addr) = self.units.get(&a.unit) {
-                        addr.do_send(IncidentEnded { incident_id: self.id, cancelled });
+                        self.held.push(Held::Ended(
+                            addr.clone(),
+                            IncidentEnded { incident_id: self.id, cancelled },
+                        ));
                     }
                 }
                 self.record(if cancelled { "cancelled" } else { "closed" }, None, None);
@@ -485,6 +529,22 @@ impl Incident {
                 self.apply(fx, ctx);
             }
             Err(e) => tracing::debug!(incident_id = %self.id, error = %e, "offer already settled"),
+        }
+    }
+}
+
+/// What waits for the incident's state to be recorded before it goes out.
+enum Held {
+    Notify(Box<Notify>),
+    /// A unit on the incident is released (it then tells its tablet).
+    Ended(Addr<Unit>, IncidentEnded),
+}
+
+impl Held {
+    fn send(self, outbox: &Outbox) {
+        match self {
+            Held::Notify(n) => outbox.send(*n),
+            Held::Ended(addr, msg) => addr.do_send(msg),
         }
     }
 }
@@ -704,8 +764,9 @@ impl Handler<Cancel> for Incident {
         }
         if withdrawn.is_empty() {
             // A repeated cancel: answer it again, nothing else changes.
-            if let Some(r) = self.raised_by.iter().rev().find(|r| r.button == msg.by) {
-                self.ack_one(r, AckState::Cancelled, None);
+            if let Some(r) = self.raised_by.iter().rev().find(|r| r.button == msg.by).cloned() {
+                self.ack_one(&r, AckState::Cancelled, None);
+                self.publish(ctx);
             }
             return;
         }
@@ -728,15 +789,18 @@ pub struct Reack {
 impl Handler<Reack> for Incident {
     type Result = ();
 
-    fn handle(&mut self, msg: Reack, _: &mut Self::Context) {
-        if let Some(r) = self.raised_by.iter().find(|r| r.button == msg.button && r.alarm_id == msg.alarm_id)
-        {
-            if r.withdrawn {
-                self.ack_one(r, AckState::Cancelled, None);
-            } else {
-                self.ack_one(r, self.last_ack.0, self.last_ack.1);
-            }
+    fn handle(&mut self, msg: Reack, ctx: &mut Self::Context) {
+        let Some(r) =
+            self.raised_by.iter().find(|r| r.button == msg.button && r.alarm_id == msg.alarm_id).cloned()
+        else {
+            return;
+        };
+        if r.withdrawn {
+            self.ack_one(&r, AckState::Cancelled, None);
+        } else {
+            self.ack_one(&r, self.last_ack.0, self.last_ack.1);
         }
+        self.publish(ctx);
     }
 }
 
