@@ -1,6 +1,6 @@
 # kuzet developer tasks. `make` alone lists them.
 .DEFAULT_GOAL := help
-.PHONY: help demo test bench lint clean-services
+.PHONY: help demo test bench chaos lint clean-services
 
 # Extra arguments for `kuzet demo`, e.g. make demo ARGS="--units 50".
 ARGS ?=
@@ -10,6 +10,7 @@ help:
 	@echo "  make demo [ARGS=...]  set up, then run the demo (release build)"
 	@echo "  make test             set-up, compose check, build and the whole test suite (what CI runs)"
 	@echo "  make bench            set up, then run the benchmarks (release build)"
+	@echo "  make chaos            the long chaos run: 100 kills of kuzet, 5 of the broker (release build)"
 	@echo "  make lint             cargo fmt --check and clippy with warnings as errors"
 	@echo "  make clean-services   nothing to clean: tests and benches stop their own brokers"
 
@@ -21,6 +22,9 @@ test:
 
 bench:
 	scripts/bench.sh
+
+chaos:
+	scripts/chaos.sh
 
 lint:
 	cargo fmt --all --check

@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// The face models and ONNX Runtime for the vision benchmark (scripts/models.sh).
     #[arg(long, default_value = "target/models")]
     pub models_dir: std::path::PathBuf,
+    /// Other alarms a second while alarms are measured, each accepted and worked to cleared
+    /// by a tablet (a reply and three progress reports, acknowledged once recorded).
+    #[arg(long, default_value_t = 10.0)]
+    pub busy_hz: f64,
 }
 
 pub struct Percentiles {
@@ -569,13 +573,19 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     // A console watching, as one always is: its feed is the hub the WebSockets read
     // (taken here before the socket's own write).
     let feed = app.live().subscribe();
+    // Half the schools raise the measured alarms; the other half the background ones.
+    let schools: Vec<(String, String)> =
+        devices.sites.iter().map(|s| (s.buttons[0].id.to_string(), s.id.to_string())).collect();
+    let (measured, busy) = schools.split_at(schools.len() / 2);
     let harness = Harness {
         feed,
         host,
         port,
         alarms: args.alarms,
         units: devices.units.iter().map(|u| u.id.to_string()).collect(),
-        buttons: devices.sites.iter().map(|s| s.buttons[0].id.to_string()).collect(),
+        buttons: measured.to_vec(),
+        busy: busy.to_vec(),
+        busy_hz: args.busy_hz,
         centre: plan.centre,
         position_hz,
         movers_started: movers_tx,
@@ -599,7 +609,8 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = go_tx.send(());
-    let (raw, e2e, inside, console, elapsed) = done_rx.await.context("device thread ended early")??;
+    let Samples { raw, e2e, inside, console, elapsed, busy } =
+        done_rx.await.context("device thread ended early")??;
     let (raw, e2e) = (percentiles(raw), percentiles(e2e));
     anyhow::ensure!(
         console.len() == args.alarms,
@@ -621,6 +632,14 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     println!("{}", row("button alarm -> kuzet -> tablet offer", &e2e));
     println!("{}", row("inside kuzet: alarm received -> offer handed to the MQTT client", &inside));
     println!("{}", row("button alarm -> kuzet -> the console's live feed (incident event)", &console));
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "\nMeanwhile (achieved, over the run): {:.1} other alarms a second raised, {:.1} cleared; {:.1} replies and \
+         progress reports a second sent by their tablets (acknowledged by kuzet once recorded).",
+        busy.raised as f64 / secs,
+        busy.cleared as f64 / secs,
+        busy.reports as f64 / secs,
+    );
     println!(
         "\np99 ratio (kuzet / raw broker): {:.2}x; p50 ratio {:.2}x. Run took {:.1} s; kuzet received {} messages, refused {}, shed {} positions.\n",
         e2e.p99.as_secs_f64() / raw.p99.as_secs_f64(),
@@ -651,18 +670,99 @@ struct Harness {
     port: u16,
     alarms: usize,
     units: Vec<String>,
-    buttons: Vec<String>,
+    /// (button, site) of the schools whose alarms are measured.
+    buttons: Vec<(String, String)>,
+    /// (button, site) of the schools raising the background alarms.
+    busy: Vec<(String, String)>,
+    busy_hz: f64,
     centre: GeoPoint,
     position_hz: f64,
     movers_started: tokio::sync::oneshot::Sender<()>,
     go: tokio::sync::oneshot::Receiver<()>,
 }
 
-/// The buttons, tablets and moving units: returns raw and end-to-end samples and the run time.
-/// Raw and end-to-end samples, kuzet's own alarm -> offer hop (from the incidents'
-/// timelines), and the run time.
-/// The last: button alarm -> the incident's first event on the consoles' feed.
-type Samples = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Vec<Duration>, Duration);
+/// What the device side measured.
+struct Samples {
+    /// Raw broker publish -> subscriber.
+    raw: Vec<Duration>,
+    /// Button alarm -> tablet offer.
+    e2e: Vec<Duration>,
+    /// kuzet's own alarm -> offer hop, from the incidents' timelines.
+    inside: Vec<Duration>,
+    /// Button alarm -> the incident's first event on the consoles' feed.
+    console: Vec<Duration>,
+    elapsed: Duration,
+    busy: BusyCounts,
+}
+
+/// The background load as achieved.
+#[derive(Default)]
+struct BusyCounts {
+    raised: u64,
+    cleared: u64,
+    /// Replies and progress reports sent.
+    reports: u64,
+}
+
+/// Background alarms at `hz` from `schools`, each accepted and worked to cleared by the
+/// tablet offered it. Runs until `stop`; returns what it achieved.
+async fn busy_city(
+    host: String,
+    port: u16,
+    schools: Vec<(String, String)>,
+    hz: f64,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<BusyCounts> {
+    let mut counts = BusyCounts::default();
+    if hz <= 0.0 || schools.is_empty() {
+        return Ok(counts);
+    }
+    let sites: std::collections::HashSet<String> = schools.iter().map(|s| s.1.clone()).collect();
+    let (buttons, mut acks) =
+        client(&host, port, "bench-busy-buttons", None, &["kuzet/v1/buttons/+/ack"]).await?;
+    let (tablets, mut offers) =
+        client(&host, port, "bench-busy-tablets", None, &["kuzet/v1/units/+/offers"]).await?;
+    let reports = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / hz));
+    let mut next = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = tick.tick() => {
+                let (btn, _) = &schools[next % schools.len()];
+                next += 1;
+                let body = json!({"alarm_id": uuid::Uuid::new_v4(), "action": "raise", "kind": "intruder", "at": Utc::now()});
+                buttons.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body.to_string()).await?;
+                counts.raised += 1;
+            }
+            Some((_, topic, payload)) = offers.recv() => {
+                let Ok(offer) = serde_json::from_slice::<Value>(&payload) else { continue };
+                if !offer["site"]["id"].as_str().is_some_and(|s| sites.contains(s)) {
+                    continue;
+                }
+                let unit = topic.split('/').nth(3).unwrap_or_default().to_owned();
+                let (c, n) = (tablets.clone(), reports.clone());
+                tokio::spawn(async move {
+                    let reply = json!({"offer_id": offer["offer_id"], "decision": "accept"});
+                    let _ = c.publish(format!("kuzet/v1/units/{unit}/reply"), QoS::AtLeastOnce, false, reply.to_string()).await;
+                    n.fetch_add(1, Ordering::Relaxed);
+                    for state in ["en_route", "on_scene", "cleared"] {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let p = json!({"incident_id": offer["incident_id"], "state": state, "at": Utc::now()});
+                        let _ = c.publish(format!("kuzet/v1/units/{unit}/progress"), QoS::AtLeastOnce, false, p.to_string()).await;
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            Some((_, _, payload)) = acks.recv() => {
+                if serde_json::from_slice::<Value>(&payload).is_ok_and(|v| v["state"] == "cleared") {
+                    counts.cleared += 1;
+                }
+            }
+        }
+    }
+    counts.reports = reports.load(Ordering::Relaxed);
+    Ok(counts)
+}
 
 async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
     let (host, port) = (h.host.as_str(), h.port);
@@ -763,6 +863,8 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
     )
     .await?;
 
+    let busy_stop = Arc::new(AtomicBool::new(false));
+    let busy = tokio::spawn(busy_city(h.host.clone(), port, h.busy.clone(), h.busy_hz, busy_stop.clone()));
     let buttons = &h.buttons;
     let mut raw = Vec::with_capacity(h.alarms);
     let mut e2e = Vec::with_capacity(h.alarms);
@@ -775,13 +877,16 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
         let (at, _) = next_where(&mut raw_rx, |_, _| true).await?;
         raw.push(at - t);
 
-        let btn = &buttons[i % buttons.len()];
+        let (btn, site) = &buttons[i % buttons.len()];
         let alarm_id = uuid::Uuid::new_v4();
         let body = json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
             .to_string();
         let t = Instant::now();
         button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body).await?;
-        let (at, offer) = next_where(&mut offers, |topic, _| topic.ends_with("/offers")).await?;
+        let (at, offer) = next_where(&mut offers, |topic, v| {
+            topic.ends_with("/offers") && v["site"]["id"] == site.as_str()
+        })
+        .await?;
         e2e.push(at - t);
         let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
         // The feed's snapshot is gathered for a few milliseconds: it may follow the offer.
@@ -808,6 +913,8 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
             .await?;
     }
     let elapsed = started.elapsed();
+    busy_stop.store(true, Ordering::Relaxed);
+    let busy = busy.await.context("background load panicked")??;
     stop.store(true, Ordering::Relaxed);
     for m in movers {
         let _ = m.await;
@@ -815,7 +922,7 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
     let _ = stop_console.send(());
     let inside = console_task.await.unwrap_or_default();
     watcher.abort();
-    Ok((raw, e2e, inside, console, elapsed))
+    Ok(Samples { raw, e2e, inside, console, elapsed, busy })
 }
 
 #[cfg(test)]
