@@ -355,12 +355,19 @@ impl Incident {
         }
     }
 
-    /// Holds an ack until the state it reports is recorded (the next `publish` flushes it).
     fn ack_one(&mut self, r: &Raiser, state: AckState, eta_s: Option<u32>) {
-        self.held.push(Held::Notify(Box::new(Notify::Ack {
-            button: r.button.clone(),
-            ack: ButtonAck { alarm_id: r.alarm_id, incident_id: self.id, state, eta_s },
-        })));
+        let ack = ButtonAck { alarm_id: r.alarm_id, incident_id: self.id, state, eta_s };
+        self.hold(Held::Notify(Box::new(Notify::Ack { button: r.button.clone(), ack })));
+    }
+
+    /// Holds what a device hears until the state it reports is recorded (the next `publish`
+    /// flushes it); without a record there is nothing to wait for.
+    fn hold(&mut self, h: Held) {
+        if self.outbox.journaling() {
+            self.held.push(h);
+        } else {
+            h.send(&self.outbox);
+        }
     }
 
     /// Carries out the effects of one decision, then publishes the new snapshot.
@@ -427,11 +434,8 @@ impl Incident {
                 }
             }
             Effect::CancelAssignment { unit } => {
-                if let Some(addr) = self.units.get(&unit) {
-                    self.held.push(Held::Ended(
-                        addr.clone(),
-                        IncidentEnded { incident_id: self.id, cancelled: true },
-                    ));
+                if let Some(addr) = self.units.get(&unit).cloned() {
+                    self.hold(Held::Ended(addr, IncidentEnded { incident_id: self.id, cancelled: true }));
                 }
             }
             Effect::Ack { state, eta_s } => {
@@ -451,13 +455,14 @@ impl Incident {
             }
             Effect::Closed => {
                 let cancelled = self.dispatch.state() == IncidentState::Cancelled;
-                for a in self.dispatch.assigned() {
-                    if let Some(addr) = self.units.get(&a.unit) {
-                        self.held.push(Held::Ended(
-                            addr.clone(),
-                            IncidentEnded { incident_id: self.id, cancelled },
-                        ));
-                    }
+                let ended: Vec<Addr<Unit>> = self
+                    .dispatch
+                    .assigned()
+                    .iter()
+                    .filter_map(|a| self.units.get(&a.unit).cloned())
+                    .collect();
+                for addr in ended {
+                    self.hold(Held::Ended(addr, IncidentEnded { incident_id: self.id, cancelled }));
                 }
                 self.record(if cancelled { "cancelled" } else { "closed" }, None, None);
                 for (_, t) in self.timers.drain() {
