@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::session;
 use crate::auth::Role;
 use crate::live::{frame, LiveHub, Viewer};
+use crate::mqtt::codec;
 use crate::vision::Watch;
 
 /// What the live route needs from the running kuzet.
@@ -50,11 +51,16 @@ pub async fn live(
         let mut hello = vec![frame("hello", json!({"user": user}).to_string().as_bytes())];
         if viewer == Viewer::Console {
             hello.extend(state.hub.units_frame(true));
+            // As published on MQTT, bounded; one that cannot be (logged there) is left out.
             for s in state.registry.send(ListIncidents).await.unwrap_or_default() {
-                hello.push(frame("incident", &serde_json::to_vec(&s).unwrap_or_default()));
+                if let Ok(p) = codec::snapshot_payload(&s) {
+                    hello.push(frame("incident", &p));
+                }
             }
             for r in state.watch.iter().flat_map(|w| w.people.pending_reviews()) {
-                hello.push(frame("review", &serde_json::to_vec(&*r).unwrap_or_default()));
+                if let Ok(p) = codec::review_payload(&r) {
+                    hello.push(frame("review", &p));
+                }
             }
         }
         hello.extend(state.hub.alert_frames(viewer));

@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::topics::{self, Channel, DeviceKind, InboundTopic};
 
+mod bound;
+
 /// Why a message was refused. `code` is the counter label and part of the reject payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -367,10 +369,22 @@ struct UnitIncidentOut<'a> {
 struct EscalationOut<'a> {
     incident_id: IncidentId,
     reason: kuzet_actors::dispatch::EscalationReason,
-    incident: &'a kuzet_actors::incident::IncidentSnapshot,
+    incident: bound::SnapshotView<'a>,
 }
 
-/// Encodes a notification from the actors as one publish.
+/// An incident snapshot as published (and shown on the live feed): bounded, see `bound`.
+pub fn snapshot_payload(s: &kuzet_actors::incident::IncidentSnapshot) -> Result<Vec<u8>, serde_json::Error> {
+    bound::snapshot(s)
+}
+
+/// A face-match review as published (and shown on the live feed): bounded, see `bound`.
+pub fn review_payload(r: &kuzet_actors::outbound::ReviewOut) -> Result<Vec<u8>, serde_json::Error> {
+    bound::review(r)
+}
+
+/// Encodes a notification from the actors as one publish. Snapshots, escalations and reviews,
+/// which grow as long as an incident or review lasts, are cut to fit `bound::MAX_PUBLISH_BYTES`
+/// (an error rather than a payload over it); the others are small by construction.
 pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
     Ok(match n {
         Notify::Offer { unit, offer } => Outgoing {
@@ -393,22 +407,24 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
         },
         Notify::Closed(s) => Outgoing {
             topic: topics::incident(&s.incident_id),
-            payload: serde_json::to_vec(&**s)?,
+            payload: bound::snapshot(s)?,
             retain: false,
             then_clear_retained: true,
         },
         Notify::Snapshot(s) => Outgoing {
             topic: topics::incident(&s.incident_id),
-            payload: serde_json::to_vec(&**s)?,
+            payload: bound::snapshot(s)?,
             retain: true,
             then_clear_retained: false,
         },
         Notify::Escalation { incident_id, reason, snapshot } => Outgoing {
             topic: topics::ESCALATIONS.to_owned(),
-            payload: serde_json::to_vec(&EscalationOut {
-                incident_id: *incident_id,
-                reason: *reason,
-                incident: snapshot,
+            payload: bound::fit("escalation", incident_id, bound::SnapshotView::tails(snapshot), |t| {
+                serde_json::to_vec(&EscalationOut {
+                    incident_id: *incident_id,
+                    reason: *reason,
+                    incident: bound::SnapshotView::new(snapshot, t),
+                })
             })?,
             retain: false,
             then_clear_retained: false,
@@ -426,7 +442,7 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
             let pending = r.state == ReviewState::Pending;
             Outgoing {
                 topic: topics::review(&r.review_id),
-                payload: serde_json::to_vec(&**r)?,
+                payload: bound::review(r)?,
                 retain: pending,
                 then_clear_retained: !pending,
             }
@@ -528,5 +544,156 @@ mod tests {
         assert!(e.error.starts_with("plates[0].text holds a control character"), "{}", e.error);
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(17 * 1024));
         assert_eq!(code(POS, &big), RejectCode::Oversize);
+    }
+
+    use kuzet_actors::incident::{IncidentSnapshot, TimelineEntry};
+    use kuzet_actors::outbound::ReviewOut;
+    use serde_json::{json, Value};
+
+    /// A snapshot with every field present, so a field the published form forgot shows.
+    fn snapshot() -> IncidentSnapshot {
+        let sighting = |i: u32| {
+            json!({"sighting_id": uuid::Uuid::from_u128(u128::from(i) + 1), "camera": format!("cam-{i}"),
+                   "at": "2026-11-25T10:05:02.117953Z", "location": {"lat": 43.2398, "lon": 76.9455},
+                   "score": 0.74, "evidence": true})
+        };
+        serde_json::from_value(json!({
+            "incident_id": "7c0e1a52-3f4b-4d8e-9a61-b2c35d7e8f90",
+            "kind": "wanted_person", "priority": 2, "state": "dispatched",
+            "location": {"lat": 43.2415, "lon": 76.9482},
+            "site": {"id": "school-012", "name": "School No. 12", "room": "hall"},
+            "raised_by": [{"button": "btn-012-a", "alarm_id": uuid::Uuid::from_u128(7), "room": null,
+                           "kind": "intruder", "withdrawn": false}],
+            "opened_at": "2026-11-25T10:05:02.118204Z",
+            "units": [{"unit": "unit-0101", "progress": "accepted", "distance_m": 812.0, "eta_s": 96}],
+            "offers": [{"offer_id": uuid::Uuid::from_u128(9), "unit": "unit-0102", "distance_m": 900.5, "eta_s": 120}],
+            "escalated": "no_units_left",
+            "timeline": [{"at": "2026-11-25T10:05:02.118204Z", "t_us": 0, "event": "sighting", "detail": "wp-1 seen"}],
+            "wanted": {"person_id": "wp-1", "name": "Wanted Person One", "danger": "high", "legal_basis": "arrest warrant"},
+            "sightings": (0..50).map(sighting).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    fn entry(i: u64, detail: &str) -> TimelineEntry {
+        TimelineEntry {
+            at: "2026-11-25T10:05:02Z".parse().unwrap(),
+            t_us: i,
+            event: "sighting_update".into(),
+            unit: None,
+            button: None,
+            detail: Some(format!("{detail} {i}")),
+        }
+    }
+
+    fn published(n: Notify) -> Value {
+        let out = encode(&n).unwrap();
+        assert!(out.payload.len() <= bound::MAX_PUBLISH_BYTES, "{} bytes", out.payload.len());
+        serde_json::from_slice(&out.payload).unwrap()
+    }
+
+    #[test]
+    fn a_small_snapshot_is_published_as_it_is() {
+        let s = snapshot();
+        let out = encode(&Notify::Snapshot(std::sync::Arc::new(s.clone()))).unwrap();
+        assert_eq!(out.payload, serde_json::to_vec(&s).unwrap());
+        let v: Value = serde_json::from_slice(&out.payload).unwrap();
+        assert!(v.get("timeline_total").is_none() && v.get("sightings_omitted").is_none());
+    }
+
+    #[test]
+    fn a_long_timeline_keeps_its_first_and_latest_entries() {
+        let mut s = snapshot();
+        s.timeline.extend((1..10_000).map(|i| entry(i, "camera cam-market-2 (score 0.69)")));
+        let v = published(Notify::Snapshot(std::sync::Arc::new(s)));
+        let timeline = v["timeline"].as_array().unwrap();
+        assert_eq!(timeline.len(), bound::MAX_TIMELINE);
+        assert_eq!(timeline[0]["event"], "sighting");
+        assert_eq!(timeline[1]["t_us"], 10_000 - (bound::MAX_TIMELINE as u64 - 1));
+        assert_eq!(timeline.last().unwrap()["t_us"], 9_999);
+        assert_eq!(v["timeline_total"], 10_000);
+        assert_eq!(v["timeline_omitted"], 10_000 - bound::MAX_TIMELINE);
+        // Everything else goes out whole.
+        assert_eq!(v["sightings"].as_array().unwrap().len(), 50);
+        assert!(v.get("sightings_total").is_none());
+        assert_eq!(v["units"][0]["unit"], "unit-0101");
+    }
+
+    #[test]
+    fn wordy_entries_are_cut_further_to_stay_under_the_budget() {
+        // 500-character decline reasons, quotes escaped: a hundred of them are some 80 KB.
+        let mut s = snapshot();
+        let reason = "\"no\" ".repeat(100);
+        s.timeline.extend((1..10_000).map(|i| entry(i, &reason)));
+        let escalation = Notify::Escalation {
+            incident_id: s.incident_id,
+            reason: kuzet_actors::dispatch::EscalationReason::NoUnitsLeft,
+            snapshot: std::sync::Arc::new(s.clone()),
+        };
+        let v = published(Notify::Closed(std::sync::Arc::new(s)));
+        let n = v["timeline"].as_array().unwrap().len();
+        assert!(n < bound::MAX_TIMELINE && n > 1, "{n} entries");
+        assert_eq!(v["timeline"][0]["event"], "sighting");
+        assert_eq!(v["timeline"][n - 1]["t_us"], 9_999);
+        assert_eq!(v["timeline_omitted"], 10_000 - n);
+        let e = published(escalation);
+        assert_eq!(e["incident"]["timeline_total"], 10_000);
+        assert_eq!(e["incident"]["timeline"][0]["event"], "sighting");
+    }
+
+    #[test]
+    fn a_button_pressed_again_and_again_is_listed_first_and_latest() {
+        let mut s = snapshot();
+        let first = s.raised_by[0].clone();
+        s.raised_by.extend((1..5_000).map(|i| {
+            let mut r = first.clone();
+            r.alarm_id = kuzet_actors::ids::AlarmId(uuid::Uuid::from_u128(1_000 + i));
+            r
+        }));
+        let v = published(Notify::Snapshot(std::sync::Arc::new(s)));
+        let raised = v["raised_by"].as_array().unwrap();
+        assert_eq!(raised.len(), bound::MAX_RAISERS);
+        assert_eq!(raised[0]["alarm_id"], uuid::Uuid::from_u128(7).to_string());
+        assert_eq!(raised.last().unwrap()["alarm_id"], uuid::Uuid::from_u128(5_999).to_string());
+        assert_eq!(
+            (v["raised_by_total"].clone(), v["raised_by_omitted"].clone()),
+            (json!(5_000), json!(4_950))
+        );
+    }
+
+    #[test]
+    fn a_review_keeps_its_first_and_latest_sightings() {
+        let s = snapshot();
+        let review = |n: usize| -> ReviewOut {
+            serde_json::from_value(json!({
+                "review_id": "d3a1c9e2-7b64-4f08-a1d5-6c2e9b0f4a17", "person": s.wanted, "state": "pending",
+                "opened_at": "2026-11-25T10:05:02.117953Z",
+                "sightings": (0..n).map(|i| {
+                    let mut g = s.sightings[0].clone();
+                    g.sighting_id = kuzet_actors::ids::SightingId(uuid::Uuid::from_u128(i as u128 + 1));
+                    g
+                }).collect::<Vec<_>>(),
+            }))
+            .unwrap()
+        };
+        let small = review(3);
+        let out = encode(&Notify::Review(std::sync::Arc::new(small.clone()))).unwrap();
+        assert_eq!(out.payload, serde_json::to_vec(&small).unwrap());
+
+        let v = published(Notify::Review(std::sync::Arc::new(review(1_000))));
+        let sightings = v["sightings"].as_array().unwrap();
+        assert_eq!(sightings.len(), bound::MAX_REVIEW_SIGHTINGS);
+        assert_eq!(sightings[0]["sighting_id"], uuid::Uuid::from_u128(1).to_string());
+        assert_eq!(sightings.last().unwrap()["sighting_id"], uuid::Uuid::from_u128(1_000).to_string());
+        assert_eq!(v["sightings_total"], 1_000);
+        assert_eq!(v["sightings_omitted"], 1_000 - bound::MAX_REVIEW_SIGHTINGS);
+    }
+
+    #[test]
+    fn what_cannot_be_cut_small_enough_is_not_published() {
+        let mut s = snapshot();
+        // One entry over the budget on its own: even the first entry alone does not fit.
+        s.timeline[0].detail = Some("x".repeat(bound::MAX_PUBLISH_BYTES));
+        assert!(encode(&Notify::Snapshot(std::sync::Arc::new(s))).is_err());
     }
 }

@@ -318,13 +318,13 @@ function renderDetail() {
   if (ended) parts.push(h('div.ended', null, `This incident has ended (${words(s.state)}).`));
   parts.push(section('Where', locationKv(s)));
   if (s.wanted) parts.push(section('Wanted person', wantedBlock(s)));
-  if (s.raised_by?.length) parts.push(section(`Alarms (${s.raised_by.length})`, raisersList(s)));
+  if (s.raised_by?.length) parts.push(section(`Alarms (${s.raised_by_total ?? s.raised_by.length})`, raisersList(s)));
   parts.push(section('Units', unitsBlock(s)));
   if (!ended) {
     if (!actionsBox || actionsBox.dataset.incidentId !== s.incident_id) actionsBox = buildActions(s);
     parts.push(section('Actions', actionsBox));
   }
-  if (s.sightings?.length) parts.push(section(`Sightings (${s.sightings.length})`, sightingsList(s)));
+  if (s.sightings?.length) parts.push(section(`Sightings (${s.sightings_total ?? s.sightings.length})`, sightingsList(s)));
   parts.push(section('Timeline', timelineTable(s)));
   d.replaceChildren(...parts);
   d.scrollTop = top;
@@ -400,6 +400,12 @@ function timelineTable(s) {
     h('td.ev', null, words(t.event)),
     h('td.u', null, t.unit ? callsign(t.unit) : t.button || ''),
     h('td', null, t.detail || '')));
+  // A long timeline is published as its first entry and the latest ones (docs/mqtt.md).
+  if (s.timeline_omitted) {
+    rows.splice(rows.length - 1, 0, h('tr', null, h('td.muted', { colspan: 4 },
+      `${s.timeline_omitted} earlier entries not shown · `,
+      h('a', { href: `/api/v1/incidents/${s.incident_id}/timeline`, target: '_blank', rel: 'noopener' }, 'full timeline'))));
+  }
   return h('table.timeline', null, h('tbody', null, rows));
 }
 
@@ -571,6 +577,7 @@ function fillReview(card, r) {
   const best = r.sightings.reduce((a, b) => (b.score > (a?.score ?? -1) ? b : a), null);
   const pic = [...r.sightings].filter((g) => g.evidence).sort((a, b) => b.score - a.score)[0];
   const last = r.sightings[r.sightings.length - 1];
+  const n = r.sightings_total ?? r.sightings.length;
   const fig = card.querySelector('figure.cam');
   const picId = pic?.sighting_id || '';
   if (fig.dataset.sightingId !== picId || !fig.firstElementChild || fig.firstElementChild.tagName === 'FIGCAPTION') {
@@ -586,7 +593,7 @@ function fillReview(card, r) {
     h('div.name', null, r.person.name),
     h('div', null, h('span.chip', { class: `dg-${r.person.danger}` }, `danger ${r.person.danger}`)),
     h('div', null, `score ${best ? best.score.toFixed(2) : '–'} · ${best?.camera || ''}`),
-    h('div.muted', null, `${fmtTime(last?.at || r.opened_at)} · ${r.sightings.length} sighting${r.sightings.length === 1 ? '' : 's'}`),
+    h('div.muted', null, `${fmtTime(last?.at || r.opened_at)} · ${n} sighting${n === 1 ? '' : 's'}`),
     h('div.basis', null, r.person.legal_basis));
 }
 
