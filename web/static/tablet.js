@@ -108,13 +108,17 @@ function connect() {
   });
   client.on('connect', () => {
     setConn('connected', 'ok');
-    client.publish(topic('online'), 'true', { qos: 1, retain: true });
-    client.subscribe([topic('offers'), topic('incidents/+'), `kuzet/v1/rejects/${unit.unit_id}`], { qos: 1 });
+    const subs = [topic('offers'), topic('incidents/+'), `kuzet/v1/rejects/${unit.unit_id}`];
     // Brokers resend the retained snapshot on a new SUBSCRIBE (the embedded one not
     // when the persistent session already holds it: then the next change tells).
-    if (job) client.subscribe(`kuzet/v1/incidents/${job.offer.incident_id}`, { qos: 1 });
-    publish('status', { at: now(), status });
-    sendFix(true);
+    if (job) subs.push(`kuzet/v1/incidents/${job.offer.incident_id}`);
+    // Subscribed first, then online: kuzet answers presence with what this unit holds (a
+    // pending offer again, its incident's snapshot), which must find the subscriptions.
+    client.subscribe(subs, { qos: 1 }, () => {
+      client.publish(topic('online'), 'true', { qos: 1, retain: true });
+      publish('status', { at: now(), status });
+      sendFix(true);
+    });
   });
   client.on('reconnect', () => setConn('reconnecting', 'bad'));
   client.on('offline', () => setConn('offline', 'bad'));
