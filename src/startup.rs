@@ -21,12 +21,19 @@ use crate::mqtt::broker;
 use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
+use crate::store::state::{self, LocalState};
 use crate::store::writer::{self, WriterConfig, WriterHandle};
 use crate::vision::{Vision, VisionParts, Watch};
 use kuzet_actors::wanted::WatchDirectory;
 
 /// How often the searches of the watchlist are summed up in the audit log.
 const SEARCH_AUDIT_PERIOD: Duration = Duration::from_secs(60);
+/// How long kuzet waits for the database at start before it starts from its local copy.
+const FIRST_CONNECT: Duration = Duration::from_secs(3);
+/// A connection from the query API's pool waits this long at most; while the database is
+/// down its routes answer 503 after it.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const ACQUIRE_TIMEOUT_OFFLINE: Duration = Duration::from_secs(3);
 
 pub struct Application {
     broker: (String, u16),
@@ -56,21 +63,36 @@ struct Record {
     pool: sqlx::PgPool,
     devices: Devices,
     restored: Restored,
+    /// Cameras' open alerts, when they come from the local copy (else the live hub reads them).
+    alerts: Option<Vec<kuzet_actors::outbound::IntegrityAlert>>,
 }
 
 /// Connects to the database, writes what an earlier run left in the spool, registers the
-/// registry file's devices, and reads back every device and what was going on.
+/// registry file's devices, and reads back every device and what was going on. When the
+/// database does not answer within `FIRST_CONNECT`, starts from the local copy instead.
 async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyhow::Result<Record> {
-    let pool = crate::store::connect_with(url, settings.database.pool_size).await?;
-    let writer = writer::start(WriterConfig {
+    let pool = crate::store::lazy_pool(url, settings.database.pool_size, ACQUIRE_TIMEOUT)?;
+    let config = WriterConfig {
         url: url.to_owned(),
         spool_dir: settings.database.spool_dir.clone(),
         batch_max: settings.database.batch_max,
         queue: settings.database.queue,
-    })
-    .await?;
+    };
+    let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
+    let why = match tokio::time::timeout(FIRST_CONNECT, pool.acquire()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) if writer::unreachable(&e) => Some(e.to_string()),
+        // Refused for another reason (a wrong password, no such database): a setting to fix.
+        Ok(Err(e)) => return Err(e).context("cannot connect to the database"),
+        Err(_) => Some(format!("no connection within {} s", FIRST_CONNECT.as_secs())),
+    };
+    if let Some(why) = why {
+        pool.close().await;
+        return open_local(settings, url, devices, config, actor, &why).await;
+    }
+    crate::store::MIGRATOR.run(&pool).await.context("cannot apply the schema migrations")?;
+    let writer = writer::start(config).await?;
     if !devices.sites.is_empty() || !devices.units.is_empty() || !devices.cameras.is_empty() {
-        let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
         let report =
             crate::store::devices::sync(&pool, devices, &actor).await.context("cannot register devices")?;
         tracing::info!(?report, "registry file written to the database");
@@ -78,8 +100,61 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
     let devices = crate::store::devices::load(&pool).await.context("cannot load devices")?;
     let (restored, written) =
         crate::store::restore::load(&pool, settings.dispatch.position_max_age()).await?;
-    writer.seed(written).await;
-    Ok(Record { writer, pool, devices, restored })
+    let alerts = crate::store::restore::open_camera_alerts(&pool, &devices).await?;
+    writer.seed(written, LocalState::from_restored(&devices, &restored, &alerts)).await;
+    Ok(Record { writer, pool, devices, restored, alerts: None })
+}
+
+/// Starts without the database: from the local copy the writer keeps in the spool folder (or
+/// the registry file alone), with the spool applied on top; the writer records to the spool
+/// and catches the database up when it answers.
+async fn open_local(
+    settings: &Settings,
+    url: &str,
+    file: &Devices,
+    config: WriterConfig,
+    actor: String,
+    why: &str,
+) -> anyhow::Result<Record> {
+    let dir = config.spool_dir.clone();
+    let local = actix_rt::task::spawn_blocking(move || LocalState::load(&dir))
+        .await
+        .context("cannot read the local copy")??;
+    let copy = dir_display(&config.spool_dir);
+    let state = match local {
+        Some(mut s) => {
+            let age_s = (chrono::Utc::now() - s.saved_at).num_seconds();
+            tracing::error!(error = why, local_copy = %copy, saved_at = %s.saved_at, age_s,
+                incidents = s.incidents.len(), "database unreachable at start: kuzet starts from its local copy \
+                 and records to the spool until the database is back");
+            s.devices = state::merge_devices(&s.devices, file);
+            s
+        }
+        None => {
+            tracing::error!(error = why, local_copy = %copy,
+                "database unreachable at start and no local copy: kuzet starts from the registry file alone, \
+                 with nothing restored, and records to the spool until the database is back");
+            LocalState::empty(file)
+        }
+    };
+    state.devices.validate().context("devices of the local copy")?;
+    let catchup = writer::Catchup { registry: file.clone(), actor };
+    let (writer, state) = writer::start_offline(config, state, catchup).await?;
+    let (restored, written) = state.restored(settings.dispatch.position_max_age());
+    writer.seed(written, state.clone()).await;
+    tracing::info!(
+        incidents = restored.incidents.len(),
+        orphans = restored.orphans.len(),
+        positions = restored.positions.len(),
+        "restored from the local copy"
+    );
+    // For the query API: its routes answer 503 until the database is back.
+    let pool = crate::store::lazy_pool(url, settings.database.pool_size, ACQUIRE_TIMEOUT_OFFLINE)?;
+    Ok(Record { writer, pool, devices: state.devices.clone(), restored, alerts: Some(state.open_alerts()) })
+}
+
+fn dir_display(dir: &std::path::Path) -> String {
+    dir.join(state::FILE).display().to_string()
 }
 
 impl Application {
@@ -147,7 +222,15 @@ impl Application {
         gateway::no_delay(&mut out_eventloop);
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
         let live = crate::live::LiveHub::default();
-        live.restore_alerts(record.as_ref().map(|r| &r.pool), &devices).await?;
+        match record.as_ref().and_then(|r| r.alerts.as_ref()) {
+            Some(alerts) => {
+                for a in alerts {
+                    let payload = serde_json::to_vec(a)?;
+                    live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())), &payload);
+                }
+            }
+            None => live.restore_alerts(record.as_ref().map(|r| &r.pool), &devices).await?,
+        }
         actix::spawn(live.clone().run_units());
         let gateway = Gateway::new(out_client.clone(), metrics.clone()).with_live(live.clone()).start();
         let mut outbox = Outbox::new(gateway.recipient()).with_board(Arc::new(live.clone()));
@@ -167,8 +250,19 @@ impl Application {
             router.clone(),
             outbox.clone(),
         );
+        // Started without the database, the watchlist cannot be read: faces match nobody.
+        let mut watch_pool = None;
         let (writer, pool, restored) = match record {
-            Some(r) => (Some(r.writer), Some(r.pool), r.restored),
+            Some(r) => {
+                if r.alerts.is_none() {
+                    watch_pool = Some(r.pool.clone());
+                } else if settings.vision.enabled {
+                    tracing::warn!(
+                        "the watchlist is in the database: no face is matched until kuzet restarts with it"
+                    );
+                }
+                (Some(r.writer), Some(r.pool), r.restored)
+            }
             None => (None, None, Restored::default()),
         };
         let registry = registry.with_restored(restored);
@@ -181,7 +275,7 @@ impl Application {
             people,
             registry: registry.clone(),
             outbox: outbox.clone(),
-            pool: pool.clone(),
+            pool: watch_pool,
             auto_threshold: settings.vision.auto_threshold,
         })
         .await?;

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod restore;
 pub mod rows;
 pub mod spool;
+pub mod state;
 pub mod watchlist;
 pub mod writer;
 
@@ -20,6 +21,16 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Connects to `url` and brings the schema up to date.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     connect_with(url, 8).await
+}
+
+/// A pool of `size` connections to `url` that connects when first used; a connection waits
+/// at most `acquire` (the database down, it fails after that).
+pub fn lazy_pool(url: &str, size: u32, acquire: Duration) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(acquire)
+        .connect_lazy(url)
+        .context("invalid database url")
 }
 
 /// `connect` with a pool of `size` connections.

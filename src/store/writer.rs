@@ -34,14 +34,17 @@ use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
 use kuzet_actors::outbound::{
     Audience, IncidentRecord, IntegrityAlert, Journal, SightingRecord, UnitStatusRecord, Waiter,
 };
+use kuzet_actors::registry::Devices;
 use kuzet_actors::unit::Position;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
 
 use super::rows::{
     AlarmRow, AuditRow, Batch, CameraAlertRow, EventRow, IncidentRow, PositionRow, SightingRow, UnitStatusRow,
 };
 use super::spool::Spool;
+use super::state::{Keeper, LocalState};
 
 /// A write that takes longer is taken for a database that is gone: the batch is spooled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +52,30 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long batch ids are kept (a spooled batch is replayed well within it).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Migrations on a fresh database take seconds; longer is a database in trouble.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a database kuzet started without needs before the spool goes in: the schema (it may
+/// be a fresh one), and the registry file's devices, which the spooled alarms refer to.
+#[derive(Debug, Clone)]
+pub struct Catchup {
+    pub registry: Devices,
+    /// Who the devices' audit entries name.
+    pub actor: String,
+}
+
+impl Catchup {
+    async fn run(&self, pool: &PgPool) -> anyhow::Result<()> {
+        super::MIGRATOR.run(pool).await.context("cannot apply the schema migrations")?;
+        let d = &self.registry;
+        if !d.sites.is_empty() || !d.units.is_empty() || !d.cameras.is_empty() {
+            let report =
+                super::devices::sync(pool, d, &self.actor).await.context("cannot register devices")?;
+            tracing::info!(?report, "registry file written to the database");
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -74,6 +101,8 @@ pub struct WriterStats {
     pub incidents_not_recorded: AtomicU64,
     pub spool_bytes: AtomicU64,
     pub database_up: AtomicBool,
+    /// Times the local copy (`state.json`) was replaced.
+    pub state_saves: AtomicU64,
 }
 
 enum Urgent {
@@ -83,8 +112,9 @@ enum Urgent {
     Audit(AuditRow),
     Sighting(SightingRow, AuditRow),
     Integrity(CameraAlertRow, Option<AuditRow>),
-    /// Timeline entries already in the database for restored incidents.
-    Seed(Vec<(IncidentId, usize)>),
+    /// Timeline entries already in the database for restored incidents, and the local copy
+    /// to keep from now on.
+    Seed(Vec<(IncidentId, usize)>, Box<LocalState>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -149,9 +179,10 @@ impl WriterHandle {
         let _ = self.urgent.send(Urgent::Audit(row)).await;
     }
 
-    /// Tells the writer how much of restored incidents' timelines is already recorded.
-    pub async fn seed(&self, written: Vec<(IncidentId, usize)>) {
-        let _ = self.urgent.send(Urgent::Seed(written)).await;
+    /// Tells the writer how much of restored incidents' timelines is already recorded, and
+    /// what the record held at start (the local copy starts from it).
+    pub async fn seed(&self, written: Vec<(IncidentId, usize)>, state: LocalState) {
+        let _ = self.urgent.send(Urgent::Seed(written, Box::new(state))).await;
     }
 
     /// Completes once everything handed over before it is durable.
@@ -182,6 +213,7 @@ impl WriterStats {
             ("writer.incidents_not_recorded", get(&self.incidents_not_recorded)),
             ("writer.spool_bytes", get(&self.spool_bytes)),
             ("writer.database_up", u64::from(self.database_up.load(Ordering::Relaxed))),
+            ("writer.state_saves", get(&self.state_saves)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -267,14 +299,40 @@ impl Journal for WriterHandle {
     }
 }
 
+/// How the writer starts.
+enum Opening {
+    /// Writes what an earlier run left in the spool before it returns (so that what is
+    /// restored from the database is complete); this waits for the database.
+    Online,
+    /// The database could not be reached: starts on the spool at once, with the local copy
+    /// (and what the spool adds to it), and catches the database up once it is back.
+    Offline(Box<LocalState>, Catchup),
+}
+
 /// Starts the writer thread. Before returning, it writes whatever an earlier run left in
 /// the spool (so that what is restored from the database is complete); this waits for the
 /// database.
 pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
+    Ok(spawn(config, Opening::Online).await?.0)
+}
+
+/// Starts the writer without the database: it spools from the start and probes, and once the
+/// database answers runs `catchup`, then writes the spool. Returns `state` with what the spool
+/// holds applied to it: what kuzet starts from.
+pub async fn start_offline(
+    config: WriterConfig,
+    state: LocalState,
+    catchup: Catchup,
+) -> anyhow::Result<(WriterHandle, LocalState)> {
+    let (handle, state) = spawn(config, Opening::Offline(Box::new(state), catchup)).await?;
+    Ok((handle, state.context("writer returned no state")?))
+}
+
+async fn spawn(config: WriterConfig, opening: Opening) -> anyhow::Result<(WriterHandle, Option<LocalState>)> {
     let (urgent_tx, urgent_rx) = mpsc::channel(config.queue.clamp(1024, 65536));
     let (pos_tx, pos_rx) = mpsc::channel(config.queue);
     let stats = Arc::new(WriterStats::default());
-    let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
+    let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<Option<LocalState>>>();
     let thread_stats = stats.clone();
     std::thread::Builder::new()
         .name("kuzet-writer".into())
@@ -287,20 +345,20 @@ pub async fn start(config: WriterConfig) -> anyhow::Result<WriterHandle> {
                 }
             };
             rt.block_on(async move {
-                let mut w = match Writer::open(config, thread_stats).await {
+                let (mut w, state) = match Writer::open(config, thread_stats, opening).await {
                     Ok(w) => w,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(state));
                 w.run(urgent_rx, pos_rx).await;
             });
         })
         .context("cannot start the writer thread")?;
-    ready_rx.await.context("writer thread died")??;
-    Ok(WriterHandle { urgent: urgent_tx, positions: pos_tx, stats })
+    let state = ready_rx.await.context("writer thread died")??;
+    Ok((WriterHandle { urgent: urgent_tx, positions: pos_tx, stats }, state))
 }
 
 struct Writer {
@@ -316,6 +374,10 @@ struct Writer {
     /// A new pool the probe reached the database with: connections of the old one may be
     /// stuck on the server that went away.
     recovered: Arc<std::sync::Mutex<Option<PgPool>>>,
+    /// Due once the database is back, before anything is written to it.
+    catchup: Option<Catchup>,
+    /// The local copy, once seeded; what it holds is durable.
+    copy: Option<Keeper>,
 }
 
 fn new_pool(url: &str) -> anyhow::Result<PgPool> {
@@ -328,7 +390,11 @@ fn new_pool(url: &str) -> anyhow::Result<PgPool> {
 }
 
 impl Writer {
-    async fn open(config: WriterConfig, stats: Arc<WriterStats>) -> anyhow::Result<Self> {
+    async fn open(
+        config: WriterConfig,
+        stats: Arc<WriterStats>,
+        opening: Opening,
+    ) -> anyhow::Result<(Self, Option<LocalState>)> {
         let pool = new_pool(&config.url)?;
         let spool = Spool::open(&config.spool_dir)?;
         let mut w = Self {
@@ -341,19 +407,38 @@ impl Writer {
             probe_ok: Arc::new(Notify::new()),
             probing: Arc::new(AtomicBool::new(false)),
             recovered: Arc::new(std::sync::Mutex::new(None)),
+            catchup: None,
+            copy: None,
         };
+        if let Opening::Offline(state, catchup) = opening {
+            // What the spool holds is durable and may be newer than the copy: on top of it,
+            // in order.
+            let mut copy = Keeper::new(*state, &w.config.spool_dir, w.stats.clone());
+            let mut batches = 0usize;
+            w.spool.replay(|b| {
+                copy.apply(&b);
+                batches += 1;
+            })?;
+            tracing::info!(batches, bytes = w.spool.backlog(), "the spool applied to the local copy");
+            let state = copy.state();
+            w.copy = Some(copy);
+            w.catchup = Some(catchup);
+            w.db_ok = false;
+            w.database_down("unreachable at start");
+            return Ok((w, Some(state)));
+        }
         if !w.spool.is_empty() {
             tracing::info!(spool = %w.spool.path().display(), bytes = w.spool.backlog(),
                 "writing what the spool holds from an earlier run");
             while !w.spool.is_empty() {
                 if !w.drain_some().await {
                     w.probe_ok.notified().await;
-                    w.recovered();
+                    w.recovered().await;
                 }
             }
         }
         w.stats.database_up.store(true, Ordering::Relaxed);
-        Ok(w)
+        Ok((w, None))
     }
 
     async fn run(&mut self, mut urgent: mpsc::Receiver<Urgent>, mut positions: mpsc::Receiver<PositionRow>) {
@@ -378,8 +463,10 @@ impl Writer {
                         Some(p) => batch.positions.push(p),
                         None => positions_open = false,
                     },
-                    _ = self.probe_ok.notified(), if !self.db_ok => self.recovered(),
+                    _ = self.probe_ok.notified(), if !self.db_ok => self.recovered().await,
                     _ = prune.tick() => self.prune().await,
+                    _ = tokio::time::sleep_until(self.copy.as_ref().map_or_else(Instant::now, |c| c.next_save())),
+                        if self.copy_due() => {}
                 }
             }
             // Take what else is waiting, alarms and incidents first.
@@ -418,6 +505,15 @@ impl Writer {
             if self.db_ok && !self.spool.is_empty() {
                 self.drain_some().await;
             }
+            if let Some(c) = &mut self.copy {
+                if !flushes.is_empty() {
+                    // A flush (a clean stop among them) leaves the copy as current as the record.
+                    c.settle().await;
+                    c.save();
+                    c.settle().await;
+                }
+                c.save();
+            }
             for f in flushes {
                 let _ = f.send(());
             }
@@ -454,7 +550,13 @@ impl Writer {
                 batch.camera_alerts.push(row);
                 batch.audits.extend(audit);
             }
-            Urgent::Seed(s) => self.written.extend(s),
+            Urgent::Seed(s, state) => {
+                self.written.extend(s);
+                // Started without the database, the writer keeps its copy since it opened.
+                if self.copy.is_none() {
+                    self.copy = Some(Keeper::new(*state, &self.config.spool_dir, self.stats.clone()));
+                }
+            }
             Urgent::Flush(f) => flushes.push(f),
         }
     }
@@ -518,6 +620,7 @@ impl Writer {
             match tokio::time::timeout(WRITE_TIMEOUT, write(&self.pool, std::slice::from_ref(&batch))).await {
                 Ok(Ok(_)) => {
                     self.count_written(&batch);
+                    self.mirror_apply(&batch);
                     for w in waiters {
                         let _ = w.send(());
                     }
@@ -530,6 +633,8 @@ impl Writer {
                         // Rows neither in the database nor on disk: not acknowledged, so the
                         // devices send them again.
                         if saved {
+                            // Refused rows are set aside on disk: durable too.
+                            self.mirror_apply(&batch);
                             for w in waiters {
                                 let _ = w.send(());
                             }
@@ -545,6 +650,7 @@ impl Writer {
         match self.spool.append(&batch) {
             Ok(()) => {
                 self.stats.batches_spooled.fetch_add(1, Ordering::Relaxed);
+                self.mirror_apply(&batch);
                 for w in waiters {
                     let _ = w.send(());
                 }
@@ -607,16 +713,41 @@ impl Writer {
         true
     }
 
-    /// The probe reached the database: use its pool from now on.
-    fn recovered(&mut self) {
+    /// The probe reached the database: use its pool from now on, and catch the database up
+    /// first if kuzet started without it.
+    async fn recovered(&mut self) {
         let pool = self.recovered.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(pool) = pool {
             let old = std::mem::replace(&mut self.pool, pool);
             tokio::spawn(async move { old.close().await });
         }
+        if let Some(c) = &self.catchup {
+            tracing::info!("database reachable: applying the schema and the registry file before the spool");
+            let done = match tokio::time::timeout(CATCH_UP_TIMEOUT, c.run(&self.pool)).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("timed out")),
+            };
+            if let Err(e) = done {
+                // Tried again with the next probe; the spool keeps everything meanwhile.
+                tracing::error!(error = %format!("{e:#}"), "cannot prepare the database: still recording to the spool");
+                self.database_down("catch-up failed");
+                return;
+            }
+            self.catchup = None;
+        }
         tracing::info!(bytes = self.spool.backlog(), "database reachable again: writing the spool");
         self.db_ok = true;
         self.stats.database_up.store(true, Ordering::Relaxed);
+    }
+
+    fn mirror_apply(&mut self, b: &Batch) {
+        if let Some(c) = &mut self.copy {
+            c.apply(b);
+        }
+    }
+
+    fn copy_due(&mut self) -> bool {
+        self.copy.as_mut().is_some_and(|c| c.due())
     }
 
     fn count_written(&self, b: &Batch) {
@@ -1031,7 +1162,7 @@ async fn insert_rows(tx: &mut sqlx::PgConnection, all: &Batch) -> Result<(), sql
 
 /// True when the error says the database cannot be reached (as opposed to refusing what was
 /// sent): connection failures, shutdowns, pool timeouts.
-fn unreachable(e: &sqlx::Error) -> bool {
+pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
             let code = d.code().unwrap_or_default();
