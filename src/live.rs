@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use kuzet_actors::ids::{CameraId, UnitId};
 use kuzet_actors::outbound::{Audience, Board, Notify, UnitOnMap};
-use kuzet_actors::registry::Devices;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -173,16 +172,5 @@ impl LiveHub {
     pub fn alert_frames(&self, viewer: Viewer) -> Vec<Arc<str>> {
         let alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         alerts.values().filter(|(v, _)| *v == viewer).map(|(_, text)| text.clone()).collect()
-    }
-
-    /// Starts from the cameras' open alerts in the record (none without one), so a restarted
-    /// kuzet still shows a camera covered before it stopped. Call before the cameras start.
-    pub async fn restore_alerts(&self, pool: Option<&sqlx::PgPool>, devices: &Devices) -> anyhow::Result<()> {
-        let Some(pool) = pool else { return Ok(()) };
-        for a in crate::store::restore::open_camera_alerts(pool, devices).await? {
-            let payload = serde_json::to_vec(&a)?;
-            self.offer(&Notify::Integrity(Arc::new(a)), &payload);
-        }
-        Ok(())
     }
 }

@@ -63,8 +63,10 @@ struct Record {
     pool: sqlx::PgPool,
     devices: Devices,
     restored: Restored,
-    /// Cameras' open alerts, when they come from the local copy (else the live hub reads them).
-    alerts: Option<Vec<kuzet_actors::outbound::IntegrityAlert>>,
+    /// Cameras' open alerts: the pages start from them, and each camera from its state.
+    alerts: Vec<kuzet_actors::outbound::IntegrityAlert>,
+    /// Started with the database (not from the local copy).
+    database_up: bool,
 }
 
 /// Connects to the database, writes what an earlier run left in the spool, registers the
@@ -102,7 +104,7 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
         crate::store::restore::load(&pool, settings.dispatch.position_max_age()).await?;
     let alerts = crate::store::restore::open_camera_alerts(&pool, &devices).await?;
     writer.seed(written, LocalState::from_restored(&devices, &restored, &alerts)).await;
-    Ok(Record { writer, pool, devices, restored, alerts: None })
+    Ok(Record { writer, pool, devices, restored, alerts, database_up: true })
 }
 
 /// Starts without the database: from the local copy the writer keeps in the spool folder (or
@@ -150,7 +152,8 @@ async fn open_local(
     );
     // For the query API: its routes answer 503 until the database is back.
     let pool = crate::store::lazy_pool(url, settings.database.pool_size, ACQUIRE_TIMEOUT_OFFLINE)?;
-    Ok(Record { writer, pool, devices: state.devices.clone(), restored, alerts: Some(state.open_alerts()) })
+    let alerts = state.open_alerts();
+    Ok(Record { writer, pool, devices: state.devices.clone(), restored, alerts, database_up: false })
 }
 
 fn dir_display(dir: &std::path::Path) -> String {
@@ -222,14 +225,9 @@ impl Application {
         gateway::no_delay(&mut out_eventloop);
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
         let live = crate::live::LiveHub::default();
-        match record.as_ref().and_then(|r| r.alerts.as_ref()) {
-            Some(alerts) => {
-                for a in alerts {
-                    let payload = serde_json::to_vec(a)?;
-                    live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())), &payload);
-                }
-            }
-            None => live.restore_alerts(record.as_ref().map(|r| &r.pool), &devices).await?,
+        for a in record.iter().flat_map(|r| &r.alerts) {
+            let payload = serde_json::to_vec(a)?;
+            live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())), &payload);
         }
         actix::spawn(live.clone().run_units());
         let gateway = Gateway::new(out_client.clone(), metrics.clone()).with_live(live.clone()).start();
@@ -252,9 +250,11 @@ impl Application {
         );
         // Started without the database, the watchlist cannot be read: faces match nobody.
         let mut watch_pool = None;
-        let (writer, pool, restored) = match record {
+        let camera_states: Vec<_> =
+            record.iter().flat_map(|r| &r.alerts).map(|a| (a.camera.clone(), a.state.clone())).collect();
+        let (writer, pool, mut restored) = match record {
             Some(r) => {
-                if r.alerts.is_none() {
+                if r.database_up {
                     watch_pool = Some(r.pool.clone());
                 } else if settings.vision.enabled {
                     tracing::warn!(
@@ -265,6 +265,7 @@ impl Application {
             }
             None => (None, None, Restored::default()),
         };
+        restored.cameras = camera_states;
         let registry = registry.with_restored(restored);
         let directory = registry.directory();
         let registry = registry.start();

@@ -213,5 +213,14 @@ async fn a_page_opened_after_a_camera_went_offline_starts_from_its_alert_also_af
     assert!(alerts(&state).is_empty(), "{state:?}");
     let mut later = connect(&second, Role::Dispatcher).await.expect("a dispatcher connects");
     assert_eq!(alerts(&state_of(&mut later).await), [pair("cam-street", "offline")]);
+    // The record follows: the camera back after the restart is news, so its latest alert
+    // there is ok, and a third start shows no alert for it.
     second.app.stop().await;
+    let latest: String = sqlx::query_scalar(
+        "SELECT state FROM camera_alerts WHERE camera_id = 'cam-cell' ORDER BY at DESC LIMIT 1",
+    )
+    .fetch_one(second.app.pool().unwrap())
+    .await
+    .unwrap();
+    assert_eq!(latest, "ok");
 }

@@ -97,6 +97,25 @@ impl Handler<HealthReport> for Camera {
     }
 }
 
+/// After a restart: the camera's health as last recorded, when it was not ok. Its first
+/// report is then news either way: `ok` closes the alert on the record and the pages.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RestoreHealth {
+    pub state: String,
+}
+
+impl Handler<RestoreHealth> for Camera {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestoreHealth, _: &mut Self::Context) {
+        let known = ["offline", "frozen", "covered"].into_iter().find(|s| *s == msg.state);
+        if let (Some(state), "starting") = (known, self.health) {
+            self.health = state;
+        }
+    }
+}
+
 /// A face on this camera matched a watchlisted person above the review threshold.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use crate::button::{AlarmEnded, PanicButton, Remember};
-use crate::camera::{Camera, CameraSpec};
+use crate::camera::{Camera, CameraSpec, RestoreHealth};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, PersonId, SiteId, UnitId};
 use crate::incident::{
@@ -165,6 +165,8 @@ pub struct Restored {
     pub positions: Vec<(UnitId, GeoPoint, DateTime<Utc>)>,
     /// Units' last reported statuses.
     pub statuses: Vec<(UnitId, UnitStatus, DateTime<Utc>)>,
+    /// Cameras whose last recorded health was not ok, and that health.
+    pub cameras: Vec<(CameraId, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +282,11 @@ impl Actor for Registry {
 impl Registry {
     fn restore(&mut self, r: Restored, button_sites: &HashMap<ButtonId, SiteId>, ctx: &mut Context<Self>) {
         let (n_incidents, n_orphans, n_positions) = (r.incidents.len(), r.orphans.len(), r.positions.len());
+        for (camera, state) in r.cameras {
+            if let Some(addr) = self.directory.camera(camera.as_str()) {
+                addr.do_send(RestoreHealth { state });
+            }
+        }
         for (unit, status, at) in r.statuses {
             if let Some(addr) = self.directory.unit(unit.as_str()) {
                 addr.do_send(Restore::Status { status, at });
