@@ -289,10 +289,11 @@ async fn run_tablet(mut d: Device, id: String, at: GeoPoint, offers: Shared<Hash
                                 && payload["offer_id"] == json!(j.offer_id)
                                 && j.step == Step::Accept)
                     } else if topic == format!("kuzet/v1/rejects/{id}") {
-                        // kuzet does not know the offer or our place on the incident.
+                        // kuzet does not know this offer, or our place on this incident (a
+                        // refusal of an older message, redelivered, names another one).
                         payload["code"] == json!("refused")
-                            && (payload["topic"] == json!(me("reply")) && j.step == Step::Accept
-                                || payload["topic"] == json!(me("progress")))
+                            && (payload["offer_id"] == json!(j.offer_id) && j.step == Step::Accept
+                                || payload["incident_id"] == json!(ours) && j.step > Step::Accept)
                     } else {
                         false
                     };

@@ -78,6 +78,33 @@ pub struct RejectOut<'a> {
     pub topic: &'a str,
     pub code: RejectCode,
     pub error: &'a str,
+    /// Which message was refused, when it could be read: a device re-sending an old
+    /// message (or the broker redelivering one) can tell its refusal from the current one's.
+    #[serde(flatten)]
+    pub about: About,
+}
+
+/// The ids a refused message named.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct About {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_id: Option<AlarmId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<OfferId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<IncidentId>,
+}
+
+impl Message {
+    /// The ids the message names, for its reject.
+    pub fn about(&self) -> About {
+        match self {
+            Message::Alarm(a) => About { alarm_id: Some(a.alarm_id), ..About::default() },
+            Message::Reply(r) => About { offer_id: Some(r.offer_id), ..About::default() },
+            Message::Progress(p) => About { incident_id: Some(p.incident_id), ..About::default() },
+            _ => About::default(),
+        }
+    }
 }
 
 /// A decoded inbound message, ready for its actor.
@@ -466,6 +493,20 @@ mod tests {
 
     fn dec(topic: &str, payload: &str) -> Result<Message, Reject> {
         decode(&parse(topic).unwrap(), payload.as_bytes(), 16 * 1024, Received::now())
+    }
+
+    #[test]
+    fn a_reject_names_the_message_it_refuses() {
+        let offer = "fe039d7e-f431-4823-8a01-4a95a7ce8002";
+        let m =
+            dec("kuzet/v1/units/u-1/reply", &format!(r#"{{"offer_id": "{offer}", "decision": "accept"}}"#))
+                .unwrap();
+        let out = RejectOut { topic: "t", code: RejectCode::Refused, error: "e", about: m.about() };
+        let v = serde_json::to_value(&out).unwrap();
+        assert_eq!(v["offer_id"], offer);
+        assert!(v.get("incident_id").is_none() && v.get("alarm_id").is_none(), "{v}");
+        let none = RejectOut { topic: "t", code: RejectCode::Oversize, error: "e", about: About::default() };
+        assert_eq!(serde_json::to_value(&none).unwrap().as_object().unwrap().len(), 3);
     }
 
     const POS: &str = "kuzet/v1/units/u1/position";

@@ -28,7 +28,7 @@ use kuzet_actors::unit::Online;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS, SubscribeFilter};
 use tokio::sync::watch;
 
-use super::codec::{self, Message, Reject, RejectCode, RejectOut};
+use super::codec::{self, About, Message, Reject, RejectCode, RejectOut};
 use super::topics::{self, DeviceKind};
 use crate::metrics::Metrics;
 use crate::store::writer::WriterHandle;
@@ -224,7 +224,13 @@ impl Listener {
                 } else {
                     RejectCode::BadTopic
                 };
-                self.refuse(e.device_id(), "unknown", topic, Reject::new(code, e.to_string()));
+                self.refuse(
+                    e.device_id(),
+                    "unknown",
+                    topic,
+                    Reject::new(code, e.to_string()),
+                    About::default(),
+                );
                 return Recorded::now();
             }
         };
@@ -236,23 +242,24 @@ impl Listener {
                 RejectCode::Retained,
                 "only online may be retained; this stored message is not acted on",
             );
-            self.refuse(Some(parsed.id), kind, topic, r);
+            self.refuse(Some(parsed.id), kind, topic, r, About::default());
             return Recorded::now();
         }
         let msg = match codec::decode(&parsed, payload, self.max_payload_bytes, received) {
             Ok(m) => m,
             Err(r) => {
-                self.refuse(Some(parsed.id), kind, topic, r);
+                self.refuse(Some(parsed.id), kind, topic, r, About::default());
                 return Recorded::now();
             }
         };
+        let about = msg.about();
         let result = match parsed.kind {
             DeviceKind::Button => self.to_button(parsed.id, msg).await,
             DeviceKind::Unit => self.to_unit(parsed.id, msg).await,
             DeviceKind::Camera => self.to_camera(parsed.id, msg).map(|()| Recorded::now()),
         };
         result.unwrap_or_else(|r| {
-            self.refuse(Some(parsed.id), kind, topic, r);
+            self.refuse(Some(parsed.id), kind, topic, r, about);
             Recorded::now()
         })
     }
@@ -343,12 +350,12 @@ impl Listener {
     }
 
     /// Logs, counts and (when the topic names a valid id) tells the device.
-    fn refuse(&self, device: Option<&str>, kind: &str, topic: &str, reject: Reject) {
+    fn refuse(&self, device: Option<&str>, kind: &str, topic: &str, reject: Reject, about: About) {
         self.metrics.reject(reject.code);
         tracing::warn!(device_kind = kind, device_id = device.unwrap_or("-"), topic, code = reject.code.as_str(),
             error = %reject.error, "message refused");
         let Some(device) = device else { return };
-        let body = RejectOut { topic, code: reject.code, error: &reject.error };
+        let body = RejectOut { topic, code: reject.code, error: &reject.error, about };
         match serde_json::to_vec(&body) {
             Ok(payload) => {
                 if self.client.try_publish(topics::rejects(device), QoS::AtLeastOnce, false, payload).is_err()

@@ -403,10 +403,12 @@ function onReject(r) {
   if (!r) return;
   log(`kuzet refused ${r.topic?.split('/').pop()}: ${r.error}`);
   if (!job || r.code !== 'refused') return;
-  // A redelivered accept is refused while the first stands: let the snapshot decide.
-  if (r.topic === topic('reply')) job.refused = true;
+  // Only a refusal naming this job counts: an older message delivered again is refused too.
+  if (r.topic === topic('reply') && r.offer_id === job.offer.offer_id) job.refused = true;
   // Progress refused for a call restored after a reload: it is no longer ours.
-  if (r.topic === topic('progress') && job.unconfirmed) endJob('That call is no longer open.', true);
+  if (r.topic === topic('progress') && r.incident_id === job.offer.incident_id && job.unconfirmed) {
+    endJob('That call is no longer open.', true);
+  }
 }
 
 function saveJob() {
