@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::process::*;
 use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
-use kuzet::sim::DeviceLink;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
 use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
@@ -35,28 +34,6 @@ fn devices() -> Devices {
             password: Some(pw("u-0")),
         }],
         cameras: Vec::new(),
-    }
-}
-
-/// Waits until kuzet answers: a malformed position from `unit` comes back as a reject.
-async fn wait_kuzet(unit: &mut DeviceLink, id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        publish_raw(unit, &format!("kuzet/v1/units/{id}/position"), b"{not json".to_vec()).await;
-        let got = tokio::time::timeout(Duration::from_millis(500), async {
-            loop {
-                match unit.rx.recv().await {
-                    Some((topic, _)) if topic.starts_with("kuzet/v1/rejects/") => return,
-                    Some(_) => continue,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        })
-        .await;
-        if got.is_ok() {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "kuzet did not come up");
     }
 }
 

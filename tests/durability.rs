@@ -54,28 +54,6 @@ fn school(i: usize) -> GeoPoint {
 // ---------------------------------------------------------------------------------------
 // kill -9
 
-/// Waits until kuzet answers: a malformed position from `unit` comes back as a reject.
-async fn wait_kuzet(unit: &mut DeviceLink, id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        publish_raw(unit, &format!("kuzet/v1/units/{id}/position"), b"{not json".to_vec()).await;
-        let got = tokio::time::timeout(Duration::from_millis(500), async {
-            loop {
-                match unit.rx.recv().await {
-                    Some((topic, _)) if topic.starts_with("kuzet/v1/rejects/") => return,
-                    Some(_) => continue,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        })
-        .await;
-        if got.is_ok() {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "kuzet did not come up");
-    }
-}
-
 async fn unit_link(host: &str, port: u16, id: &str, at: GeoPoint) -> DeviceLink {
     let subs = [
         kuzet::mqtt::topics::offers(id),

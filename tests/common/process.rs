@@ -4,8 +4,11 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use kuzet::sim::DeviceLink;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
+
+use super::publish_raw;
 
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
 where
@@ -116,5 +119,27 @@ impl Drop for OwnCluster {
     fn drop(&mut self) {
         let _ = Command::new("scripts/pg.sh").arg("stop").arg(&self.dir).output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until kuzet answers: a malformed position from `unit` comes back as a reject.
+pub async fn wait_kuzet(unit: &mut DeviceLink, id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        publish_raw(unit, &format!("kuzet/v1/units/{id}/position"), b"{not json".to_vec()).await;
+        let got = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                match unit.rx.recv().await {
+                    Some((topic, _)) if topic.starts_with("kuzet/v1/rejects/") => return,
+                    Some(_) => continue,
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "kuzet did not come up");
     }
 }
