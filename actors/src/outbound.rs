@@ -370,9 +370,8 @@ impl Outbox {
     }
 
     /// Hands a notification to the adapter. A full mailbox does not drop it: what must reach
-    /// a device (an offer, an ack) waits there, past the nominal capacity, until the adapter
-    /// has handed it to the broker; the adapter's backlog is counted there. Only an adapter
-    /// that is gone (the process stopping) loses it.
+    /// a device (an offer, an ack) is kept, past the nominal capacity, until the adapter has
+    /// handed it on. Only an adapter that is gone (the process stopping) loses it.
     pub fn send(&self, n: Notify) {
         if !self.to.connected() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -13,7 +13,8 @@
 //! detections) comes on the main connection, acknowledged by the client on receipt:
 //! thousands of positions a second would starve manual acks in the client's request queue.
 //! What kuzet publishes goes out on a connection of its own (`drive_outbound`), for the same
-//! reason, and is never dropped: a full client queue makes the gateway wait.
+//! reason, and is never dropped: while the client's queue is full it waits in the gateway's
+//! backlog, in order.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,11 +39,17 @@ pub struct Gateway {
     client: AsyncClient,
     metrics: Arc<Metrics>,
     live: Option<crate::live::LiveHub>,
+    /// Publishes waiting, in order, for room in the client's queue (the broker slow or away);
+    /// new ones queue behind them. The handler itself never waits, so the consoles' live
+    /// feed goes on while the broker is away.
+    backlog: std::collections::VecDeque<rumqttc::Publish>,
+    /// One publish of the backlog is being handed to the client.
+    draining: bool,
 }
 
 impl Gateway {
     pub fn new(client: AsyncClient, metrics: Arc<Metrics>) -> Self {
-        Self { client, metrics, live: None }
+        Self { client, metrics, live: None, backlog: Default::default(), draining: false }
     }
 
     /// Also hands what it publishes to the console's live feed.
@@ -56,8 +63,8 @@ impl Actor for Gateway {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // The outbox sends past this capacity (nothing it hands over is dropped); while the
-        // client's queue is full the gateway waits, and notifications wait here in order.
+        // The outbox sends past this capacity (nothing it hands over is dropped); handling a
+        // Notify never waits (a full client queue puts publishes in the backlog).
         ctx.set_mailbox_capacity(8192);
     }
 }
@@ -87,33 +94,53 @@ impl Handler<Notify> for Gateway {
 
 impl Gateway {
     /// Hands a publish to the client. When its queue is full (the broker slow or away), the
-    /// gateway waits until there is room before it handles the next notification: what
-    /// must reach a device is kept, in order, until the broker has it.
-    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>, ctx: &mut Context<Self>) {
-        let p = match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
-            Ok(()) => {
-                self.metrics.published.fetch_add(1, Ordering::Relaxed);
-                return;
+    /// publish waits in the backlog, and every later one behind it: what must reach a device
+    /// is kept, in order, until the client has it.
+    fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>, ctx: &mut Context<Self>) {
+        if self.backlog.is_empty() && !self.draining {
+            match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+                Ok(()) => {
+                    self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p)))
+                    if !p.topic.is_empty() =>
+                {
+                    self.backlog.push_back(p);
+                }
+                Err(e) => {
+                    self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "publish not queued");
+                    return;
+                }
             }
-            Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) if !p.topic.is_empty() => p,
-            Err(e) => {
-                self.metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "publish not queued");
-                return;
-            }
-        };
+        } else {
+            let mut p = rumqttc::Publish::new(topic, QoS::AtLeastOnce, payload);
+            p.retain = retain;
+            self.backlog.push_back(p);
+        }
         self.metrics.publish_waited.fetch_add(1, Ordering::Relaxed);
-        let (client, metrics) = (self.client.clone(), self.metrics.clone());
-        ctx.wait(
-            async move {
-                match client.publish_bytes(p.topic, p.qos, p.retain, p.payload).await {
-                    Ok(()) => metrics.published.fetch_add(1, Ordering::Relaxed),
-                    // The event loop is gone: the process is stopping.
-                    Err(_) => metrics.publish_failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-            .into_actor(self),
-        );
+        self.drain(ctx);
+    }
+
+    /// Hands the backlog to the client one publish at a time, each as soon as there is room.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let Some(p) = self.backlog.pop_front() else { return };
+        self.draining = true;
+        let client = self.client.clone();
+        let sent = async move { client.publish_bytes(p.topic, p.qos, p.retain, p.payload).await };
+        ctx.spawn(sent.into_actor(self).map(|res, act, ctx| {
+            act.draining = false;
+            match res {
+                Ok(()) => act.metrics.published.fetch_add(1, Ordering::Relaxed),
+                // The event loop is gone: the process is stopping.
+                Err(_) => act.metrics.publish_failed.fetch_add(1, Ordering::Relaxed),
+            };
+            act.drain(ctx);
+        }));
     }
 }
 
