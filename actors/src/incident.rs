@@ -913,6 +913,22 @@ impl Handler<Remind> for Incident {
     }
 }
 
+/// Answers once the incident's state as it stands is recorded (a message sent again whose
+/// change is already made is acknowledged no earlier than the first).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Recorded")]
+pub struct Settled;
+
+impl Handler<Settled> for Incident {
+    type Result = MessageResult<Settled>;
+
+    fn handle(&mut self, _: Settled, ctx: &mut Self::Context) -> Self::Result {
+        let done = self.recorded();
+        self.publish(ctx);
+        MessageResult(done)
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "IncidentSnapshot")]
 pub struct GetSnapshot;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::dispatch::RevokeReason;
 use crate::geo::GeoPoint;
 use crate::ids::{IncidentId, OfferId, UnitId};
-use crate::incident::{Incident, OfferAnswer, Remind, UnitAway, UnitProgress};
+use crate::incident::{Incident, OfferAnswer, Remind, Settled, UnitAway, UnitProgress};
 use crate::model::{Progress, UnitStatus};
 use crate::outbound::{Notify, OfferOut, Outbox, Received, Recorded, UnitStatusRecord, UnitUpdate};
 use crate::refusal::Refusal;
@@ -273,9 +273,14 @@ impl Handler<Reply> for Unit {
             other => {
                 self.offer = other;
                 // The accept of the incident this unit is on, delivered again (its
-                // acknowledgement was lost): it stands.
-                if msg.accept && self.incident.as_ref().is_some_and(|on| on.offer_id == Some(msg.offer_id)) {
-                    return Box::pin(fut::ready(Ok(Recorded::now())));
+                // acknowledgement was lost): it stands, acknowledged once the state is recorded.
+                let on = self.incident.as_ref().filter(|on| on.offer_id == Some(msg.offer_id));
+                if let (true, Some(on)) = (msg.accept, on) {
+                    let settled = on.incident.send(Settled);
+                    // An incident already gone has handed its final state to the record.
+                    return Box::pin(
+                        settled.into_actor(self).map(|res, _, _| Ok(res.unwrap_or_else(|_| Recorded::now()))),
+                    );
                 }
                 return Box::pin(fut::ready(Err(Refusal::NotYourOffer(msg.offer_id))));
             }
