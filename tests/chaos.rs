@@ -457,23 +457,16 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
     let registry = dir.path().join("registry.toml");
     std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
     let http = free_port();
-    let env: Vec<(String, String)> = [
-        ("KUZET_MQTT__URL", format!("mqtt://127.0.0.1:{}", tap.port)),
-        ("KUZET_MQTT__PASSWORD", SERVICE_PASSWORD.to_owned()),
-        ("KUZET_MQTT__CLIENT_ID", format!("kuzet-chaos-{}", &Uuid::new_v4().simple().to_string()[..8])),
-        ("KUZET_DATABASE__URL", db.clone()),
-        ("KUZET_DATABASE__SPOOL_DIR", dir.path().join("spool").display().to_string()),
-        ("KUZET_HTTP__LISTEN", format!("127.0.0.1:{http}")),
-        ("KUZET_REGISTRY__FILE", registry.display().to_string()),
-        ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__UNITS_REQUIRED", "1".into()),
-        ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT", "4".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    std::fs::create_dir_all("target/test-logs").unwrap();
-    let log = std::path::PathBuf::from(format!("target/test-logs/chaos-{}.log", Uuid::new_v4().simple()));
-    eprintln!("kuzet's log: {}", log.display());
+    let (env, log) = ProcessEnv {
+        name: "chaos",
+        mqtt_port: tap.port,
+        database_url: &db,
+        spool_dir: &dir.path().join("spool"),
+        registry: &registry,
+        http_listen: format!("127.0.0.1:{http}"),
+        offer_timeout_s: 4,
+    }
+    .build();
     let mut kuzet = Kuzet { env, log: log.clone(), process: None, kills: 0, recoveries: Vec::new() };
 
     let mut probe = device(broker.port, DeviceKind::Unit, PROBE, vec![topics::rejects(PROBE)]).await;

@@ -51,23 +51,16 @@ async fn a_unit_gets_an_offer_while_the_database_is_down_at_start() {
     let registry = dir.path().join("registry.toml");
     std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
     let http_port = free_port();
-    let env: Vec<(String, String)> = [
-        ("KUZET_MQTT__URL", format!("mqtt://127.0.0.1:{}", broker.port)),
-        ("KUZET_MQTT__PASSWORD", SERVICE_PASSWORD.to_owned()),
-        ("KUZET_MQTT__CLIENT_ID", format!("kuzet-dbdown-{}", Uuid::new_v4().simple())),
-        ("KUZET_DATABASE__URL", url.clone()),
-        ("KUZET_DATABASE__SPOOL_DIR", spool.display().to_string()),
-        ("KUZET_HTTP__LISTEN", format!("127.0.0.1:{http_port}")),
-        ("KUZET_REGISTRY__FILE", registry.display().to_string()),
-        ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__UNITS_REQUIRED", "1".into()),
-        ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT", "120".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    std::fs::create_dir_all("target/test-logs").unwrap();
-    let log = std::path::PathBuf::from(format!("target/test-logs/dbdown-{}.log", Uuid::new_v4().simple()));
-    eprintln!("kuzet's log: {}", log.display());
+    let (env, log) = ProcessEnv {
+        name: "dbdown",
+        mqtt_port: broker.port,
+        database_url: &url,
+        spool_dir: &spool,
+        registry: &registry,
+        http_listen: format!("127.0.0.1:{http_port}"),
+        offer_timeout_s: 120,
+    }
+    .build();
 
     // A first run with the database: the unit reports where it is.
     let mut kuzet = KuzetProcess::start(&env, &log);

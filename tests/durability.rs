@@ -92,26 +92,17 @@ async fn after_kill_9_open_incidents_and_pending_offers_go_on_to_closure() {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.toml");
     std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
-    let env: Vec<(String, String)> = [
-        ("KUZET_MQTT__URL", format!("mqtt://127.0.0.1:{}", broker.port)),
-        ("KUZET_MQTT__PASSWORD", SERVICE_PASSWORD.to_owned()),
-        // The same client id after the restart: the broker kept the session.
-        ("KUZET_MQTT__CLIENT_ID", format!("kuzet-kill-{}", Uuid::new_v4().simple())),
-        ("KUZET_DATABASE__URL", db.clone()),
-        ("KUZET_DATABASE__SPOOL_DIR", dir.path().join("spool").display().to_string()),
-        ("KUZET_HTTP__LISTEN", String::new()),
-        ("KUZET_REGISTRY__FILE", registry.display().to_string()),
-        ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__UNITS_REQUIRED", "1".into()),
-        // Long enough that the pending offer is still pending after the restart.
-        ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT", "120".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    // Kept after the test, for reading when it fails.
-    std::fs::create_dir_all("target/test-logs").unwrap();
-    let log = std::path::PathBuf::from(format!("target/test-logs/kill-9-{}.log", Uuid::new_v4().simple()));
-    eprintln!("kuzet's log: {}", log.display());
+    // Long enough that the pending offer is still pending after the restart.
+    let (env, log) = ProcessEnv {
+        name: "kill-9",
+        mqtt_port: broker.port,
+        database_url: &db,
+        spool_dir: &dir.path().join("spool"),
+        registry: &registry,
+        http_listen: String::new(),
+        offer_timeout_s: 120,
+    }
+    .build();
     let mut kuzet = KuzetProcess::start(&env, &log);
     let pool = kuzet::store::connect(&db).await.unwrap();
 

@@ -143,3 +143,49 @@ pub async fn wait_kuzet(unit: &mut DeviceLink, id: &str) {
         assert!(tokio::time::Instant::now() < deadline, "kuzet did not come up");
     }
 }
+
+/// What differs between the tests that run kuzet as a process.
+pub struct ProcessEnv<'a> {
+    /// A word naming the test, in kuzet's client id and its log file.
+    pub name: &'a str,
+    pub mqtt_port: u16,
+    pub database_url: &'a str,
+    pub spool_dir: &'a std::path::Path,
+    pub registry: &'a std::path::Path,
+    /// Empty: no HTTP API.
+    pub http_listen: String,
+    pub offer_timeout_s: u32,
+}
+
+impl ProcessEnv<'_> {
+    /// kuzet's settings as environment variables (one unit per school alarm; the same client
+    /// id on every start, so the broker keeps kuzet's session across kills), and a log file
+    /// under target/test-logs that is kept after the test for reading when it fails.
+    pub fn build(&self) -> (Vec<(String, String)>, std::path::PathBuf) {
+        let env = [
+            ("KUZET_MQTT__URL", format!("mqtt://127.0.0.1:{}", self.mqtt_port)),
+            ("KUZET_MQTT__PASSWORD", super::SERVICE_PASSWORD.to_owned()),
+            (
+                "KUZET_MQTT__CLIENT_ID",
+                format!("kuzet-{}-{}", self.name, &Uuid::new_v4().simple().to_string()[..8]),
+            ),
+            ("KUZET_DATABASE__URL", self.database_url.to_owned()),
+            ("KUZET_DATABASE__SPOOL_DIR", self.spool_dir.display().to_string()),
+            ("KUZET_HTTP__LISTEN", self.http_listen.clone()),
+            ("KUZET_REGISTRY__FILE", self.registry.display().to_string()),
+            ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__UNITS_REQUIRED", "1".into()),
+            ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT", self.offer_timeout_s.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        std::fs::create_dir_all("target/test-logs").expect("target/test-logs");
+        let log = std::path::PathBuf::from(format!(
+            "target/test-logs/{}-{}.log",
+            self.name,
+            Uuid::new_v4().simple()
+        ));
+        eprintln!("kuzet's log: {}", log.display());
+        (env, log)
+    }
+}
