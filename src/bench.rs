@@ -443,6 +443,22 @@ fn index_bench(n: usize) {
     );
 }
 
+/// The harness's client ids, each an account on kuzet's broker in the bench.
+const BENCH_ACCOUNTS: &[&str] = &[
+    "bench-busy-buttons",
+    "bench-busy-tablets",
+    "bench-raw-pub",
+    "bench-raw-sub",
+    "bench-positions-0",
+    "bench-positions-1",
+    "bench-positions-2",
+    "bench-positions-3",
+    "bench-buttons",
+    "bench-console",
+    "bench-tablets",
+];
+static BENCH_PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// A QoS 1 client whose received publishes come out of a channel with their arrival time.
 async fn client(
     host: &str,
@@ -457,6 +473,8 @@ async fn client(
     o.set_inflight(1000);
     if let Some((u, p)) = creds {
         o.set_credentials(u, p);
+    } else if let Some(p) = BENCH_PASSWORD.get() {
+        o.set_credentials(id, p.as_str());
     }
     let (c, mut el) = AsyncClient::new(o, 10_000);
     crate::mqtt::gateway::no_delay(&mut el);
@@ -540,14 +558,27 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     };
     let devices = sim::city(&plan);
     let mut settings = Settings::defaults();
-    settings.mqtt.client_id = format!("kuzet-bench-{}", uuid::Uuid::new_v4().simple());
     settings.http.listen = String::new();
     let spool = std::env::temp_dir().join(format!("kuzet-bench-spool-{}", uuid::Uuid::new_v4().simple()));
     settings.database.spool_dir = spool.clone();
     if let Some(url) = &database {
         settings.database.url = crate::settings::Secret::new(url.clone());
     }
-    settings.broker.require_auth = false;
+    settings.broker.data_dir =
+        std::env::temp_dir().join(format!("kuzet-bench-broker-{}", uuid::Uuid::new_v4().simple()));
+    // The harness's clients speak for many devices each: on kuzet's broker they sign in as
+    // integration accounts allowed under kuzet/v1/, as a load generator would be set up.
+    let bench_password = crate::brokerfiles::generate_password();
+    let _ = BENCH_PASSWORD.set(bench_password.clone());
+    settings.broker.integrations = BENCH_ACCOUNTS
+        .iter()
+        .map(|u| crate::settings::Integration {
+            username: (*u).to_owned(),
+            password: crate::settings::Secret::new(bench_password.clone()),
+            read: vec!["kuzet/v1/#".into(), "bench/#".into()],
+            write: vec!["kuzet/v1/#".into(), "bench/#".into()],
+        })
+        .collect();
     settings.broker.listen = format!("127.0.0.1:{}", crate::mosquitto::free_port()?).parse()?;
     settings.broker.ws_listen = String::new();
     let _mosquitto = match args.broker.as_str() {
@@ -623,7 +654,11 @@ async fn mqtt_bench(args: &BenchArgs, database: Option<String>, position_hz: f64
     let inside = percentiles(inside);
     println!(
         "### Alarm -> offer at the tablet, through {} on loopback, {} units reporting at {position_hz} Hz, {}\n",
-        if args.broker == "embedded" { "the embedded broker" } else { "Mosquitto" },
+        if args.broker == "embedded" {
+            "kuzet's own broker (Mosquitto with every account's password and ACL, persistence on)"
+        } else {
+            "a plain Mosquitto (anonymous, no ACL, no persistence)"
+        },
         args.units,
         if database.is_some() { "every alarm, incident and position recorded in PostGIS" } else { "no database" }
     );

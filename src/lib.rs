@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_vision;
 pub mod brokerfiles;
+pub mod credentials;
 pub mod devices;
 pub mod http;
 pub mod live;

@@ -52,7 +52,7 @@ enum Command {
     BrokerFiles {
         #[arg(long, default_value = "config/registry.toml")]
         registry: PathBuf,
-        /// Directory to write `acl` and `passwd.plain` into.
+        /// Directory to write `acl` and `passwd` (hashed) into.
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
@@ -75,6 +75,31 @@ enum Command {
     /// Import into the database.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Devices' broker passwords.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Subcommand)]
+enum CredentialsCommand {
+    /// Issue a new broker password (128 random bits) to devices, or rotate one: printed once
+    /// as `id password` lines, kept only as a hash in registry.credentials_file. A running
+    /// kuzet's broker takes it within seconds; the device's earlier password stops working.
+    Issue {
+        /// Devices to issue to (repeat the option).
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// Every device of the registry (file, and database when given) with no password yet.
+        #[arg(long)]
+        missing: bool,
+        /// Who issues them, for the audit log (with --database-url).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -309,6 +334,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let plan = city.plan_on(roads.as_deref());
             let mut devices = sim::city_on(&plan, roads.as_deref());
             let mut settings = settings;
+            settings.demo = true;
+            // A read-only account to watch the demo's traffic with mosquitto_sub.
+            settings.broker.integrations.push(kuzet::settings::Integration {
+                username: DEMO_WATCHER.into(),
+                password: kuzet::settings::Secret::new(DEMO_WATCHER_PASSWORD),
+                read: vec!["kuzet/v1/#".into()],
+                write: Vec::new(),
+            });
             // Cameras when the models, the photos and kuzet-camsim are there; the rest of the
             // demo runs without them.
             let cameras = if settings.vision.enabled {
@@ -334,6 +367,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 callsign: "TABLET-1".into(),
                 password: Some("kuzet-demo-tablet".into()),
             });
+            // And one button no simulated device presses, at the first school, to press by hand
+            // (the broker ties a client id to its username: a driven device's account would be
+            // taken back by the simulation).
+            if let Some(site) = served.sites.first_mut() {
+                site.buttons.push(kuzet_actors::registry::ButtonSpec {
+                    id: kuzet_actors::ids::ButtonId::parse(DEMO_BUTTON)?,
+                    room: Some("by hand".into()),
+                    password: Some(DEMO_BUTTON_PASSWORD.into()),
+                });
+            }
             let app = Application::build_with_roads(settings, served, roads.clone()).await?;
             demo_users(&app).await?;
             if cameras.is_some() {
@@ -354,6 +397,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (host, port) = app.broker();
             tracing::info!(schools = plan.schools, units = plan.units, broker = %format!("{host}:{port}"),
                 "demo city starting: watch the incident steps below; Ctrl-C to stop");
+            tracing::info!(
+                "the demo's MQTT traffic: mosquitto_sub -h {host} -p {port} -u {DEMO_WATCHER} -P {DEMO_WATCHER_PASSWORD} -v -t 'kuzet/v1/#'"
+            );
             let _tasks = sim::run_city(host, port, &devices, &plan, city.behaviour(), roads).await?;
             until_stopped(duration).await;
             tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
@@ -379,19 +425,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BrokerFiles { registry, out, config } => {
             let settings = Settings::load(config.as_deref())?;
             let devices = devices::load(&registry)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let user = &settings.mqtt.username;
-            std::fs::write(out.join("acl"), brokerfiles::acl(&devices, user))?;
-            let plain = out.join("passwd.plain");
-            std::fs::write(
-                &plain,
-                brokerfiles::plaintext_passwords(&devices, user, settings.mqtt.password.expose()),
+            kuzet::settings::strong_password(
+                "mqtt.password (KUZET_MQTT__PASSWORD)",
+                settings.mqtt.password.expose(),
             )?;
-            // Plain-text passwords: readable by the owner only until mosquitto_passwd -U hashes them.
-            std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let integrations = &settings.broker.integrations;
+            std::fs::write(out.join("acl"), brokerfiles::acl_with(&devices, user, integrations))?;
+            let issued = kuzet::credentials::read(&settings.registry.credentials_file)?;
+            let mut accounts =
+                brokerfiles::accounts(&devices, user, settings.mqtt.password.expose(), integrations);
+            // An issued credential replaces a password the registry file gives the same device.
+            accounts.retain(|(u, _)| !issued.contains_key(u));
+            // Hashes only, as mosquitto_passwd writes them: no plain text reaches the disk.
+            let mut text = brokerfiles::hashed_passwords(&accounts);
+            for (id, hash) in &issued {
+                text.push_str(&format!("{id}:{hash}\n"));
+            }
+            let passwd = out.join("passwd");
+            std::fs::write(&passwd, text)?;
+            std::fs::set_permissions(&passwd, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
             eprintln!(
-                "wrote {0}/acl and {0}/passwd.plain (hash it with: mosquitto_passwd -U {0}/passwd.plain)",
-                out.display()
+                "wrote {0}/acl and {0}/passwd ({1} accounts)",
+                out.display(),
+                accounts.len() + issued.len()
             );
         }
         Command::Roads(RoadsCommand::Export { extract, out }) => {
@@ -527,6 +585,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .read_line(&mut password)
                 .context("cannot read the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(
+                !kuzet::settings::is_published(password),
+                "that password is published (kuzet's demo uses it): choose another"
+            );
             let pool = kuzet::store::connect(&database_url).await?;
             let created = kuzet::auth::add_user(
                 &pool,
@@ -538,6 +600,72 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("{} {username} ({})", if created { "added" } else { "updated" }, role.as_str());
+        }
+        Command::Credentials(CredentialsCommand::Issue { ids, missing, by, database_url, config }) => {
+            init_logs("warn");
+            let settings = Settings::load(config.as_deref())?;
+            let file = &settings.registry.file;
+            let mut devices =
+                if file.as_os_str().is_empty() { Default::default() } else { devices::load(file)? };
+            let pool = match &database_url {
+                Some(url) => Some(kuzet::store::connect(url).await?),
+                None => None,
+            };
+            if let Some(pool) = &pool {
+                let stored = kuzet::store::devices::load(pool).await?;
+                devices.sites.extend(stored.sites);
+                devices.units.extend(stored.units);
+                devices.cameras.extend(stored.cameras);
+            }
+            let all: std::collections::BTreeMap<String, bool> = devices
+                .sites
+                .iter()
+                .flat_map(|s| s.buttons.iter().map(|b| (b.id.to_string(), b.password.is_some())))
+                .chain(devices.units.iter().map(|u| (u.id.to_string(), u.password.is_some())))
+                .chain(devices.cameras.iter().map(|c| (c.id.to_string(), c.password.is_some())))
+                .collect();
+            let path = &settings.registry.credentials_file;
+            let issued = kuzet::credentials::read(path)?;
+            let mut wanted = Vec::new();
+            for id in &ids {
+                anyhow::ensure!(
+                    all.contains_key(id),
+                    "no device {id} in the registry (file or --database-url)"
+                );
+                wanted.push(id.clone());
+            }
+            if missing {
+                wanted.extend(
+                    all.iter()
+                        .filter(|(id, has)| !**has && !issued.contains_key(*id))
+                        .map(|(id, _)| id.clone()),
+                );
+            }
+            wanted.sort();
+            wanted.dedup();
+            anyhow::ensure!(!wanted.is_empty() || missing, "name devices with --id, or use --missing");
+            let out = kuzet::credentials::issue(path, &wanted)?;
+            if let Some(pool) = &pool {
+                let by = by.as_deref().context("--by is required with --database-url (for the audit log)")?;
+                for (id, _) in &out {
+                    kuzet::store::audit::append(
+                        pool,
+                        &format!("user:{by}"),
+                        "credentials.issue",
+                        Some(id),
+                        &serde_json::json!({"file": path.display().to_string()}),
+                    )
+                    .await?;
+                }
+            }
+            for (id, password) in &out {
+                println!("{id} {password}");
+            }
+            eprintln!(
+                "issued {} credential(s) into {}; each password is shown only now: give it to its device",
+                out.len(),
+                path.display()
+            );
         }
         Command::Bench(args) => {
             init_logs("warn");
@@ -561,6 +689,12 @@ fn parse_expiry(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 const DEMO_TABLET_UNIT: &str = "unit-tablet";
 /// Every demo user's password (the demo database only).
 const DEMO_PASSWORD: &str = "kuzet-demo-password";
+/// The demo's button pressed by hand.
+const DEMO_BUTTON: &str = "btn-demo";
+const DEMO_BUTTON_PASSWORD: &str = "kuzet-demo-button";
+/// The demo broker's read-only account for watching its traffic.
+const DEMO_WATCHER: &str = "watcher";
+const DEMO_WATCHER_PASSWORD: &str = "kuzet-demo-watcher";
 
 /// Users for the demo's pages, one per role; the officer is bound to the tablet unit.
 async fn demo_users(app: &Application) -> anyhow::Result<()> {

@@ -16,6 +16,11 @@ pub struct Metrics {
     /// Position reports dropped because a unit's mailbox was full; the next report supersedes them.
     pub positions_shed: AtomicU64,
     pub broker_disconnects: AtomicU64,
+    /// Messages the broker dropped because a client's queue was full (broker.max_queued_messages),
+    /// summed over broker restarts.
+    pub broker_dropped: AtomicU64,
+    /// The broker's own count as last reported (it starts again from 0 when the broker does).
+    broker_dropped_reported: AtomicU64,
     rejects: [AtomicU64; RejectCode::ALL.len()],
 }
 
@@ -32,6 +37,15 @@ impl Metrics {
         self.rejects.iter().map(|r| r.load(Ordering::Relaxed)).sum()
     }
 
+    /// Takes the broker's cumulative dropped count; returns how many are new since the last.
+    pub fn broker_dropped_now(&self, reported: u64) -> u64 {
+        let last = self.broker_dropped_reported.swap(reported, Ordering::Relaxed);
+        // Lower than before: the broker restarted and counts from 0 again.
+        let new = if reported >= last { reported - last } else { reported };
+        self.broker_dropped.fetch_add(new, Ordering::Relaxed);
+        new
+    }
+
     /// Every counter by name, for logs and tests.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
@@ -42,6 +56,7 @@ impl Metrics {
         m.insert("publish_waited".into(), get(&self.publish_waited));
         m.insert("positions_shed".into(), get(&self.positions_shed));
         m.insert("broker_disconnects".into(), get(&self.broker_disconnects));
+        m.insert("broker_dropped".into(), get(&self.broker_dropped));
         for code in RejectCode::ALL {
             m.insert(format!("rejects.{}", code.as_str()), self.rejects(code));
         }

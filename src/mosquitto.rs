@@ -80,8 +80,10 @@ impl MosquittoProcess {
         } else {
             "persistence false\n".to_owned()
         };
+        // A listener's own option: the client id is the username (with accounts only).
+        let per_listener = if access.is_some() { "use_username_as_clientid true\n" } else { "" };
         let mut conf = format!(
-            "listener {port} 127.0.0.1\nprotocol mqtt\nlistener {ws_port} 127.0.0.1\nprotocol websockets\n\
+            "listener {port} 127.0.0.1\nprotocol mqtt\n{per_listener}listener {ws_port} 127.0.0.1\nprotocol websockets\n{per_listener}\
              set_tcp_nodelay true\n{persistence}max_packet_size 262144\nmax_queued_messages 100000\n\
              max_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\n"
         );

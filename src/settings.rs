@@ -34,13 +34,17 @@ pub struct Settings {
     pub http: HttpSettings,
     pub vision: VisionSettings,
     pub log: LogSettings,
+    /// Set by `kuzet demo` only: it may claim an empty database for the demo, and nothing else.
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSettings {
     pub url: String,
-    pub client_id: String,
+    /// kuzet's service account; its connections use this name and `-alarms`, `-units` and
+    /// `-out` after it, each as username and client id.
     pub username: String,
     pub password: Secret,
     pub keep_alive_s: u64,
@@ -55,9 +59,31 @@ pub struct BrokerSettings {
     pub listen: SocketAddr,
     /// MQTT over WebSockets (browser tablets), host:port; empty: none.
     pub ws_listen: String,
-    pub require_auth: bool,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
+    /// The broker's configuration, password file, ACL and persistence.
+    pub data_dir: PathBuf,
+    /// QoS 1 messages queued for one client at most (a slow or absent one); beyond it the
+    /// broker drops, and kuzet counts and reports what it dropped.
+    pub max_queued_messages: u64,
+    /// Accounts for other systems (a recorder, a bridge, a monitoring client), each held to
+    /// the topics it lists.
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+}
+
+/// An account on kuzet's broker for a system that is not a device.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    pub username: String,
+    pub password: Secret,
+    /// Topic filters it may subscribe to.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Topics (filters) it may publish on.
+    #[serde(default)]
+    pub write: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +112,8 @@ impl RoadsSettings {
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     pub file: PathBuf,
+    /// Device broker credentials issued by `kuzet credentials issue` (hashes only).
+    pub credentials_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +163,10 @@ pub struct HttpSettings {
     /// Where tablets reach the broker over WebSockets (ws[s]://host:port/path); empty: the
     /// embedded broker's ws_listen port on the host the page came from.
     pub tablet_mqtt_url: String,
+    /// With an external broker: the operator vouches that it runs the ACL `kuzet broker-files`
+    /// wrote, so a signed-in officer may be handed their unit's broker password. kuzet's own
+    /// broker always holds each unit to its own topics.
+    pub tablet_broker_enforces_acl: bool,
 }
 
 impl HttpSettings {
@@ -351,8 +383,75 @@ impl Settings {
                 )));
             }
         }
+        if kuzet_actors::ids::check_device_id(&self.mqtt.username).is_err() {
+            return Err(SettingsError::Invalid("mqtt.username is not [a-z0-9][a-z0-9-]{0,63}".into()));
+        }
+        // kuzet's own broker makes one up when none is set; one that is set must be strong.
+        let own_broker = matches!(self.mqtt.target()?, BrokerTarget::Embedded);
+        if !(own_broker && self.mqtt.password.expose().is_empty()) {
+            strong_password("mqtt.password", self.mqtt.password.expose())?;
+        }
+        for g in &self.broker.integrations {
+            if kuzet_actors::ids::check_device_id(&g.username).is_err() {
+                return Err(SettingsError::Invalid(format!(
+                    "broker.integrations: username {:?} is not [a-z0-9][a-z0-9-]{{0,63}}",
+                    g.username
+                )));
+            }
+            if crate::brokerfiles::is_service_name(&self.mqtt.username, &g.username) {
+                return Err(SettingsError::Invalid(format!(
+                    "broker.integrations: {:?} is one of kuzet's own accounts",
+                    g.username
+                )));
+            }
+            strong_password(&format!("broker.integrations {:?} password", g.username), g.password.expose())?;
+            // One topic per ACL line: anything that could start another line or rule is refused.
+            let bad = |t: &String| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control());
+            if g.read.iter().chain(&g.write).any(bad) {
+                return Err(SettingsError::Invalid(format!(
+                    "broker.integrations {:?}: topics must be non-empty, without spaces or control characters",
+                    g.username
+                )));
+            }
+        }
+        if self.broker.max_queued_messages == 0 {
+            return Err(SettingsError::Invalid("broker.max_queued_messages must be above 0".into()));
+        }
         Ok(())
     }
+}
+
+/// Passwords once shipped in kuzet's files: refused wherever a password is set.
+const KNOWN_PASSWORDS: &[&str] = &[
+    "kuzet-dev-password",
+    "kuzet-demo-password",
+    "kuzet-demo-tablet",
+    "kuzet-demo-watcher",
+    "kuzet-demo-button",
+];
+
+/// True for a password kuzet has published (its demo's, its former defaults).
+pub fn is_published(p: &str) -> bool {
+    KNOWN_PASSWORDS.contains(&p) || p.starts_with("sample-")
+}
+
+/// A password an operator sets: long enough to be generated, never one kuzet ever shipped.
+/// (kuzet's own broker makes up its service password when none is set.)
+pub fn strong_password(what: &str, p: &str) -> Result<(), SettingsError> {
+    if p.is_empty() {
+        return Err(SettingsError::Invalid(format!(
+            "{what} is not set (an external broker needs the service account's password; e.g. openssl rand -base64 24)"
+        )));
+    }
+    if is_published(p) {
+        return Err(SettingsError::Invalid(format!("{what} is a published password; generate one")));
+    }
+    if p.chars().count() < 16 {
+        return Err(SettingsError::Invalid(format!(
+            "{what} is shorter than 16 characters; generate one (e.g. openssl rand -base64 24)"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_toml(name: &str, text: &str) -> Result<toml::Table, SettingsError> {
@@ -420,7 +519,7 @@ mod tests {
             ("KUZET_DISPATCH__PLANS__SCHOOL_ALARM__OFFER_TIMEOUT".to_owned(), "2.5".to_owned()),
             ("OTHER".to_owned(), "x".to_owned()),
             ("KUZET_MQTT_PASSWORD".to_owned(), "not a setting".to_owned()),
-            ("KUZET_MQTT__PASSWORD".to_owned(), "12345".to_owned()),
+            ("KUZET_MQTT__PASSWORD".to_owned(), "a-long-enough-secret".to_owned()),
         ];
         let s = Settings::load_from(None, &env).unwrap();
         assert_eq!(
@@ -429,7 +528,7 @@ mod tests {
         );
         assert_eq!(s.dispatch.position_max_age_s, 30);
         assert_eq!(s.dispatch.plans[&IncidentKind::SchoolAlarm].offer_timeout, Duration::from_millis(2500));
-        assert_eq!(s.mqtt.password.expose(), "12345");
+        assert_eq!(s.mqtt.password.expose(), "a-long-enough-secret");
     }
 
     #[test]
@@ -444,7 +543,44 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = Settings::defaults();
-        assert!(!format!("{s:?}").contains("kuzet-dev-password"));
+        let mut s = Settings::defaults();
+        s.mqtt.password = Secret::new("a-long-enough-secret");
+        assert!(!format!("{s:?}").contains("a-long-enough-secret"));
+    }
+
+    #[test]
+    fn no_published_or_short_password_for_an_external_broker() {
+        let ext = ("KUZET_MQTT__URL".to_owned(), "mqtt://broker.local:1883".to_owned());
+        for pw in ["", "kuzet-dev-password", "sample-btn-012-a-but-longer", "short-secret"] {
+            let env = vec![ext.clone(), ("KUZET_MQTT__PASSWORD".to_owned(), pw.to_owned())];
+            let e = Settings::load_from(None, &env).unwrap_err().to_string();
+            assert!(e.contains("mqtt.password"), "{pw:?}: {e}");
+        }
+        // kuzet's own broker needs none: it makes one up at every start. One that is set is
+        // held to the same rule.
+        assert_eq!(Settings::defaults().mqtt.password.expose(), "");
+        let env = vec![("KUZET_MQTT__PASSWORD".to_owned(), "kuzet-dev-password".to_owned())];
+        assert!(Settings::load_from(None, &env).is_err());
+    }
+
+    #[test]
+    fn integrations_are_held_to_names_and_topics() {
+        let base = |extra: &str| {
+            format!(
+                "[[broker.integrations]]\nusername = \"recorder\"\npassword = \"a-long-enough-secret\"\n{extra}"
+            )
+        };
+        let load = |text: String| {
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("k.toml");
+            std::fs::write(&f, text).unwrap();
+            Settings::load_from(Some(&f), &[])
+        };
+        let ok = load(base("read = [\"kuzet/v1/incidents/#\"]")).unwrap();
+        assert_eq!(ok.broker.integrations[0].read, ["kuzet/v1/incidents/#"]);
+        assert!(load(base("read = [\"kuzet/v1/#\\ntopic readwrite #\"]")).is_err());
+        assert!(load(base("write = [\"a b\"]")).is_err());
+        assert!(load(base("").replace("recorder", "kuzet-units")).is_err());
+        assert!(load(base("").replace("a-long-enough-secret", "short")).is_err());
     }
 }

@@ -17,10 +17,11 @@ use rumqttc::AsyncClient;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::mqtt::broker;
+use crate::mqtt::broker::{BrokerAccess, ManagedBroker};
 use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
+use crate::store::deployment::Kind;
 use crate::store::state::{self, LocalState};
 use crate::store::writer::{self, WriterConfig, WriterHandle};
 use crate::vision::{Vision, VisionParts, Watch};
@@ -38,6 +39,8 @@ const ACQUIRE_TIMEOUT_OFFLINE: Duration = Duration::from_secs(3);
 pub struct Application {
     broker: (String, u16),
     embedded: Option<SocketAddr>,
+    /// kuzet's own broker process, when it runs one.
+    managed: Option<Arc<ManagedBroker>>,
     registry: Addr<Registry>,
     router: Addr<Router>,
     directory: Directory,
@@ -93,6 +96,8 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
         return open_local(settings, url, devices, config, actor, &why).await;
     }
     crate::store::MIGRATOR.run(&pool).await.context("cannot apply the schema migrations")?;
+    let kind = if settings.demo { Kind::Demo } else { Kind::Live };
+    crate::store::deployment::claim(&pool, kind).await?;
     let writer = writer::start(config).await?;
     if !devices.sites.is_empty() || !devices.units.is_empty() || !devices.cameras.is_empty() {
         let report =
@@ -173,8 +178,11 @@ impl Application {
         roads: Option<Arc<RoadNetwork>>,
     ) -> anyhow::Result<Self> {
         devices.validate().context("invalid device registry")?;
-        // Broker credentials come from the registry file: the database holds no passwords.
-        let credentials = device_credentials(&devices);
+        // Broker credentials: issued ones (hashes, `kuzet credentials issue`) and, for trying
+        // kuzet out, passwords the registry file carries. The database holds none.
+        let issued = crate::credentials::read(&settings.registry.credentials_file)?;
+        let mut credentials = device_credentials(&devices);
+        credentials.retain(|id, _| !issued.contains_key(id));
         let (devices, record) = match settings.database.url() {
             Some(url) => {
                 let r = open_record(&settings, url, &devices).await?;
@@ -193,33 +201,48 @@ impl Application {
                     crate::roads::MAX_SNAP_M);
             }
         }
-        let (host, port, embedded) = match settings.mqtt.target()? {
+        let mut settings = settings;
+        let target = settings.mqtt.target()?;
+        if target == BrokerTarget::Embedded && settings.mqtt.password.expose().is_empty() {
+            // kuzet's own broker: the service password lives in memory for one run only.
+            settings.mqtt.password = crate::settings::Secret::new(crate::brokerfiles::generate_password());
+        }
+        check_account_names(&settings, &devices)?;
+        let no_password: Vec<&str> = device_ids(&devices)
+            .filter(|id| !credentials.contains_key(*id) && !issued.contains_key(*id))
+            .collect();
+        if !no_password.is_empty() {
+            tracing::warn!(count = no_password.len(), first = ?&no_password[..no_password.len().min(5)],
+                "devices without a broker password cannot connect: `kuzet credentials issue --missing`");
+        }
+        let (host, port, embedded, managed) = match target {
             BrokerTarget::Embedded => {
-                let credentials = settings.broker.require_auth.then(|| {
-                    let mut c = credentials.clone();
-                    c.insert(settings.mqtt.username.clone(), settings.mqtt.password.expose().to_owned());
-                    c
-                });
-                let listen = broker::start(&settings.broker, credentials)?;
-                (listen.ip().to_string(), listen.port(), Some(listen))
+                let access = broker_access(&settings, &devices, &credentials, &issued);
+                let m = Arc::new(ManagedBroker::start(&settings.broker, &access)?);
+                actix::spawn(watch_credentials(
+                    m.clone(),
+                    settings.clone(),
+                    devices.clone(),
+                    credentials.clone(),
+                ));
+                let listen = m.listen();
+                (listen.ip().to_string(), listen.port(), Some(listen), Some(m))
             }
-            BrokerTarget::External { host, port } => (host, port, None),
+            BrokerTarget::External { host, port } => (host, port, None, None),
         };
 
         let metrics = Arc::new(Metrics::default());
         let opts = |client_id: &str, manual_acks: bool| {
             gateway::options(&settings.mqtt, client_id, (&host, port), manual_acks)
         };
-        let (client, mut eventloop) =
-            AsyncClient::new(opts(&settings.mqtt.client_id, false), settings.mqtt.request_capacity);
+        let [main_id, alarm_id, units_id, out_id] =
+            crate::brokerfiles::SERVICE_SUFFIXES.map(|s| format!("{}{s}", settings.mqtt.username));
+        let (client, mut eventloop) = AsyncClient::new(opts(&main_id, false), settings.mqtt.request_capacity);
         gateway::no_delay(&mut eventloop);
-        let alarm_id = format!("{}-alarms", settings.mqtt.client_id);
         let (alarm_client, mut alarm_eventloop) = AsyncClient::new(opts(&alarm_id, true), 1024);
         gateway::no_delay(&mut alarm_eventloop);
-        let units_id = format!("{}-units", settings.mqtt.client_id);
         let (units_client, mut units_eventloop) = AsyncClient::new(opts(&units_id, true), 1024);
         gateway::no_delay(&mut units_eventloop);
-        let out_id = format!("{}-out", settings.mqtt.client_id);
         let (out_client, mut out_eventloop) =
             AsyncClient::new(opts(&out_id, false), settings.mqtt.request_capacity);
         gateway::no_delay(&mut out_eventloop);
@@ -347,7 +370,13 @@ impl Application {
                 let tablets = crate::http::console::TabletAccess {
                     url: (!h.tablet_mqtt_url.is_empty()).then(|| h.tablet_mqtt_url.clone()),
                     ws_port: embedded.and(settings.broker.ws_listen()?).map(|a| a.port()),
-                    credentials: credentials.clone(),
+                    // A password handed over HTTP is safe only with a broker that holds the
+                    // unit to its own topics: kuzet's own, or one the operator vouches for.
+                    credentials: if managed.is_some() || h.tablet_broker_enforces_acl {
+                        credentials.clone()
+                    } else {
+                        HashMap::new()
+                    },
                     callsigns: devices.units.iter().map(|u| (u.id.to_string(), u.callsign.clone())).collect(),
                 };
                 let feed = crate::http::live::LiveState {
@@ -372,6 +401,7 @@ impl Application {
         Ok(Self {
             broker: (host, port),
             embedded,
+            managed,
             registry,
             router,
             directory,
@@ -483,7 +513,111 @@ impl Application {
         let _ = self.alarm_client.disconnect().await;
         let _ = self.units_client.disconnect().await;
         let _ = self.out_client.disconnect().await;
+        if let Some(m) = self.managed.clone() {
+            // Waits for the broker to save its state: not on the actors' thread.
+            let _ = actix_rt::task::spawn_blocking(move || m.stop()).await;
+        }
     }
+
+    /// kuzet's own broker process, when it runs one.
+    pub fn managed_broker(&self) -> Option<&ManagedBroker> {
+        self.managed.as_deref()
+    }
+}
+
+/// The accounts and ACL of kuzet's own broker: the service accounts, the integrations and
+/// every device (with a password from the registry file; the database holds none).
+fn broker_access(
+    settings: &Settings,
+    devices: &Devices,
+    credentials: &HashMap<String, String>,
+    issued: &std::collections::BTreeMap<String, String>,
+) -> BrokerAccess {
+    let m = &settings.mqtt;
+    let mut accounts: Vec<(String, String)> =
+        crate::brokerfiles::service_users(&m.username).map(|u| (u, m.password.expose().to_owned())).collect();
+    let integrations = &settings.broker.integrations;
+    accounts.extend(integrations.iter().map(|g| (g.username.clone(), g.password.expose().to_owned())));
+    let mut devs: Vec<_> = credentials.iter().map(|(u, p)| (u.clone(), p.clone())).collect();
+    devs.sort();
+    accounts.extend(devs);
+    // Only devices in the registry: a stale line for a removed device lets no one in.
+    let known: std::collections::HashSet<&str> = device_ids(devices).collect();
+    let hashed =
+        issued.iter().filter(|(id, _)| known.contains(id.as_str())).map(|(i, h)| (i.clone(), h.clone()));
+    BrokerAccess {
+        accounts,
+        hashed: hashed.collect(),
+        acl: crate::brokerfiles::acl_with(devices, &m.username, integrations),
+    }
+}
+
+fn device_ids(devices: &Devices) -> impl Iterator<Item = &str> {
+    devices
+        .sites
+        .iter()
+        .flat_map(|s| s.buttons.iter().map(|b| b.id.as_str()))
+        .chain(devices.units.iter().map(|u| u.id.as_str()))
+        .chain(devices.cameras.iter().map(|c| c.id.as_str()))
+}
+
+/// How often kuzet looks for newly issued or rotated credentials.
+const CREDENTIALS_POLL: Duration = Duration::from_secs(2);
+
+/// Gives kuzet's broker every credential issued while it runs: a new device connects, and a
+/// rotated password stops working, within seconds and without a restart.
+async fn watch_credentials(
+    broker: Arc<ManagedBroker>,
+    settings: Settings,
+    devices: Devices,
+    credentials: HashMap<String, String>,
+) {
+    let path = settings.registry.credentials_file.clone();
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut last = stamp(&path);
+    let mut tick = tokio::time::interval(CREDENTIALS_POLL);
+    loop {
+        tick.tick().await;
+        if Arc::strong_count(&broker) == 1 {
+            return; // kuzet stopped
+        }
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match crate::credentials::read(&path) {
+            Ok(issued) => {
+                let mut creds = credentials.clone();
+                creds.retain(|id, _| !issued.contains_key(id));
+                let access = broker_access(&settings, &devices, &creds, &issued);
+                match broker.reload(&access) {
+                    Ok(()) => tracing::info!(issued = issued.len(), "broker credentials reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "cannot reload the broker's credentials")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "credentials file unreadable; the broker keeps the last good one")
+            }
+        }
+    }
+}
+
+/// No device or integration may sign in under one of kuzet's own names, nor two accounts
+/// under one name: the broker's username is the identity.
+fn check_account_names(settings: &Settings, devices: &Devices) -> anyhow::Result<()> {
+    let user = &settings.mqtt.username;
+    let mut seen = std::collections::HashSet::new();
+    for id in device_ids(devices).chain(settings.broker.integrations.iter().map(|g| g.username.as_str())) {
+        anyhow::ensure!(
+            !crate::brokerfiles::is_service_name(user, id),
+            "account {id:?} takes a name of kuzet's own service account ({user}, {user}-...): rename it"
+        );
+        anyhow::ensure!(seen.insert(id), "two accounts are named {id:?}: broker usernames must be unique");
+    }
+    Ok(())
 }
 
 /// Loads the configured road network off the actor thread, or says once that ranking is by

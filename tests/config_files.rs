@@ -8,6 +8,12 @@ use kuzet::settings::Settings;
 fn the_sample_registry_and_settings_files_load() {
     let devices = kuzet::devices::load(Path::new("config/registry.toml")).expect("sample registry loads");
     assert!(!devices.units.is_empty() && !devices.sites.is_empty());
+    let with_password = kuzet::startup::device_credentials(&devices);
+    assert!(
+        with_password.is_empty(),
+        "the shipped registry carries no usable password: {:?}",
+        with_password.keys()
+    );
     let prod = Settings::load_from(Some(Path::new("config/prod.toml")), &[]).expect("prod.toml loads");
     assert_eq!(prod.mqtt.url, "mqtt://mosquitto:1883");
 }

@@ -260,3 +260,21 @@ async fn the_map_the_tablet_settings_and_the_pages() {
     }
     t.app.stop().await;
 }
+
+/// A unit's broker password goes over HTTP only to a tablet whose broker holds the unit to
+/// its own topics: kuzet's own always; an external one only when the operator vouches for it.
+#[actix_rt::test]
+async fn a_tablet_gets_its_broker_password_only_from_a_broker_that_enforces_the_acl() {
+    for (kind, vouched, expected) in [
+        (BrokerKind::Mosquitto, false, Value::Null),
+        (BrokerKind::Mosquitto, true, json!(pw("unit-1"))),
+        (BrokerKind::Embedded, false, json!(pw("unit-1"))),
+    ] {
+        let t = spawn_app(kind, city(&["unit-1"]), |s| s.http.tablet_broker_enforces_acl = vouched).await;
+        let officer = Api::new(&t, Role::Officer).await;
+        let (s, tab) = officer.get("/api/v1/tablet").await;
+        assert_eq!(s, 200, "{tab}");
+        assert_eq!(tab["mqtt"]["password"], expected, "{kind:?}, vouched {vouched}");
+        t.app.stop().await;
+    }
+}

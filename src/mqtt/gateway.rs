@@ -176,10 +176,11 @@ pub fn options(
     (host, port): (&str, u16),
     manual_acks: bool,
 ) -> MqttOptions {
+    // The client id is the username: brokers tie the two (use_username_as_clientid).
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_clean_session(false);
     o.set_keep_alive(Duration::from_secs(s.keep_alive_s));
-    o.set_credentials(&s.username, s.password.expose());
+    o.set_credentials(client_id, s.password.expose());
     o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
     o.set_inflight(s.inflight);
     o.set_manual_acks(manual_acks);
@@ -209,6 +210,14 @@ impl Listener {
                 }
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
                     let _ = self.link.send(Link::Ready);
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) if p.topic == topics::BROKER_DROPPED => {
+                    let reported = std::str::from_utf8(&p.payload).ok().and_then(|s| s.trim().parse().ok());
+                    let new = reported.map_or(0, |n| self.metrics.broker_dropped_now(n));
+                    if new > 0 {
+                        tracing::warn!(dropped = new, total = self.metrics.broker_dropped.load(Ordering::Relaxed),
+                            "the broker dropped messages for a client whose queue was full (broker.max_queued_messages)");
+                    }
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     self.metrics.received.fetch_add(1, Ordering::Relaxed);

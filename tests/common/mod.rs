@@ -22,7 +22,28 @@ use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use rumqttc::QoS;
 use serde_json::{json, Value};
 
-pub const SERVICE_PASSWORD: &str = "service-secret";
+pub const SERVICE_PASSWORD: &str = "service-secret-for-tests";
+
+/// Read-only accounts for the tests' observers (a console, an integration): one each, since
+/// the broker ties a client id to its username.
+pub const OBSERVERS: [&str; 4] = ["observer-1", "observer-2", "observer-3", "observer-4"];
+
+pub fn observer_password(user: &str) -> String {
+    format!("observer-password-{user}")
+}
+
+/// The observers as integration accounts: they read everything under kuzet/v1/, write nothing.
+pub fn observer_accounts() -> Vec<kuzet::settings::Integration> {
+    OBSERVERS
+        .iter()
+        .map(|u| kuzet::settings::Integration {
+            username: (*u).to_owned(),
+            password: kuzet::settings::Secret::new(observer_password(u)),
+            read: vec!["kuzet/v1/#".into()],
+            write: Vec::new(),
+        })
+        .collect()
+}
 
 pub fn free_port() -> u16 {
     kuzet::mosquitto::free_port().expect("a free port")
@@ -30,10 +51,12 @@ pub fn free_port() -> u16 {
 
 /// A private Mosquitto with a password per device and the generated per-device ACL.
 pub fn mosquitto_with_acl(devices: &Devices) -> MosquittoProcess {
-    let access = Access {
-        passwords_plain: brokerfiles::plaintext_passwords(devices, "kuzet", SERVICE_PASSWORD),
-        acl: brokerfiles::acl(devices, "kuzet"),
-    };
+    let observers = observer_accounts();
+    let mut plain = String::new();
+    for (u, p) in brokerfiles::accounts(devices, "kuzet", SERVICE_PASSWORD, &observers) {
+        plain.push_str(&format!("{u}:{p}\n"));
+    }
+    let access = Access { passwords_plain: plain, acl: brokerfiles::acl_with(devices, "kuzet", &observers) };
     MosquittoProcess::start(Some(access)).expect("mosquitto starts")
 }
 
@@ -50,6 +73,8 @@ pub struct TestApp {
     pub port: u16,
     pub devices: Devices,
     pub mosquitto: Option<MosquittoProcess>,
+    /// Observer accounts handed out so far.
+    observers: std::sync::atomic::AtomicUsize,
 }
 
 /// The school alarm's response plan in `s`, for a test to adjust.
@@ -68,7 +93,8 @@ pub fn test_settings() -> Settings {
     s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
     s.broker.ws_listen = format!("127.0.0.1:{}", free_port());
     s.mqtt.password = kuzet::settings::Secret::new(SERVICE_PASSWORD);
-    s.mqtt.client_id = format!("kuzet-test-{}", uuid::Uuid::new_v4().simple());
+    s.broker.data_dir = std::env::temp_dir().join(format!("kuzet-broker-{}", uuid::Uuid::new_v4().simple()));
+    s.broker.integrations = observer_accounts();
     s.http.listen = "127.0.0.1:0".into();
     s.database.spool_dir = spool_dir();
     s
@@ -119,7 +145,7 @@ pub async fn spawn_app_with_roads(
     let app = Application::build_with_roads(settings, devices.clone(), roads).await.expect("kuzet starts");
     assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
     let (host, port) = app.broker();
-    TestApp { host: host.to_owned(), port, devices, app, mosquitto }
+    TestApp { host: host.to_owned(), port, devices, app, mosquitto, observers: Default::default() }
 }
 
 /// The test city's school, near Almaty's centre.
@@ -174,10 +200,12 @@ impl TestApp {
             .expect("button connects")
     }
 
-    /// A client with kuzet's service account, as a console or integration would connect.
+    /// A client with a read-only integration account, as a console or recorder would connect.
     pub async fn observer(&self, subscriptions: &[&str]) -> DeviceLink {
         let subs: Vec<String> = subscriptions.iter().map(|s| (*s).to_owned()).collect();
-        connect_observer(&self.host, self.port, "kuzet", SERVICE_PASSWORD, &subs)
+        let n = self.observers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let user = OBSERVERS.get(n).expect("at most four observers per test");
+        connect_observer(&self.host, self.port, user, &observer_password(user), &subs)
             .await
             .expect("observer connects")
     }

@@ -158,17 +158,13 @@ pub struct ProcessEnv<'a> {
 }
 
 impl ProcessEnv<'_> {
-    /// kuzet's settings as environment variables (one unit per school alarm; the same client
-    /// id on every start, so the broker keeps kuzet's session across kills), and a log file
+    /// kuzet's settings as environment variables (one unit per school alarm; the same
+    /// accounts on every start, so the broker keeps kuzet's sessions across kills), and a log file
     /// under target/test-logs that is kept after the test for reading when it fails.
     pub fn build(&self) -> (Vec<(String, String)>, std::path::PathBuf) {
         let env = [
             ("KUZET_MQTT__URL", format!("mqtt://127.0.0.1:{}", self.mqtt_port)),
             ("KUZET_MQTT__PASSWORD", super::SERVICE_PASSWORD.to_owned()),
-            (
-                "KUZET_MQTT__CLIENT_ID",
-                format!("kuzet-{}-{}", self.name, &Uuid::new_v4().simple().to_string()[..8]),
-            ),
             ("KUZET_DATABASE__URL", self.database_url.to_owned()),
             ("KUZET_DATABASE__SPOOL_DIR", self.spool_dir.display().to_string()),
             ("KUZET_HTTP__LISTEN", self.http_listen.clone()),
