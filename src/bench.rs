@@ -39,7 +39,7 @@ pub struct BenchArgs {
     /// Units in the nearest-unit query benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub index_units: usize,
-    /// What to run: all, index, mqtt, roads, store or vision.
+    /// What to run: all, index, mqtt, roads, store, vision or reconnect (not part of all).
     #[arg(long, default_value = "all")]
     pub suite: String,
     /// A PostgreSQL + PostGIS server for the store benchmarks; each run makes fresh databases
@@ -62,6 +62,8 @@ pub struct BenchArgs {
     /// by a tablet (a reply and three progress reports, acknowledged once recorded).
     #[arg(long, default_value_t = 10.0)]
     pub busy_hz: f64,
+    #[command(flatten)]
+    pub reconnect: crate::bench_reconnect::ReconnectArgs,
 }
 
 pub struct Percentiles {
@@ -95,9 +97,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let all = args.suite == "all";
     anyhow::ensure!(
-        ["all", "index", "mqtt", "roads", "store", "vision"].contains(&args.suite.as_str()),
-        "--suite must be all, index, mqtt, roads, store or vision"
+        ["all", "index", "mqtt", "roads", "store", "vision", "reconnect"].contains(&args.suite.as_str()),
+        "--suite must be all, index, mqtt, roads, store, vision or reconnect"
     );
+    // Not in `all`: its storms take minutes.
+    if args.suite == "reconnect" {
+        return crate::bench_reconnect::reconnect_bench(&args.reconnect).await;
+    }
     if all || args.suite == "vision" {
         crate::bench_vision::vision_bench(&args.models_dir)?;
     }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bench_reconnect;
 pub mod bench_vision;
 pub mod brokerfiles;
 pub mod credentials;

@@ -318,14 +318,13 @@ impl Settings {
                 .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?;
             merge(&mut merged, parse_toml(&path.display().to_string(), &text)?);
         }
-        for (key, value) in env {
-            // Only KUZET_SECTION__KEY names are settings; other KUZET_ variables (a compose
-            // file's own, say) are left alone.
-            let Some(rest) = key.strip_prefix("KUZET_").filter(|r| r.contains("__")) else {
-                continue;
+        for (path, raw) in env_settings(&merged, env)? {
+            // A key whose value is text stays text: a password such as `1e5` is not a number.
+            let value = match get_path(&merged, &path) {
+                Some(toml::Value::String(_)) => toml::Value::String(raw),
+                _ => env_value(&raw),
             };
-            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut merged, &path, env_value(value));
+            set_path(&mut merged, &path, value);
         }
         let settings: Settings =
             merged.try_into().map_err(|e: toml::de::Error| SettingsError::Invalid(e.message().to_owned()))?;
@@ -470,6 +469,59 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// The settings the environment sets, as (key path, raw value). `KUZET_SECTION__KEY_FILE=/path`
+/// sets `section.key` to the file's content less one trailing newline, so secrets can come
+/// from files (docker-compose secrets) instead of the environment.
+fn env_settings(
+    defaults: &toml::Table,
+    env: &[(String, String)],
+) -> Result<Vec<(Vec<String>, String)>, SettingsError> {
+    let mut out: Vec<(Vec<String>, String)> = Vec::new();
+    let mut seen: HashMap<Vec<String>, &str> = HashMap::new();
+    for (name, value) in env {
+        // Only KUZET_SECTION__KEY names are settings; other KUZET_ variables (a compose
+        // file's own, say) are left alone.
+        let Some(rest) = name.strip_prefix("KUZET_").filter(|r| r.contains("__")) else {
+            continue;
+        };
+        let mut path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let last = path.last().cloned().unwrap_or_default();
+        // A key that itself ends in `_file` (none does yet) is set directly, not read from a file.
+        let from_file = match last.strip_suffix("_file") {
+            Some(key) if !key.is_empty() && get_path(defaults, &path).is_none() => {
+                *path.last_mut().expect("split yields one part") = key.to_owned();
+                true
+            }
+            _ => false,
+        };
+        if let Some(other) = seen.insert(path.clone(), name) {
+            return Err(SettingsError::Invalid(format!(
+                "{other} and {name} both set {}: use one",
+                path.join(".")
+            )));
+        }
+        let raw = if from_file {
+            let text = std::fs::read_to_string(value)
+                .map_err(|e| SettingsError::Invalid(format!("{name}: cannot read {value}: {e}")))?;
+            let text = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+            text.to_owned()
+        } else {
+            value.clone()
+        };
+        out.push((path, raw));
+    }
+    Ok(out)
+}
+
+fn get_path<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(p)?.as_table()?;
+    }
+    t.get(last)
+}
+
 fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
@@ -539,6 +591,88 @@ mod tests {
             let env = vec![("KUZET_MQTT__URL".to_owned(), url.to_owned())];
             assert!(Settings::load_from(None, &env).is_err(), "{url}");
         }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// A file in a fresh folder under the system's temporary folder.
+    fn temp_file(name: &str, content: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kuzet-settings-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_setting_comes_from_a_file_less_one_trailing_newline() {
+        let url = temp_file("database_url", "postgres://kuzet:pw@postgis:5432/kuzet\n");
+        let password = temp_file("mqtt_password", "two lines\n\n");
+        let crlf = temp_file("client_id", "kuzet-2\r\n");
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("KUZET_DATABASE__URL_FILE", url.to_str().unwrap()),
+                ("KUZET_MQTT__PASSWORD_FILE", password.to_str().unwrap()),
+                ("KUZET_MQTT__CLIENT_ID_FILE", crlf.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url(), Some("postgres://kuzet:pw@postgis:5432/kuzet"));
+        assert_eq!(s.mqtt.password.expose(), "two lines\n");
+        assert_eq!(s.mqtt.client_id, "kuzet-2");
+    }
+
+    #[test]
+    fn a_file_keeps_types_and_text_stays_text() {
+        let age = temp_file("age", "45\n");
+        let password = temp_file("password", "1e5");
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("KUZET_DISPATCH__POSITION_MAX_AGE_S_FILE", age.to_str().unwrap()),
+                ("KUZET_MQTT__PASSWORD_FILE", password.to_str().unwrap()),
+                ("KUZET_MQTT__CLIENT_ID", "1.50"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.dispatch.position_max_age_s, 45);
+        assert_eq!(s.mqtt.password.expose(), "1e5");
+        assert_eq!(s.mqtt.client_id, "1.50");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_refused_naming_the_variable() {
+        let missing = std::env::temp_dir().join(format!("kuzet-no-such-{}", uuid::Uuid::new_v4().simple()));
+        let err = Settings::load_from(None, &env(&[("KUZET_DATABASE__URL_FILE", missing.to_str().unwrap())]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KUZET_DATABASE__URL_FILE"), "{err}");
+        assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    }
+
+    #[test]
+    fn a_key_and_its_file_together_are_refused() {
+        let url = temp_file("database_url", "postgres://a@b/c");
+        let err = Settings::load_from(
+            None,
+            &env(&[
+                ("KUZET_DATABASE__URL", "postgres://x@y/z"),
+                ("KUZET_DATABASE__URL_FILE", url.to_str().unwrap()),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("KUZET_DATABASE__URL") && err.contains("KUZET_DATABASE__URL_FILE"), "{err}");
+        // An unknown key read from a file is refused like any other.
+        let bad = Settings::load_from(None, &env(&[("KUZET_DATABASE__URLS_FILE", url.to_str().unwrap())]));
+        assert!(bad.is_err());
+        // registry.file is a key of its own, not a file reference.
+        let s =
+            Settings::load_from(None, &env(&[("KUZET_REGISTRY__FILE", "/etc/kuzet/devices.toml")])).unwrap();
+        assert_eq!(s.registry.file, PathBuf::from("/etc/kuzet/devices.toml"));
     }
 
     #[test]

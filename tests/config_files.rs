@@ -15,7 +15,8 @@ fn the_sample_registry_and_settings_files_load() {
         with_password.keys()
     );
     let prod = Settings::load_from(Some(Path::new("config/prod.toml")), &[]).expect("prod.toml loads");
-    assert_eq!(prod.mqtt.url, "mqtt://mosquitto:1883");
+    // The broker kuzet runs itself; docker-compose.yml sets its addresses.
+    assert_eq!(prod.mqtt.url, "embedded");
 }
 
 #[test]
@@ -27,10 +28,8 @@ fn the_committed_mosquitto_acl_matches_the_registry() {
         kuzet::brokerfiles::acl(&devices, "kuzet"),
         "regenerate with: kuzet broker-files --registry config/registry.toml --out config/mosquitto"
     );
-    let passwd = std::fs::read_to_string("config/mosquitto/passwd").expect("config/mosquitto/passwd");
-    for d in devices.units.iter().map(|u| u.id.as_str()).chain(["kuzet"]) {
-        assert!(passwd.lines().any(|l| l.starts_with(&format!("{d}:$7$"))), "{d} has no hashed password");
-    }
+    // No password file ships: one generated from the sample registry would hold usable passwords.
+    assert!(!Path::new("config/mosquitto/passwd").exists(), "config/mosquitto/passwd must not ship");
 }
 
 #[test]
