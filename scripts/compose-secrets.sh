@@ -6,8 +6,8 @@
 #   secrets/postgres_password  PostGIS's password for the kuzet role (256 random bits)
 #   secrets/database_url       postgres://kuzet:PASSWORD@postgis:5432/kuzet, for kuzet
 #   secrets/mqtt_password      kuzet's own account on the broker it runs (256 random bits)
-#   secrets/registry.toml      the device registry with the devices' broker passwords: an
-#                              empty one; put your devices in it (docs/operations.md)
+#   secrets/registry.toml      the device registry: an empty one; put your devices in it and
+#                              issue their passwords with `kuzet credentials issue` (docs/operations.md)
 #
 # Files are mode 0600 in a 0700 folder. Compose bind-mounts them with the host's owner and
 # mode, and kuzet runs as uid 10001 in its image: run this as root (sudo) and the files kuzet

@@ -15,9 +15,9 @@ async fn each_bad_input_is_refused_and_a_valid_alarm_still_goes_through(kind: Br
     let t = spawn_app(kind, city(&["u1", "u2"]), |_| {}).await;
     let mut u1 = t.unit_at("u1", 100.0).await;
     t.wait_available(1).await;
-    // The service account can publish anywhere, so it plays the misbehaving devices; it
+    // An account that may publish on every device's topics plays the misbehaving devices; it
     // also reads every reject.
-    let mut bad = t.observer(&["kuzet/v1/rejects/#"]).await;
+    let mut bad = t.impostor(&["kuzet/v1/rejects/#"]).await;
     let at = chrono::Utc::now();
     let oversize = format!(r#"{{"at":"{at:?}","lat":43.2,"lon":76.9,"pad":"{}"}}"#, "x".repeat(17 * 1024));
     let cases: Vec<(&str, Vec<u8>, RejectCode)> = vec![

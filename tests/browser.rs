@@ -115,7 +115,12 @@ async fn a_panic_alarm_through_mosquitto_with_the_tablet_on_its_websocket_listen
 
 async fn panic_alarm(broker: BrokerKind) {
     let _one = BROWSER.lock().await;
-    let t = spawn_app_with_roads(broker, city(&["unit-1"]), streets(), one_unit).await;
+    // The test's Mosquitto runs the generated ACL: the tablet may be handed its password.
+    let t = spawn_app_with_roads(broker, city(&["unit-1"]), streets(), |s| {
+        one_unit(s);
+        s.http.tablet_broker_enforces_acl = true;
+    })
+    .await;
     let env = script_env(&t, school_location(), school_location().offset(1000.0, 300.0)).await;
     run_script("panic", env).await;
     // The console's cancel went through the API as the signed-in dispatcher.

@@ -32,9 +32,14 @@ pub fn observer_password(user: &str) -> String {
     format!("observer-password-{user}")
 }
 
-/// The observers as integration accounts: they read everything under kuzet/v1/, write nothing.
+/// An account that may publish on every device's topics: a stand-in for many misbehaving
+/// devices at once (bad input tests).
+pub const IMPOSTOR: &str = "impostor";
+
+/// The observers as integration accounts (they read everything under kuzet/v1/, write
+/// nothing), and the impostor.
 pub fn observer_accounts() -> Vec<kuzet::settings::Integration> {
-    OBSERVERS
+    let mut accounts: Vec<_> = OBSERVERS
         .iter()
         .map(|u| kuzet::settings::Integration {
             username: (*u).to_owned(),
@@ -42,7 +47,14 @@ pub fn observer_accounts() -> Vec<kuzet::settings::Integration> {
             read: vec!["kuzet/v1/#".into()],
             write: Vec::new(),
         })
-        .collect()
+        .collect();
+    accounts.push(kuzet::settings::Integration {
+        username: IMPOSTOR.into(),
+        password: kuzet::settings::Secret::new(observer_password(IMPOSTOR)),
+        read: vec!["kuzet/v1/#".into()],
+        write: vec!["kuzet/v1/#".into()],
+    });
+    accounts
 }
 
 pub fn free_port() -> u16 {
@@ -208,6 +220,14 @@ impl TestApp {
         connect_observer(&self.host, self.port, user, &observer_password(user), &subs)
             .await
             .expect("observer connects")
+    }
+
+    /// The impostor: publishes on any device's topics, reads everything under kuzet/v1/.
+    pub async fn impostor(&self, subscriptions: &[&str]) -> DeviceLink {
+        let subs: Vec<String> = subscriptions.iter().map(|s| (*s).to_owned()).collect();
+        connect_observer(&self.host, self.port, IMPOSTOR, &observer_password(IMPOSTOR), &subs)
+            .await
+            .expect("impostor connects")
     }
 
     /// Camera `id` as a device on MQTT: online (retained) while the link lives.
