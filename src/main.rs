@@ -63,6 +63,17 @@ enum Command {
     /// The road network: export it, or compute travel times between its nodes.
     #[command(subcommand)]
     Roads(RoadsCommand),
+    /// Apply the schema migrations as the database's owner and grant the role `kuzet serve`
+    /// connects as what it needs: it may append to the audit log, never change or delete it.
+    Migrate {
+        /// The owner's URL: the role that owns (and makes) the schema's tables.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The role `kuzet serve` connects as (database.url); it must exist. Without it, the
+        /// migrations only.
+        #[arg(long)]
+        app_role: Option<String>,
+    },
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -421,6 +432,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.push_str(&format!("{from},{to},{time}\n"));
             }
             print!("{out}");
+        }
+        Command::Migrate { database_url, app_role } => {
+            init_logs("info");
+            kuzet::store::migrate_as_owner(&database_url, app_role.as_deref()).await?;
+            match app_role {
+                Some(role) => {
+                    println!("schema up to date; {role} may append to the audit log, not change it")
+                }
+                None => println!("schema up to date"),
+            }
         }
         Command::Audit(AuditCommand::Verify { database_url }) => {
             init_logs("warn");

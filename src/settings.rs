@@ -100,6 +100,9 @@ pub struct DatabaseSettings {
     pub batch_max: usize,
     /// Records queued for the writer; positions beyond it are shed (and counted).
     pub queue: usize,
+    /// The schema owner's URL; set: `serve` applies the migrations and grants with it at
+    /// start, then works as `url`'s role. Empty: migrations run as `url`'s role.
+    pub owner_url: Secret,
 }
 
 impl BrokerSettings {
@@ -116,6 +119,10 @@ impl BrokerSettings {
 impl DatabaseSettings {
     pub fn url(&self) -> Option<&str> {
         (!self.url.expose().is_empty()).then_some(self.url.expose())
+    }
+
+    pub fn owner_url(&self) -> Option<&str> {
+        (!self.owner_url.expose().is_empty()).then_some(self.owner_url.expose())
     }
 }
 

@@ -92,7 +92,11 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
         pool.close().await;
         return open_local(settings, url, devices, config, actor, &why).await;
     }
-    crate::store::MIGRATOR.run(&pool).await.context("cannot apply the schema migrations")?;
+    match settings.database.owner_url() {
+        Some(owner) => crate::store::migrate_for(owner, &pool).await?,
+        None => crate::store::migrate(&pool).await?,
+    }
+    crate::store::warn_if_audit_rewritable(&pool).await;
     let writer = writer::start(config).await?;
     if !devices.sites.is_empty() || !devices.units.is_empty() || !devices.cameras.is_empty() {
         let report =
