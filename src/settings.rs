@@ -34,6 +34,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub vision: VisionSettings,
     pub log: LogSettings,
+    pub audit: AuditSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +104,19 @@ pub struct DatabaseSettings {
     /// The schema owner's URL; set: `serve` applies the migrations and grants with it at
     /// start, then works as `url`'s role. Empty: migrations run as `url`'s role.
     pub owner_url: Secret,
+}
+
+/// The audit chain's anchor outside the database: signed checkpoints of its head.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Ed25519 private key (PKCS#8, PEM), made at first start with mode 0600; the public key
+    /// goes beside it with the extension `.pub`.
+    pub key_file: PathBuf,
+    /// Checkpoints, one JSON line each, appended and fsynced.
+    pub checkpoint_file: PathBuf,
+    /// Seconds between checkpoints (one is taken only when the chain grew); 0: none.
+    pub checkpoint_every_s: u64,
 }
 
 impl BrokerSettings {

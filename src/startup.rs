@@ -21,6 +21,7 @@ use crate::mqtt::broker;
 use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
+use crate::store::checkpoint::Checkpointer;
 use crate::store::state::{self, LocalState};
 use crate::store::writer::{self, WriterConfig, WriterHandle};
 use crate::vision::{Vision, VisionParts, Watch};
@@ -55,6 +56,7 @@ pub struct Application {
     /// Camera pipelines and inference threads; taken (and stopped) by `stop`.
     vision: std::sync::Mutex<Option<Vision>>,
     live: crate::live::LiveHub,
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 /// The record as kuzet starts: the writer, the devices and what to pick up.
@@ -269,6 +271,11 @@ impl Application {
             }
             None => (None, None, Restored::default()),
         };
+        // The audit chain's head, signed and kept outside the database.
+        let checkpoints = match &pool {
+            Some(p) => Checkpointer::start(&settings.audit, p.clone(), out_client.clone())?,
+            None => None,
+        };
         restored.cameras = camera_states;
         let registry = registry.with_restored(restored);
         let directory = registry.directory();
@@ -391,6 +398,7 @@ impl Application {
             http,
             vision: std::sync::Mutex::new(Some(vision)),
             live,
+            checkpoints,
         })
     }
 
@@ -482,6 +490,10 @@ impl Application {
         }
         if let Some((_, h)) = &self.http {
             h.stop(true).await;
+        }
+        // Before the broker connection goes: the last checkpoint is published too.
+        if let Some(c) = &self.checkpoints {
+            c.take().await;
         }
         let _ = self.client.disconnect().await;
         let _ = self.alarm_client.disconnect().await;

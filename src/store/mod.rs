@@ -2,6 +2,7 @@
 //! migrations (migrations/), and the tamper-evident audit log.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod devices;
 pub mod restore;
 pub mod rows;
