@@ -1,7 +1,8 @@
 //! The audit log: append-only (the database refuses UPDATE, DELETE and TRUNCATE) and
 //! hash-chained: each row's hash covers its content and the previous row's hash, computed by
 //! the database on insert. `verify` recomputes the chain and names the first row that was
-//! edited, removed or inserted out of order.
+//! edited, removed or inserted out of order. A superuser can recompute the hashes after an
+//! edit: `checkpoint` anchors the chain's head outside the database against that.
 
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgPool;
