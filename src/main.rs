@@ -63,6 +63,17 @@ enum Command {
     /// The road network: export it, or compute travel times between its nodes.
     #[command(subcommand)]
     Roads(RoadsCommand),
+    /// Apply the schema migrations as the database's owner and grant the role `kuzet serve`
+    /// connects as what it needs: it may append to the audit log, never change or delete it.
+    Migrate {
+        /// The owner's URL: the role that owns (and makes) the schema's tables.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The role `kuzet serve` connects as (database.url); it must exist. Without it, the
+        /// migrations only.
+        #[arg(long)]
+        app_role: Option<String>,
+    },
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -189,10 +200,19 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the audit log's hash chain; exit 1 naming the first row that was edited,
-    /// removed or inserted out of order.
+    /// removed or inserted out of order. With the checkpoints kuzet signed (audit.checkpoint_file)
+    /// and their public key, also a log rewritten and rehashed by a database superuser, or cut
+    /// short, is found: exit 1 naming the first checkpoint it no longer matches.
     Verify {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
+        /// The checkpoint file (one signed JSON line each).
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoints' Ed25519 public key, PEM (the key file's `.pub`, from a copy kept
+        /// away from the database's host).
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -480,16 +500,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print!("{out}");
         }
-        Command::Audit(AuditCommand::Verify { database_url }) => {
+        Command::Migrate { database_url, app_role } => {
+            init_logs("info");
+            kuzet::store::migrate_as_owner(&database_url, app_role.as_deref()).await?;
+            match app_role {
+                Some(role) => {
+                    println!("schema up to date; {role} may append to the audit log, not change it")
+                }
+                None => println!("schema up to date"),
+            }
+        }
+        Command::Audit(AuditCommand::Verify { database_url, checkpoints, public_key }) => {
             init_logs("warn");
+            // Read first: a missing file is an operator's mistake, not a verdict on the log.
+            let anchors = match (checkpoints, public_key) {
+                (Some(file), Some(key)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    Some((file, text, kuzet::store::checkpoint::read_public_key(&key)?))
+                }
+                _ => None,
+            };
             let pool = kuzet::store::connect(&database_url).await?;
             let v = kuzet::store::audit::verify(&pool).await?;
+            let mut broken = false;
             match v.first_break {
                 None => println!("audit log: {} rows, chain intact", v.rows),
                 Some(b) => {
                     println!("audit log: chain broken at row {}: {b}", b.seq);
-                    std::process::exit(1);
+                    broken = true;
                 }
+            }
+            if let Some((file, text, key)) = anchors {
+                let r = kuzet::store::checkpoint::verify(&pool, &text, &key).await?;
+                match r.first_failure {
+                    Some(f) => {
+                        println!("checkpoints: {}: {f}", file.display());
+                        broken = true;
+                    }
+                    None if r.held == 0 => {
+                        println!("checkpoints: {} holds no checkpoint", file.display());
+                        broken = true;
+                    }
+                    None => println!(
+                        "checkpoints: {} signed checkpoints hold, the last at row {}",
+                        r.held, r.last_seq
+                    ),
+                }
+            }
+            if broken {
+                std::process::exit(1);
             }
         }
         Command::Import(ImportCommand::Devices { file, database_url }) => {

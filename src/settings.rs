@@ -37,6 +37,7 @@ pub struct Settings {
     /// Set by `kuzet demo` only: it may claim an empty database for the demo, and nothing else.
     #[serde(skip)]
     pub demo: bool,
+    pub audit: AuditSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +129,22 @@ pub struct DatabaseSettings {
     pub batch_max: usize,
     /// Records queued for the writer; positions beyond it are shed (and counted).
     pub queue: usize,
+    /// The schema owner's URL; set: `serve` applies the migrations and grants with it at
+    /// start, then works as `url`'s role. Empty: migrations run as `url`'s role.
+    pub owner_url: Secret,
+}
+
+/// The audit chain's anchor outside the database: signed checkpoints of its head.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Ed25519 private key (PKCS#8, PEM), made at first start with mode 0600; the public key
+    /// goes beside it with the extension `.pub`.
+    pub key_file: PathBuf,
+    /// Checkpoints, one JSON line each, appended and fsynced.
+    pub checkpoint_file: PathBuf,
+    /// Seconds between checkpoints (one is taken only when the chain grew); 0: none.
+    pub checkpoint_every_s: u64,
 }
 
 impl BrokerSettings {
@@ -144,6 +161,10 @@ impl BrokerSettings {
 impl DatabaseSettings {
     pub fn url(&self) -> Option<&str> {
         (!self.url.expose().is_empty()).then_some(self.url.expose())
+    }
+
+    pub fn owner_url(&self) -> Option<&str> {
+        (!self.owner_url.expose().is_empty()).then_some(self.owner_url.expose())
     }
 }
 

@@ -22,6 +22,7 @@ use crate::mqtt::gateway::{self, Gateway, Link, Listener};
 use crate::roads::RoadNetwork;
 use crate::settings::{BrokerTarget, Settings};
 use crate::store::deployment::Kind;
+use crate::store::checkpoint::Checkpointer;
 use crate::store::state::{self, LocalState};
 use crate::store::writer::{self, WriterConfig, WriterHandle};
 use crate::vision::{Vision, VisionParts, Watch};
@@ -58,6 +59,7 @@ pub struct Application {
     /// Camera pipelines and inference threads; taken (and stopped) by `stop`.
     vision: std::sync::Mutex<Option<Vision>>,
     live: crate::live::LiveHub,
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 /// The record as kuzet starts: the writer, the devices and what to pick up.
@@ -95,7 +97,11 @@ async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyho
         pool.close().await;
         return open_local(settings, url, devices, config, actor, &why).await;
     }
-    crate::store::MIGRATOR.run(&pool).await.context("cannot apply the schema migrations")?;
+    match settings.database.owner_url() {
+        Some(owner) => crate::store::migrate_for(owner, &pool).await?,
+        None => crate::store::migrate(&pool).await?,
+    }
+    crate::store::warn_if_audit_rewritable(&pool).await;
     let kind = if settings.demo { Kind::Demo } else { Kind::Live };
     crate::store::deployment::claim(&pool, kind).await?;
     let writer = writer::start(config).await?;
@@ -288,6 +294,11 @@ impl Application {
             }
             None => (None, None, Restored::default()),
         };
+        // The audit chain's head, signed and kept outside the database.
+        let checkpoints = match &pool {
+            Some(p) => Checkpointer::start(&settings.audit, p.clone(), out_client.clone())?,
+            None => None,
+        };
         restored.cameras = camera_states;
         let registry = registry.with_restored(restored);
         let directory = registry.directory();
@@ -417,6 +428,7 @@ impl Application {
             http,
             vision: std::sync::Mutex::new(Some(vision)),
             live,
+            checkpoints,
         })
     }
 
@@ -508,6 +520,10 @@ impl Application {
         }
         if let Some((_, h)) = &self.http {
             h.stop(true).await;
+        }
+        // Before the broker connection goes: the last checkpoint is published too.
+        if let Some(c) = &self.checkpoints {
+            c.take().await;
         }
         let _ = self.client.disconnect().await;
         let _ = self.alarm_client.disconnect().await;

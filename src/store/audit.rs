@@ -1,7 +1,8 @@
 //! The audit log: append-only (the database refuses UPDATE, DELETE and TRUNCATE) and
 //! hash-chained: each row's hash covers its content and the previous row's hash, computed by
 //! the database on insert. `verify` recomputes the chain and names the first row that was
-//! edited, removed or inserted out of order.
+//! edited, removed or inserted out of order. A superuser can recompute the hashes after an
+//! edit: `checkpoint` anchors the chain's head outside the database against that.
 
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgPool;
@@ -88,6 +89,16 @@ fn canonical(seq: i64, at: &str, actor: &str, action: &str, subject: &str, detai
 
 /// Recomputes the whole chain in order, streaming the rows.
 pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
+    Ok(verify_after(pool, 0, &[0u8; 32]).await?.0)
+}
+
+/// Recomputes the chain from the row after `after` (whose hash is `after_hash`; 0 and 32 zero
+/// bytes for the whole chain) to its end. Also returns the last row reached, as (seq, hash).
+pub async fn verify_after(
+    pool: &PgPool,
+    after: i64,
+    after_hash: &[u8],
+) -> anyhow::Result<(Verification, (i64, Vec<u8>))> {
     use futures_util::TryStreamExt as _;
     // One snapshot for the rows and the head: an entry appended between two separate reads
     // (a sign-in, this very read's audit) would look like rows cut off at the end.
@@ -95,11 +106,13 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let mut rows = sqlx::query(
         "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at, actor, action, \
-         coalesce(subject, '') AS subject, details::text AS details, prev_hash, hash FROM audit_log ORDER BY seq",
+         coalesce(subject, '') AS subject, details::text AS details, prev_hash, hash FROM audit_log \
+         WHERE seq > $1 ORDER BY seq",
     )
+    .bind(after)
     .fetch(&mut *tx);
-    let mut prev_hash = vec![0u8; 32];
-    let mut expected_seq = 1i64;
+    let mut prev_hash = after_hash.to_vec();
+    let mut expected_seq = after + 1;
     let mut count = 0u64;
     while let Some(row) = rows.try_next().await? {
         count += 1;
@@ -128,7 +141,8 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
             None
         };
         if let Some(reason) = reason {
-            return Ok(Verification { rows: count, first_break: Some(Break { seq, reason }) });
+            let v = Verification { rows: count, first_break: Some(Break { seq, reason }) };
+            return Ok((v, (expected_seq - 1, prev_hash)));
         }
         prev_hash = stored;
         expected_seq = seq + 1;
@@ -147,5 +161,5 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     } else {
         None
     };
-    Ok(Verification { rows: count, first_break })
+    Ok((Verification { rows: count, first_break }, (last, prev_hash)))
 }

@@ -66,7 +66,7 @@ pub struct Catchup {
 
 impl Catchup {
     async fn run(&self, pool: &PgPool) -> anyhow::Result<()> {
-        super::MIGRATOR.run(pool).await.context("cannot apply the schema migrations")?;
+        super::migrate(pool).await?;
         let d = &self.registry;
         if !d.sites.is_empty() || !d.units.is_empty() || !d.cameras.is_empty() {
             let report =
