@@ -630,38 +630,38 @@ mod tests {
     #[test]
     fn a_setting_comes_from_a_file_less_one_trailing_newline() {
         let url = temp_file("database_url", "postgres://kuzet:pw@postgis:5432/kuzet\n");
-        let password = temp_file("mqtt_password", "two lines\n\n");
-        let crlf = temp_file("client_id", "kuzet-2\r\n");
+        let password = temp_file("mqtt_password", "two lines of a password\n\n");
+        let crlf = temp_file("tile_attribution", "OSM-2\r\n");
         let s = Settings::load_from(
             None,
             &env(&[
                 ("KUZET_DATABASE__URL_FILE", url.to_str().unwrap()),
                 ("KUZET_MQTT__PASSWORD_FILE", password.to_str().unwrap()),
-                ("KUZET_MQTT__CLIENT_ID_FILE", crlf.to_str().unwrap()),
+                ("KUZET_HTTP__TILE_ATTRIBUTION_FILE", crlf.to_str().unwrap()),
             ]),
         )
         .unwrap();
         assert_eq!(s.database.url(), Some("postgres://kuzet:pw@postgis:5432/kuzet"));
-        assert_eq!(s.mqtt.password.expose(), "two lines\n");
-        assert_eq!(s.mqtt.client_id, "kuzet-2");
+        assert_eq!(s.mqtt.password.expose(), "two lines of a password\n");
+        assert_eq!(s.http.tile_attribution, "OSM-2");
     }
 
     #[test]
     fn a_file_keeps_types_and_text_stays_text() {
         let age = temp_file("age", "45\n");
-        let password = temp_file("password", "1e5");
+        let password = temp_file("password", "1000000000000000e5");
         let s = Settings::load_from(
             None,
             &env(&[
                 ("KUZET_DISPATCH__POSITION_MAX_AGE_S_FILE", age.to_str().unwrap()),
                 ("KUZET_MQTT__PASSWORD_FILE", password.to_str().unwrap()),
-                ("KUZET_MQTT__CLIENT_ID", "1.50"),
+                ("KUZET_HTTP__TILE_ATTRIBUTION", "1.50"),
             ]),
         )
         .unwrap();
         assert_eq!(s.dispatch.position_max_age_s, 45);
-        assert_eq!(s.mqtt.password.expose(), "1e5");
-        assert_eq!(s.mqtt.client_id, "1.50");
+        assert_eq!(s.mqtt.password.expose(), "1000000000000000e5");
+        assert_eq!(s.http.tile_attribution, "1.50");
     }
 
     #[test]

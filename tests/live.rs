@@ -120,7 +120,8 @@ async fn the_console_sees_the_state_then_every_change() {
     let mut oversight = connect(&t, Role::Oversight).await.expect("oversight connects");
     assert_eq!(next_of(&mut oversight, "hello").await["user"]["role"], "oversight");
     next_of(&mut oversight, "ready").await;
-    publish(&button, DeviceKind::Button, "btn-b", "alarm", raise(&uuid::Uuid::new_v4())).await;
+    let other = t.button("btn-b").await;
+    publish(&other, DeviceKind::Button, "btn-b", "alarm", raise(&uuid::Uuid::new_v4())).await;
     next_of(&mut console, "incident").await;
     assert!(next(&mut oversight, Duration::from_millis(500)).await.is_none(), "oversight saw an incident");
 

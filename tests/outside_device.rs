@@ -26,10 +26,22 @@ fn pub_as(port: u16, user: &str, topic: &str, payload: &str) {
     assert!(st.expect("run mosquitto_pub").success(), "mosquitto_pub as {user} on {topic} failed");
 }
 
-/// Starts `mosquitto_sub` for `count` messages; returns its child process.
-fn sub_as(port: u16, user: &str, topic: &str, count: u32) -> std::process::Child {
-    as_device("mosquitto_sub", port, user, "sub")
-        .args(["-t", topic, "-C", &count.to_string(), "-W", "15"])
+/// Starts `mosquitto_sub` for `count` messages as a read-only observer account (the broker
+/// ties a client id to its username, so the device's own account would be pushed off by the
+/// `mosquitto_pub` runs); returns its child process.
+fn sub_as(port: u16, observer: &str, topic: &str, count: u32) -> std::process::Child {
+    Command::new(bin("mosquitto_sub"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            observer,
+            "-P",
+            &observer_password(observer),
+        ])
+        .args(["-q", "1", "-t", topic, "-C", &count.to_string(), "-W", "15"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("run mosquitto_sub")
@@ -51,8 +63,8 @@ async fn lines(child: std::process::Child) -> Vec<Value> {
 async fn mosquitto_pub_and_sub_as_button_and_tablet() {
     let t = spawn_app(BrokerKind::Mosquitto, city(&["u1"]), one_unit).await;
     let port = t.port;
-    let offers = sub_as(port, "u1", "kuzet/v1/units/u1/offers", 1);
-    let acks = sub_as(port, "btn-a", "kuzet/v1/buttons/btn-a/ack", 2);
+    let offers = sub_as(port, OBSERVERS[0], "kuzet/v1/units/u1/offers", 1);
+    let acks = sub_as(port, OBSERVERS[1], "kuzet/v1/buttons/btn-a/ack", 2);
     // mosquitto_sub has no "subscribed" signal; give both a moment to connect.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -2,8 +2,8 @@
 //! migrations (migrations/), and the tamper-evident audit log.
 
 pub mod audit;
-pub mod deployment;
 pub mod checkpoint;
+pub mod deployment;
 pub mod devices;
 pub mod restore;
 pub mod rows;
