@@ -16,6 +16,10 @@ pub struct Metrics {
     /// Position reports dropped because a unit's mailbox was full; the next report supersedes them.
     pub positions_shed: AtomicU64,
     pub broker_disconnects: AtomicU64,
+    /// Alarms over their button's rate limit: acted on all the same, and flagged on the incident.
+    pub alarms_over_limit: AtomicU64,
+    /// Edge cameras' detections refused because the watchlist search's queue was full.
+    pub detections_shed: AtomicU64,
     rejects: [AtomicU64; RejectCode::ALL.len()],
 }
 
@@ -42,6 +46,8 @@ impl Metrics {
         m.insert("publish_waited".into(), get(&self.publish_waited));
         m.insert("positions_shed".into(), get(&self.positions_shed));
         m.insert("broker_disconnects".into(), get(&self.broker_disconnects));
+        m.insert("alarms_over_limit".into(), get(&self.alarms_over_limit));
+        m.insert("detections_shed".into(), get(&self.detections_shed));
         for code in RejectCode::ALL {
             m.insert(format!("rejects.{}", code.as_str()), self.rejects(code));
         }
