@@ -1023,8 +1023,9 @@ async fn flood_bench(args: &BenchArgs, database: Option<&str>) -> anyhow::Result
     println!("{}", row("while one button and one tablet flood", &flooded));
     println!(
         "\nThe flood, achieved over {secs:.1} s (asked: {}): {:.0} alarms/s sent by the button ({:.0}/s acknowledged \
-         by kuzet, every one joining its school's one incident); {:.0} positions/s sent by the tablet. kuzet counted \
-         {} alarms over the limit and refused {} messages as rate_limited.\n",
+         by kuzet, every one joining its school's one incident); {:.0} positions/s sent by the tablet. Over the \
+         whole run kuzet flagged {} alarms as over their button's limit (the flood's, and measured schools' \
+         raise-and-cancel pairs that came round faster than the limit) and refused {} messages as rate_limited.\n",
         if args.flood_hz > 0.0 { format!("{} a second each", args.flood_hz) } else { "as fast as the clients go".into() },
         r.alarms_sent as f64 / secs,
         r.alarms_acked as f64 / secs,
