@@ -21,6 +21,10 @@ pub struct Metrics {
     pub broker_dropped: AtomicU64,
     /// The broker's own count as last reported (it starts again from 0 when the broker does).
     broker_dropped_reported: AtomicU64,
+    /// Alarms over their button's rate limit: acted on all the same, and flagged on the incident.
+    pub alarms_over_limit: AtomicU64,
+    /// Edge cameras' detections refused because the watchlist search's queue was full.
+    pub detections_shed: AtomicU64,
     rejects: [AtomicU64; RejectCode::ALL.len()],
 }
 
@@ -57,6 +61,8 @@ impl Metrics {
         m.insert("positions_shed".into(), get(&self.positions_shed));
         m.insert("broker_disconnects".into(), get(&self.broker_disconnects));
         m.insert("broker_dropped".into(), get(&self.broker_dropped));
+        m.insert("alarms_over_limit".into(), get(&self.alarms_over_limit));
+        m.insert("detections_shed".into(), get(&self.detections_shed));
         for code in RejectCode::ALL {
             m.insert(format!("rejects.{}", code.as_str()), self.rejects(code));
         }

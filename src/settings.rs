@@ -33,6 +33,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub vision: VisionSettings,
+    pub limits: LimitsSettings,
     pub log: LogSettings,
     /// Set by `kuzet demo` only: it may claim an empty database for the demo, and nothing else.
     #[serde(skip)]
@@ -237,6 +238,50 @@ impl VisionSettings {
     }
 }
 
+/// What one device may send on one inbound topic: `per_s` messages a second on average,
+/// `burst` at once after a quiet spell (a token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub per_s: f64,
+    pub burst: u32,
+}
+
+/// Per device and inbound topic. The broker has no per-client rate limit; kuzet enforces it
+/// where messages are decoded. An alarm over its limit is still acted on (and flagged on its
+/// incident); anything else is refused with a `rate_limited` reject.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    pub alarm: Limit,
+    pub heartbeat: Limit,
+    pub online: Limit,
+    pub position: Limit,
+    pub status: Limit,
+    pub reply: Limit,
+    pub progress: Limit,
+    pub detections: Limit,
+    /// Threads searching edge cameras' faces against the watchlist, and detections messages
+    /// that may wait for them; beyond that a camera's detections are refused (`overloaded`).
+    pub detection_workers: usize,
+    pub detection_queue: usize,
+}
+
+impl LimitsSettings {
+    fn all(&self) -> [(&'static str, Limit); 8] {
+        [
+            ("alarm", self.alarm),
+            ("heartbeat", self.heartbeat),
+            ("online", self.online),
+            ("position", self.position),
+            ("status", self.status),
+            ("reply", self.reply),
+            ("progress", self.progress),
+            ("detections", self.detections),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
@@ -391,6 +436,18 @@ impl Settings {
                     "vision.{name} must be a number of seconds, 0 or more"
                 )));
             }
+        }
+        for (name, l) in self.limits.all() {
+            if !l.per_s.is_finite() || l.per_s <= 0.0 || l.burst == 0 {
+                return Err(SettingsError::Invalid(format!(
+                    "limits.{name}: per_s must be a number above 0 and burst at least 1"
+                )));
+            }
+        }
+        if self.limits.detection_workers == 0 || self.limits.detection_queue == 0 {
+            return Err(SettingsError::Invalid(
+                "limits.detection_workers and limits.detection_queue must be above 0".into(),
+            ));
         }
         for (kind, plan) in &self.dispatch.plans {
             if plan.units_required == 0

@@ -339,7 +339,12 @@ impl Application {
             writer: writer.clone(),
             subscriptions: crate::mqtt::topics::SUBSCRIPTIONS,
             manual_acks: false,
-            matcher: Some(vision.watch.matcher.clone()),
+            edge: Some(crate::vision::EdgeSearches::start(
+                vision.watch.matcher.clone(),
+                settings.limits.detection_workers,
+                settings.limits.detection_queue,
+            )?),
+            limits: crate::mqtt::limit::Limits::new(&settings.limits),
         };
         actix::spawn(inbound.run());
         let alarms = Listener {
@@ -352,7 +357,8 @@ impl Application {
             writer: writer.clone(),
             subscriptions: crate::mqtt::topics::ALARM_SUBSCRIPTIONS,
             manual_acks: true,
-            matcher: None,
+            edge: None,
+            limits: crate::mqtt::limit::Limits::new(&settings.limits),
         };
         actix::spawn(alarms.run());
         let units = Listener {
@@ -365,7 +371,8 @@ impl Application {
             writer: writer.clone(),
             subscriptions: crate::mqtt::topics::UNIT_SUBSCRIPTIONS,
             manual_acks: true,
-            matcher: None,
+            edge: None,
+            limits: crate::mqtt::limit::Limits::new(&settings.limits),
         };
         actix::spawn(units.run());
         let http = match (settings.http.listen()?, &pool) {

@@ -214,6 +214,59 @@ impl Drop for CountOnDrop<'_> {
     }
 }
 
+/// Edge cameras' faces searched against the watchlist by a fixed pool of threads, with a
+/// bounded queue in front: a camera flooding detections can take only so much of kuzet, and
+/// what is over that is refused at once (the caller says so to the camera) instead of piling
+/// up as blocking tasks.
+pub struct EdgeSearches {
+    matcher: Arc<Matcher>,
+    jobs: std::sync::mpsc::SyncSender<EdgeJob>,
+    /// Messages queued, not yet taken by a thread.
+    waiting: Arc<AtomicU64>,
+}
+
+struct EdgeJob {
+    camera: String,
+    at: DateTime<Utc>,
+    faces: Vec<Embedding>,
+}
+
+impl EdgeSearches {
+    /// Starts `workers` threads; at most `queue` messages wait for them. The threads end when
+    /// this is dropped.
+    pub fn start(matcher: Arc<Matcher>, workers: usize, queue: usize) -> std::io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<EdgeJob>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        let waiting = Arc::new(AtomicU64::new(0));
+        for i in 0..workers {
+            let (rx, m, waiting) = (rx.clone(), matcher.clone(), waiting.clone());
+            std::thread::Builder::new().name(format!("edge-search-{i}")).spawn(move || loop {
+                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(job) = job else { return };
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                for f in &job.faces {
+                    m.search(&job.camera, Probe { embedding: f, evidence: None, seen_at: Some(job.at) });
+                }
+            })?;
+        }
+        Ok(Self { matcher, jobs, waiting })
+    }
+
+    /// Queues one message's faces; never waits. Err: the queue is full (how many wait).
+    pub fn try_search(&self, camera: &str, at: DateTime<Utc>, faces: Vec<Embedding>) -> Result<(), u64> {
+        let n = faces.len() as u64;
+        // Counted before the send: a thread may take the job at once.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.jobs.try_send(EdgeJob { camera: camera.to_owned(), at, faces }) {
+            Ok(()) => {
+                self.matcher.stats.edge_faces.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => Err(self.waiting.fetch_sub(1, Ordering::Relaxed) - 1),
+        }
+    }
+}
+
 /// Checks an embedding from outside (an edge camera, an API caller) and scales it to unit
 /// length.
 pub fn embedding_from(values: &[f64]) -> Result<Embedding, String> {

@@ -118,6 +118,9 @@ pub struct Alarm {
     pub kind: AlarmKind,
     pub at: DateTime<Utc>,
     pub received: Received,
+    /// Over the button's rate limit: acted on all the same, and flagged on the incident it
+    /// joins for the dispatcher.
+    pub over_limit: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +159,7 @@ impl Handler<Alarm> for PanicButton {
                         withdrawn: false,
                     },
                     received: msg.received,
+                    over_limit: msg.over_limit,
                 });
                 let alarm_id = msg.alarm_id;
                 Box::pin(open.into_actor(self).map(move |res, act, _| {

@@ -68,6 +68,8 @@ pub struct Incident {
     /// When each offer made expires, for the record (a restart re-arms the timers).
     expiry: HashMap<OfferId, DateTime<Utc>>,
     timeline: Vec<TimelineEntry>,
+    /// Alarms over their button's rate limit that joined, by button (see `Join`).
+    flooded: HashMap<ButtonId, u32>,
     last_ack: (AckState, Option<u32>),
     retrying: bool,
     snapshot_due: bool,
@@ -122,6 +124,7 @@ impl Incident {
             timers: HashMap::new(),
             expiry: HashMap::new(),
             timeline: Vec::new(),
+            flooded: HashMap::new(),
             last_ack: (AckState::Received, None),
             retrying: false,
             snapshot_due: false,
@@ -181,6 +184,7 @@ impl Incident {
             routes: HashMap::new(),
             timers: HashMap::new(),
             expiry: r.state.offer_expiry.into_iter().collect(),
+            flooded: flood_counts(&s.timeline),
             timeline: s.timeline,
             last_ack: (last_ack, None),
             retrying: false,
@@ -677,20 +681,36 @@ impl Handler<UnitProgress> for Incident {
 pub struct Join {
     pub raiser: Raiser,
     pub received: Received,
+    /// Over the button's rate limit. Acknowledged as any alarm, but the button's standing
+    /// alarm here takes the new id instead of a new line (a flooding button does not grow the
+    /// incident), the timeline flags the flood for the dispatcher (`alarm_flood`), and it asks
+    /// for no fresh round of units.
+    pub over_limit: bool,
 }
 
 impl Handler<Join> for Incident {
     type Result = ();
 
     fn handle(&mut self, msg: Join, ctx: &mut Self::Context) {
-        let detail = msg.raiser.room.as_ref().map(|r| format!("room {r}"));
-        self.record_at(msg.received, "alarm_joined", None, Some(msg.raiser.button.clone()), detail);
+        if msg.over_limit {
+            self.flood(&msg.raiser.button, msg.received);
+        } else {
+            let detail = msg.raiser.room.as_ref().map(|r| format!("room {r}"));
+            self.record_at(msg.received, "alarm_joined", None, Some(msg.raiser.button.clone()), detail);
+        }
         // The new button hears where things stand, not from the start.
         self.ack_one(&msg.raiser, AckState::Received, None);
         if self.last_ack.0 != AckState::Received {
             self.ack_one(&msg.raiser, self.last_ack.0, self.last_ack.1);
         }
-        self.raised_by.push(msg.raiser);
+        let standing = msg
+            .over_limit
+            .then(|| self.raised_by.iter().rposition(|r| r.button == msg.raiser.button && !r.withdrawn))
+            .flatten();
+        match standing {
+            Some(i) => self.raised_by[i].alarm_id = msg.raiser.alarm_id,
+            None => self.raised_by.push(msg.raiser),
+        }
         // Joinable as it is while units are coming or have been on scene only a short while
         // (docs/mqtt.md, the alarm); otherwise the new alarm gets units of its own.
         let working: Vec<UnitId> = self
@@ -702,7 +722,9 @@ impl Handler<Join> for Incident {
             .collect();
         let gone: Vec<UnitId> = working.iter().filter(|u| self.away.contains(*u)).cloned().collect();
         let on_scene_since = self.timeline.iter().find(|e| e.event == "on_scene").map(|e| e.at);
-        let stale = self.dispatch.state() == IncidentState::OnScene
+        // A flood is one alarm said many times: each press must not add a round of units.
+        let stale = !msg.over_limit
+            && self.dispatch.state() == IncidentState::OnScene
             && on_scene_since.is_some_and(|at| {
                 (Utc::now() - at).to_std().unwrap_or_default() > self.dispatch.plan().on_scene_joinable
             });
@@ -720,6 +742,57 @@ impl Handler<Join> for Incident {
         }
         self.publish(ctx);
     }
+}
+
+impl Incident {
+    /// Counts an alarm over its button's rate limit. The timeline says so at the first, the
+    /// 10th, the 100th, ...: the dispatcher sees a flood and how big it is without it
+    /// drowning the timeline (which is only ever appended to).
+    fn flood(&mut self, button: &ButtonId, received: Received) {
+        let n = match self.flooded.get_mut(button) {
+            Some(n) => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            None => {
+                self.flooded.insert(button.clone(), 1);
+                1
+            }
+        };
+        if is_power_of_ten(n) {
+            self.record_at(received, FLOOD_EVENT, None, Some(button.clone()), Some(flood_note(n)));
+        }
+    }
+}
+
+/// The timeline event that flags a button's alarm flood.
+pub const FLOOD_EVENT: &str = "alarm_flood";
+
+/// Starts with the count: a restored incident reads it back (`flood_counts`).
+fn flood_note(n: u32) -> String {
+    if n == 1 {
+        "1 alarm over this button's rate limit; each one is acknowledged and joins this incident".to_owned()
+    } else {
+        format!("{n} alarms over this button's rate limit so far")
+    }
+}
+
+fn is_power_of_ten(mut n: u32) -> bool {
+    while n >= 10 && n.is_multiple_of(10) {
+        n /= 10;
+    }
+    n == 1
+}
+
+/// The flood counts a restored incident's timeline shows (the latest note per button).
+fn flood_counts(timeline: &[TimelineEntry]) -> HashMap<ButtonId, u32> {
+    let mut out = HashMap::new();
+    for e in timeline.iter().filter(|e| e.event == FLOOD_EVENT) {
+        let (Some(b), Some(d)) = (&e.button, &e.detail) else { continue };
+        let n = d.split(' ').next().and_then(|w| w.parse().ok()).unwrap_or(1);
+        out.insert(b.clone(), n);
+    }
+    out
 }
 
 /// From a unit on this incident: its tablet went offline (its last will).
@@ -795,9 +868,13 @@ impl Handler<Reack> for Incident {
     type Result = ();
 
     fn handle(&mut self, msg: Reack, ctx: &mut Self::Context) {
-        let Some(r) =
-            self.raised_by.iter().find(|r| r.button == msg.button && r.alarm_id == msg.alarm_id).cloned()
-        else {
+        let found = self.raised_by.iter().find(|r| r.button == msg.button && r.alarm_id == msg.alarm_id);
+        // An alarm over the rate limit lives on in its button's standing line (see `Join`).
+        let merged = || {
+            let r = self.raised_by.iter().rev().find(|r| r.button == msg.button)?;
+            self.flooded.contains_key(&msg.button).then(|| Raiser { alarm_id: msg.alarm_id, ..r.clone() })
+        };
+        let Some(r) = found.cloned().or_else(merged) else {
             return;
         };
         if r.withdrawn {
@@ -1004,5 +1081,28 @@ impl Handler<Note> for Incident {
     fn handle(&mut self, msg: Note, ctx: &mut Self::Context) {
         self.record(msg.event, None, Some(msg.detail));
         self.publish(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_noted_at_powers_of_ten_and_read_back_after_a_restart() {
+        let noted: Vec<u32> = (1..=2000).filter(|n| is_power_of_ten(*n)).collect();
+        assert_eq!(noted, [1, 10, 100, 1000]);
+        let entry = |button: &str, n: u32| TimelineEntry {
+            at: Utc::now(),
+            t_us: 0,
+            event: FLOOD_EVENT.into(),
+            unit: None,
+            button: Some(ButtonId::parse(button).unwrap()),
+            detail: Some(flood_note(n)),
+        };
+        let timeline = [entry("btn-a", 1), entry("btn-b", 1), entry("btn-a", 10)];
+        let counts = flood_counts(&timeline);
+        assert_eq!(counts.get(&ButtonId::parse("btn-a").unwrap()), Some(&10));
+        assert_eq!(counts.get(&ButtonId::parse("btn-b").unwrap()), Some(&1));
     }
 }

@@ -370,7 +370,8 @@ impl Registry {
                 continue;
             };
             let (button, alarm_id) = (o.raiser.button.clone(), o.raiser.alarm_id);
-            let opened = self.open_at(site, o.raiser, received_at(o.received_at), Some(o.incident_id), ctx);
+            let opened =
+                self.open_at(site, o.raiser, received_at(o.received_at), Some(o.incident_id), false, ctx);
             tracing::warn!(incident_id = %opened.incident_id, %alarm_id,
                 "alarm was recorded but its incident was not: opened again");
             if let Some(b) = self.directory.button(button.as_str()) {
@@ -404,10 +405,11 @@ impl Registry {
         raiser: Raiser,
         received: Received,
         id: Option<IncidentId>,
+        over_limit: bool,
         ctx: &mut Context<Self>,
     ) -> Opened {
         if let Some((incident_id, addr)) = self.open_by_site.get(&site_id).filter(|(_, a)| a.connected()) {
-            addr.do_send(Join { raiser, received });
+            addr.do_send(Join { raiser, received, over_limit });
             return Opened { incident_id: *incident_id, addr: addr.clone(), joined: true };
         }
         let (location, site) = match self.sites.get(&site_id) {
@@ -443,6 +445,8 @@ pub struct OpenIncident {
     pub site: SiteId,
     pub raiser: Raiser,
     pub received: Received,
+    /// Over the button's rate limit (see `Join`).
+    pub over_limit: bool,
 }
 
 pub struct Opened {
@@ -455,7 +459,7 @@ impl Handler<OpenIncident> for Registry {
     type Result = MessageResult<OpenIncident>;
 
     fn handle(&mut self, msg: OpenIncident, ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.open_at(msg.site, msg.raiser, msg.received, None, ctx))
+        MessageResult(self.open_at(msg.site, msg.raiser, msg.received, None, msg.over_limit, ctx))
     }
 }
 

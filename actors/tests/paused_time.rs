@@ -121,6 +121,7 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
         kind: AlarmKind::Intruder,
         at: Utc::now(),
         received: Received::now(),
+        over_limit: false,
     };
     let outcome = button.send(alarm).await.unwrap().unwrap();
     assert!(matches!(outcome, AlarmOutcome::Opened(_)));
@@ -170,6 +171,7 @@ async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() 
             kind: AlarmKind::Other,
             at: Utc::now(),
             received: Received::now(),
+            over_limit: false,
         };
         button.send(raise).await.unwrap().unwrap();
         let offer_to = |n: Notify| match n {
@@ -190,6 +192,7 @@ async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() 
             kind: AlarmKind::Other,
             at: Utc::now(),
             received: Received::now(),
+            over_limit: false,
         };
         button.send(cancel).await.unwrap().unwrap();
         assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Cancelled));

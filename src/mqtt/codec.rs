@@ -30,10 +30,13 @@ pub enum RejectCode {
     /// A retained message replayed by the broker: only `online` may be retained; a stored
     /// alarm, reply or report is old news and is not acted on.
     Retained,
+    /// Over the device's rate limit for the topic (`[limits]`); never an alarm, which is
+    /// acted on and flagged instead.
+    RateLimited,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 9] = [
+    pub const ALL: [RejectCode; 10] = [
         RejectCode::BadTopic,
         RejectCode::BadId,
         RejectCode::Oversize,
@@ -43,6 +46,7 @@ impl RejectCode {
         RejectCode::Refused,
         RejectCode::Overloaded,
         RejectCode::Retained,
+        RejectCode::RateLimited,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -56,6 +60,7 @@ impl RejectCode {
             RejectCode::Refused => "refused",
             RejectCode::Overloaded => "overloaded",
             RejectCode::Retained => "retained",
+            RejectCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -291,6 +296,8 @@ pub fn decode(
                 kind: a.kind.unwrap_or_default(),
                 at: a.at,
                 received,
+                // The gateway's rate limit says (`limit`).
+                over_limit: false,
             })
         }
         Channel::Heartbeat => {

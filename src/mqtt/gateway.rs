@@ -30,6 +30,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS, Subscri
 use tokio::sync::watch;
 
 use super::codec::{self, About, Message, Reject, RejectCode, RejectOut};
+use super::limit::{Limits, Verdict};
 use super::topics::{self, DeviceKind};
 use crate::metrics::Metrics;
 use crate::store::writer::WriterHandle;
@@ -164,8 +165,10 @@ pub struct Listener {
     pub subscriptions: &'static [&'static str],
     /// The client was built with manual acks (`options(.., true)`): acknowledge each message.
     pub manual_acks: bool,
-    /// Matches edge cameras' faces against the watchlist.
-    pub matcher: Option<Arc<crate::vision::Matcher>>,
+    /// Matches edge cameras' faces against the watchlist, on a bounded pool.
+    pub edge: Option<crate::vision::EdgeSearches>,
+    /// Per device and topic; what this listener subscribes to is checked here.
+    pub limits: Limits,
 }
 
 /// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
@@ -250,7 +253,7 @@ impl Listener {
     }
 
     /// Hands a message to its device's actor; answers when what it changed is recorded.
-    async fn deliver(&self, topic: &str, payload: &[u8], retained: bool) -> Recorded {
+    async fn deliver(&mut self, topic: &str, payload: &[u8], retained: bool) -> Recorded {
         let received = Received::now();
         let parsed = match topics::parse(topic) {
             Ok(t) => t,
@@ -271,6 +274,30 @@ impl Listener {
             }
         };
         let kind = codec::kind_name(parsed.kind);
+        // Before decoding: a flood costs a lookup per message, not a parse.
+        let over_limit = match self.limits.check(parsed.kind, parsed.id, parsed.channel, &self.directory) {
+            Verdict::Within => false,
+            // Never refused: acted on as any alarm, and flagged on its incident.
+            Verdict::Over { .. } if parsed.channel == topics::Channel::Alarm => {
+                self.metrics.alarms_over_limit.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Verdict::Over { tell: None } => {
+                self.metrics.reject(RejectCode::RateLimited);
+                return Recorded::now();
+            }
+            Verdict::Over { tell: Some(over) } => {
+                let l = self.limits.limit(parsed.channel);
+                let error = format!(
+                    "over the rate limit for this topic ({} a second, {} at once): {over} message(s) \
+                     refused since the last notice; the next notice comes no sooner than in a second",
+                    l.per_s, l.burst
+                );
+                let r = Reject::new(RejectCode::RateLimited, error);
+                self.refuse(Some(parsed.id), kind, topic, r, About::default());
+                return Recorded::now();
+            }
+        };
         // A retained message comes from the broker's store, not from the device now: a
         // stored alarm or reply must not replay after a restart. Presence alone is retained.
         if retained && parsed.channel != topics::Channel::Online {
@@ -282,6 +309,10 @@ impl Listener {
             return Recorded::now();
         }
         let msg = match codec::decode(&parsed, payload, self.max_payload_bytes, received) {
+            Ok(Message::Alarm(mut a)) => {
+                a.over_limit = over_limit;
+                Message::Alarm(a)
+            }
             Ok(m) => m,
             Err(r) => {
                 self.refuse(Some(parsed.id), kind, topic, r, About::default());
@@ -344,18 +375,21 @@ impl Listener {
                 if plates > 0 {
                     tracing::debug!(camera_id = id, plates, "plate reads are not matched yet (no hotlist)");
                 }
-                let Some(matcher) = self.matcher.clone() else {
+                let Some(edge) = &self.edge else {
                     return Ok(());
                 };
-                matcher.stats.edge_faces.fetch_add(faces.len() as u64, Ordering::Relaxed);
-                // A search over a large list takes milliseconds: not on this event loop.
-                let camera = id.to_owned();
-                actix_rt::task::spawn_blocking(move || {
-                    for f in &faces {
-                        let probe = crate::vision::Probe { embedding: f, evidence: None, seen_at: Some(at) };
-                        matcher.search(&camera, probe);
-                    }
-                });
+                if faces.is_empty() {
+                    return Ok(());
+                }
+                // A search over a large list takes milliseconds: not on this event loop, and
+                // never more of them at once than the pool holds.
+                if let Err(waiting) = edge.try_search(id, at, faces) {
+                    self.metrics.detections_shed.fetch_add(1, Ordering::Relaxed);
+                    return Err(Reject::new(
+                        RejectCode::Overloaded,
+                        format!("the watchlist search is full ({waiting} detections waiting): these faces are not matched"),
+                    ));
+                }
             }
             _ => unreachable!("topics::parse only yields camera channels for cameras"),
         }

@@ -4,4 +4,5 @@
 pub mod broker;
 pub mod codec;
 pub mod gateway;
+pub mod limit;
 pub mod topics;

@@ -394,10 +394,16 @@ function sightingsList(s) {
   return h('ul.list.sightings', null, rows);
 }
 
+// Timeline events a dispatcher should not miss, with what they mean.
+const FLAGGED = new Map([
+  ['alarm_flood', 'A button is sending alarms faster than its rate limit (faulty or tampered with?). '
+    + 'Every one is acknowledged and joins this incident; the count is in the detail.'],
+]);
+
 function timelineTable(s) {
-  const rows = [...(s.timeline || [])].reverse().map((t) => h('tr', null,
+  const rows = [...(s.timeline || [])].reverse().map((t) => h('tr', FLAGGED.has(t.event) ? { class: 'flag' } : null,
     h('td.t', { title: t.at }, fmtTime(t.at)),
-    h('td.ev', null, words(t.event)),
+    h('td.ev', { title: FLAGGED.get(t.event) }, words(t.event)),
     h('td.u', null, t.unit ? callsign(t.unit) : t.button || ''),
     h('td', null, t.detail || '')));
   // A long timeline is published as its first entry and the latest ones (docs/mqtt.md).
