@@ -164,3 +164,56 @@ async fn a_device_cannot_take_a_name_of_kuzets_own() {
     };
     assert!(e.contains("kuzet-units"), "{e}");
 }
+
+#[actix_rt::test]
+async fn a_credential_issued_while_kuzet_runs_lets_its_device_in_and_a_rotated_one_stops_working() {
+    let creds = std::env::temp_dir().join(format!("kuzet-creds-{}", Uuid::new_v4().simple()));
+    let mut devices = city(&["u1"]);
+    // A unit with no password in the registry: it cannot connect until one is issued.
+    devices.units.push(kuzet_actors::registry::UnitSpec {
+        id: kuzet_actors::ids::UnitId::parse("u-new").unwrap(),
+        callsign: "NEW".into(),
+        password: None,
+    });
+    let path = creds.clone();
+    let t = spawn_app(BrokerKind::Embedded, devices, move |s| s.registry.credentials_file = path).await;
+    let connect = |password: String| {
+        let (host, port) = (t.host.clone(), t.port);
+        async move {
+            kuzet::sim::connect_device(
+                &host,
+                port,
+                kuzet::mqtt::topics::DeviceKind::Unit,
+                "u-new",
+                &password,
+                &[],
+            )
+            .await
+        }
+    };
+    assert!(connect("anything-at-all-here".into()).await.is_err(), "no password yet");
+
+    let first = kuzet::credentials::issue(&creds, &["u-new".into()]).unwrap().remove(0).1;
+    assert_eq!(first.len(), 22, "128 bits, URL-safe base64");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let link = loop {
+        match connect(first.clone()).await {
+            Ok(l) => break l,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("the issued password never let u-new in: {e:#}"),
+        }
+    };
+    drop(link);
+
+    // Rotated: the new password works, the old one stops working, without a restart.
+    let second = kuzet::credentials::issue(&creds, &["u-new".into()]).unwrap().remove(0).1;
+    wait_until("the old password is refused", Duration::from_secs(15), || {
+        let c = connect(first.clone());
+        async move { c.await.is_err() }
+    })
+    .await;
+    assert!(connect(second).await.is_ok(), "the rotated password lets u-new in");
+    let _ = std::fs::remove_file(&creds);
+}

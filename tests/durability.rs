@@ -218,6 +218,8 @@ async fn postgres_stopped_for_30_s_during_a_burst_loses_nothing() {
     let mut settings = test_settings();
     settings.database.url = kuzet::settings::Secret::new(url.clone());
     one_unit(&mut settings);
+    // Every unit reports at 20 Hz below, and every position must be stored: a limit above that.
+    settings.limits.position.per_s = 40.0;
     let mosquitto = mosquitto_with_acl(&devices);
     settings.mqtt.url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
     let app = kuzet::startup::Application::build(settings, devices.clone()).await.expect("kuzet starts");
