@@ -604,8 +604,8 @@ async fn bench_city(
         std::env::temp_dir().join(format!("kuzet-bench-broker-{}", uuid::Uuid::new_v4().simple()));
     // The harness's clients speak for many devices each: on kuzet's broker they sign in as
     // integration accounts allowed under kuzet/v1/, as a load generator would be set up.
-    let bench_password = crate::brokerfiles::generate_password();
-    let _ = BENCH_PASSWORD.set(bench_password.clone());
+    // One password for the whole process: the clients of every run in it sign in with it.
+    let bench_password = BENCH_PASSWORD.get_or_init(crate::brokerfiles::generate_password).clone();
     settings.broker.integrations = BENCH_ACCOUNTS
         .iter()
         .map(|u| crate::settings::Integration {

@@ -54,7 +54,9 @@ pub fn issue(path: &Path, ids: &[String]) -> anyhow::Result<Vec<(String, String)
     Ok(issued)
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Replaces `path` whole with `text`, readable by its owner alone (mode 0600, fsynced, then
+/// renamed over the old file, so a reader never sees half of it).
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -279,20 +279,8 @@ fn write_files(dir: &Path, access: &BrokerAccess, owner: Option<(u32, u32)>) -> 
 }
 
 fn write_private(path: &Path, text: &str, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    chown(&tmp, owner)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    crate::credentials::write_private(path, text)?;
+    chown(path, owner)
 }
 
 /// Started as root, Mosquitto drops to the `mosquitto` user, which must own its files.
