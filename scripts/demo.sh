@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo (release build): kuzet with its embedded broker and a simulated city, recording to
+# The demo (release build): kuzet with its own broker and a simulated city, recording to
 # DATABASE_URL or to a private PostGIS cluster (scripts/with-db.sh). Arguments go to
 # `kuzet demo`.
 set -euo pipefail

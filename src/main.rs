@@ -25,7 +25,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Run kuzet with an embedded broker and a simulated city around it.
+    /// Run kuzet with its own broker and a simulated city around it.
     Demo {
         #[arg(long)]
         config: Option<PathBuf>,

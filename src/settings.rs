@@ -183,7 +183,7 @@ pub struct HttpSettings {
     pub tile_url: String,
     pub tile_attribution: String,
     /// Where tablets reach the broker over WebSockets (ws[s]://host:port/path); empty: the
-    /// embedded broker's ws_listen port on the host the page came from.
+    /// own broker's ws_listen port on the host the page came from.
     pub tablet_mqtt_url: String,
     /// With an external broker: the operator vouches that it runs the ACL `kuzet broker-files`
     /// wrote, so a signed-in officer may be handed their unit's broker password. kuzet's own

@@ -484,7 +484,7 @@ impl Application {
         (&self.broker.0, self.broker.1)
     }
 
-    /// The embedded broker's address, when kuzet runs one.
+    /// kuzet's own broker's address, when kuzet runs one.
     pub fn embedded_broker(&self) -> Option<SocketAddr> {
         self.embedded
     }

@@ -260,7 +260,7 @@ async fn a_cancel_from_the_button_stands_the_units_down(kind: BrokerKind) {
         json!({"alarm_id": alarm, "action": "cancel", "at": chrono::Utc::now()}),
     )
     .await;
-    // QoS 1 is at least once: a repeated "dispatched" (seen through the embedded broker under
+    // QoS 1 is at least once: a repeated "dispatched" (seen through a broker under
     // load, a redelivered raise answered again) is allowed before the cancel's answer.
     let mut state = s(&next_ack(&mut btn).await, "state");
     while state == "dispatched" {

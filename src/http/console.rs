@@ -101,7 +101,7 @@ fn road_lines(net: &RoadNetwork) -> Vec<Vec<f64>> {
     lines
 }
 
-/// How a tablet reaches the broker: a fixed address from settings, or the embedded broker's
+/// How a tablet reaches the broker: a fixed address from settings, or kuzet's own broker's
 /// WebSocket listener on the host the page came from.
 pub struct TabletAccess {
     pub url: Option<String>,

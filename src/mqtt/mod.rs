@@ -1,5 +1,5 @@
 //! The MQTT adapter: the contract's topics and payloads, the gateway between the broker and
-//! the actors, and the embedded broker.
+//! the actors, and kuzet's own broker (a supervised Mosquitto).
 
 pub mod broker;
 pub mod codec;

@@ -99,7 +99,7 @@ pub fn one_unit(s: &mut Settings) {
     school_plan(s).units_required = 1;
 }
 
-/// Settings for tests: the embedded broker on a free port, short timeouts.
+/// Settings for tests: kuzet's own broker on a free port, short timeouts.
 pub fn test_settings() -> Settings {
     let mut s = Settings::defaults();
     s.broker.listen = format!("127.0.0.1:{}", free_port()).parse().expect("socket address");
