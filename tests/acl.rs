@@ -3,6 +3,7 @@
 //! under its own id, its client id is its username, kuzet's own accounts are out of reach,
 //! and a wrong password does not connect at all.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -14,25 +15,6 @@ use kuzet_actors::ids::{ButtonId, SiteId};
 use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec};
 use serde_json::json;
 use uuid::Uuid;
-
-/// Runs a scenario once against each broker.
-macro_rules! on_both_brokers {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[actix_rt::test]
-            async fn mosquitto() {
-                super::$name(BrokerKind::Mosquitto).await;
-            }
-
-            #[actix_rt::test]
-            async fn kuzets_own() {
-                super::$name(BrokerKind::Embedded).await;
-            }
-        }
-    };
-}
 
 /// The test city and a second school with one button, `btn-c`, 3 km away.
 fn two_schools(units: &[&str]) -> Devices {

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::process::*;
@@ -34,33 +34,6 @@ fn kuzet(args: &[&str]) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// `kuzet serve` as a process, killed when dropped.
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    fn start(env: &[(String, String)], log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kuzet"))
-            .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info,kuzet=debug")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("kuzet starts");
-        Self { child }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn lines(path: &Path) -> Vec<Checkpoint> {
@@ -177,7 +150,7 @@ async fn next_checkpoint(link: &mut kuzet::sim::DeviceLink) -> Checkpoint {
 async fn anchored(name: &str, extra: usize) -> (Run, PgPool, String, i64, i64) {
     let url = fresh_database().await;
     let run = Run::new(name, &url, None);
-    let serve = Serve::start(&run.env, &run.log);
+    let serve = KuzetProcess::start(&run.env, &run.log);
     wait_lines(&run.checkpoints(), 1).await;
     let pool = kuzet::store::connect(&url).await.expect("database");
     let first = lines(&run.checkpoints())[0].seq;
@@ -358,7 +331,7 @@ async fn the_app_role_appends_to_the_log_and_cannot_change_it() {
     // kuzet serves as the app role, migrating as the owner at start: the registry's devices
     // are audited through it, and checkpointed.
     let run = Run::new("anchor-role", &app_url, Some(&owner_url));
-    let serve = Serve::start(&run.env, &run.log);
+    let serve = KuzetProcess::start(&run.env, &run.log);
     wait_lines(&run.checkpoints(), 1).await;
     let registered = count(&app, "SELECT count(*) FROM audit_log WHERE actor LIKE 'registry:%'").await;
     assert!(registered > 0, "kuzet appended the registry's entries as the app role");

@@ -1,6 +1,7 @@
 //! End-to-end dispatch through a real broker (Mosquitto with its ACL, and the embedded
 //! one), with real MQTT clients as buttons and tablets.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -9,25 +10,6 @@ use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
 use serde_json::json;
 use uuid::Uuid;
-
-/// Runs a scenario once against each broker.
-macro_rules! on_both_brokers {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[actix_rt::test]
-            async fn mosquitto() {
-                super::$name(BrokerKind::Mosquitto).await;
-            }
-
-            #[actix_rt::test]
-            async fn embedded() {
-                super::$name(BrokerKind::Embedded).await;
-            }
-        }
-    };
-}
 
 fn s(v: &serde_json::Value, key: &str) -> String {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}")).to_owned()

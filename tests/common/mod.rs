@@ -22,6 +22,27 @@ use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use rumqttc::QoS;
 use serde_json::{json, Value};
 
+/// Runs a scenario once against each broker: kuzet's own (`kuzets_own`) and a separate
+/// Mosquitto with the generated files (`mosquitto`). Needs `#[macro_use] mod common;`.
+#[allow(unused_macros)]
+macro_rules! on_both_brokers {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[actix_rt::test]
+            async fn mosquitto() {
+                super::$name(BrokerKind::Mosquitto).await;
+            }
+
+            #[actix_rt::test]
+            async fn kuzets_own() {
+                super::$name(BrokerKind::Embedded).await;
+            }
+        }
+    };
+}
+
 pub const SERVICE_PASSWORD: &str = "service-secret-for-tests";
 
 /// Read-only accounts for the tests' observers (a console, an integration): one each, since
