@@ -552,6 +552,41 @@ async fn pump(
     }
 }
 
+/// A measured school's raise: the alarm's id, when it was sent, when its offer arrived, and
+/// the incident's id.
+async fn raise_until_offer(
+    button: &AsyncClient,
+    offers: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
+    btn: &str,
+    site: &str,
+) -> anyhow::Result<(uuid::Uuid, Instant, Instant, String)> {
+    let alarm_id = uuid::Uuid::new_v4();
+    let body =
+        json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()}).to_string();
+    let t = Instant::now();
+    button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body).await?;
+    let (at, offer) =
+        next_where(offers, |topic, v| topic.ends_with("/offers") && v["site"]["id"] == site).await?;
+    let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
+    Ok((alarm_id, t, at, incident))
+}
+
+/// Cancels the alarm and waits until its unit is released and the school's incident is over.
+async fn cancel_until_over(
+    button: &AsyncClient,
+    offers: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
+    acks: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
+    btn: &str,
+    alarm_id: uuid::Uuid,
+    incident: &str,
+) -> anyhow::Result<()> {
+    let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
+    button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, cancel).await?;
+    next_where(offers, |topic, v| topic.contains("/incidents/") && v["incident_id"] == incident).await?;
+    next_where(acks, |_, v| v["state"] == "cancelled" && v["incident_id"] == incident).await?;
+    Ok(())
+}
+
 async fn next_where(
     rx: &mut mpsc::UnboundedReceiver<(Instant, String, bytes::Bytes)>,
     f: impl Fn(&str, &Value) -> bool,
@@ -986,17 +1021,8 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
         raw.push(at - t);
 
         let (btn, site) = &buttons[i % buttons.len()];
-        let alarm_id = uuid::Uuid::new_v4();
-        let body = json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
-            .to_string();
-        let t = Instant::now();
-        button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body).await?;
-        let (at, offer) = next_where(&mut offers, |topic, v| {
-            topic.ends_with("/offers") && v["site"]["id"] == site.as_str()
-        })
-        .await?;
+        let (alarm_id, t, at, incident) = raise_until_offer(&button, &mut offers, btn, site).await?;
         e2e.push(at - t);
-        let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
         // The feed's snapshot is gathered for a few milliseconds: it may follow the offer.
         let wait_until = Instant::now() + Duration::from_secs(2);
         loop {
@@ -1010,15 +1036,7 @@ async fn devices_side(h: Harness) -> anyhow::Result<Samples> {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // Cancel, and wait until the unit is released and the school's incident is over.
-        let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
-        button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, cancel).await?;
-        next_where(&mut offers, |topic, v| {
-            topic.contains("/incidents/") && v["incident_id"] == incident.as_str()
-        })
-        .await?;
-        next_where(&mut acks, |_, v| v["state"] == "cancelled" && v["incident_id"] == incident.as_str())
-            .await?;
+        cancel_until_over(&button, &mut offers, &mut acks, btn, alarm_id, &incident).await?;
     }
     let elapsed = started.elapsed();
     busy_stop.store(true, Ordering::Relaxed);
@@ -1183,25 +1201,9 @@ async fn flood_devices(
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let (btn, site) = &h.measured[(offset + i) % h.measured.len()];
-            let alarm_id = uuid::Uuid::new_v4();
-            let body = json!({"alarm_id": alarm_id, "action": "raise", "kind": "intruder", "at": Utc::now()})
-                .to_string();
-            let t = Instant::now();
-            button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, body).await?;
-            let (at, offer) = next_where(&mut offers, |topic, v| {
-                topic.ends_with("/offers") && v["site"]["id"] == site.as_str()
-            })
-            .await?;
+            let (alarm_id, t, at, incident) = raise_until_offer(&button, &mut offers, btn, site).await?;
             out.push(at - t);
-            let incident = offer["incident_id"].as_str().unwrap_or_default().to_owned();
-            let cancel = json!({"alarm_id": alarm_id, "action": "cancel", "at": Utc::now()}).to_string();
-            button.publish(format!("kuzet/v1/buttons/{btn}/alarm"), QoS::AtLeastOnce, false, cancel).await?;
-            next_where(&mut offers, |topic, v| {
-                topic.contains("/incidents/") && v["incident_id"] == incident.as_str()
-            })
-            .await?;
-            next_where(&mut acks, |_, v| v["state"] == "cancelled" && v["incident_id"] == incident.as_str())
-                .await?;
+            cancel_until_over(&button, &mut offers, &mut acks, btn, alarm_id, &incident).await?;
         }
         Ok(out)
     };
