@@ -49,6 +49,8 @@ pub struct Application {
     outbox: Outbox,
     /// The main connection's state, the alarm connection's and the units connection's.
     links: [watch::Receiver<Link>; 3],
+    /// Stops the three listeners, and their tasks; taken by `stop`.
+    intake: std::sync::Mutex<Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>>,
     client: AsyncClient,
     alarm_client: AsyncClient,
     units_client: AsyncClient,
@@ -326,6 +328,7 @@ impl Application {
             });
         }
 
+        let (stop_intake, stop) = watch::channel(false);
         let (link_tx, link) = watch::channel(Link::Connecting);
         let (alarm_link_tx, alarm_link) = watch::channel(Link::Connecting);
         let (units_link_tx, units_link) = watch::channel(Link::Connecting);
@@ -345,8 +348,9 @@ impl Application {
                 settings.limits.detection_queue,
             )?),
             limits: crate::mqtt::limit::Limits::new(&settings.limits),
+            stop: stop.clone(),
         };
-        actix::spawn(inbound.run());
+        let inbound = actix::spawn(inbound.run());
         let alarms = Listener {
             eventloop: alarm_eventloop,
             client: alarm_client.clone(),
@@ -359,8 +363,9 @@ impl Application {
             manual_acks: true,
             edge: None,
             limits: crate::mqtt::limit::Limits::new(&settings.limits),
+            stop: stop.clone(),
         };
-        actix::spawn(alarms.run());
+        let alarms = actix::spawn(alarms.run());
         let units = Listener {
             eventloop: units_eventloop,
             client: units_client.clone(),
@@ -373,8 +378,9 @@ impl Application {
             manual_acks: true,
             edge: None,
             limits: crate::mqtt::limit::Limits::new(&settings.limits),
+            stop: stop.clone(),
         };
-        actix::spawn(units.run());
+        let units = actix::spawn(units.run());
         let http = match (settings.http.listen()?, &pool) {
             (Some(listen), Some(pool)) => {
                 let h = &settings.http;
@@ -426,6 +432,7 @@ impl Application {
             metrics,
             outbox,
             links: [link, alarm_link, units_link],
+            intake: std::sync::Mutex::new(Some((stop_intake, vec![inbound, alarms, units]))),
             client,
             alarm_client,
             units_client,
@@ -510,9 +517,19 @@ impl Application {
         self.router.send(AvailableCount).await.unwrap_or(0)
     }
 
-    /// Makes what was recorded durable, stops the query API and disconnects from the
-    /// broker; the actors stop with the System.
+    /// Stops taking messages in, makes what was recorded durable, stops the query API and
+    /// disconnects from the broker; the actors stop with the System.
     pub async fn stop(&self) {
+        // First: nothing taken in after this is recorded. A listener left running would
+        // reconnect and record what the broker says as it goes down (the wills of devices
+        // it drops), which is not what the devices did.
+        let intake = self.intake.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((stop, listeners)) = intake {
+            let _ = stop.send(true);
+            for l in listeners {
+                let _ = l.await;
+            }
+        }
         let vision = self.vision.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut v) = vision {
             let matcher = v.watch.matcher.clone();

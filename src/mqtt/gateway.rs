@@ -169,6 +169,8 @@ pub struct Listener {
     pub edge: Option<crate::vision::EdgeSearches>,
     /// Per device and topic; what this listener subscribes to is checked here.
     pub limits: Limits,
+    /// Becomes true when kuzet stops: nothing more is taken in, and no reconnect.
+    pub stop: watch::Receiver<bool>,
 }
 
 /// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
@@ -191,12 +193,18 @@ pub fn options(
 }
 
 impl Listener {
-    /// Polls until the process stops. Never returns an error: a broken link is logged,
-    /// counted and retried with backoff (100 ms doubling to 10 s).
+    /// Polls until `stop`. Never returns an error: a broken link is logged, counted and
+    /// retried with backoff (100 ms doubling to 10 s).
     pub async fn run(mut self) {
         let mut backoff = Duration::from_millis(100);
+        let mut stop = self.stop.clone();
         loop {
-            match self.eventloop.poll().await {
+            let polled = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                p = self.eventloop.poll() => p,
+            };
+            match polled {
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                     backoff = Duration::from_millis(100);
                     tracing::info!(session_present = ack.session_present, "connected to broker");
@@ -245,7 +253,10 @@ impl Listener {
                     self.metrics.broker_disconnects.fetch_add(1, Ordering::Relaxed);
                     let _ = self.link.send(Link::Connecting);
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
