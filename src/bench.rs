@@ -609,7 +609,7 @@ async fn next_where(
 /// kuzet on a private broker for a simulated city, units wanting one unit per school alarm.
 struct BenchCity {
     app: Application,
-    devices: kuzet_actors::registry::Devices,
+    devices: kuzet_actors::spec::Devices,
     plan: CityPlan,
     spool: std::path::PathBuf,
     _mosquitto: Option<MosquittoProcess>,

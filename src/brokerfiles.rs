@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use kuzet_actors::registry::Devices;
+use kuzet_actors::spec::Devices;
 use sha2::{Digest, Sha512};
 
 use crate::mqtt::topics::{self, DeviceKind};

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use kuzet_actors::registry::Devices;
+use kuzet_actors::spec::Devices;
 
 pub fn load(path: &Path) -> anyhow::Result<Devices> {
     let text = std::fs::read_to_string(path)

@@ -382,7 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             // One unit more than the simulation drives: the officer's tablet page in a browser.
             let mut served = devices.clone();
-            served.units.push(kuzet_actors::registry::UnitSpec {
+            served.units.push(kuzet_actors::spec::UnitSpec {
                 id: kuzet_actors::ids::UnitId::parse(DEMO_TABLET_UNIT)?,
                 callsign: "TABLET-1".into(),
                 password: Some("kuzet-demo-tablet".into()),
@@ -391,7 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // (the broker ties a client id to its username: a driven device's account would be
             // taken back by the simulation).
             if let Some(site) = served.sites.first_mut() {
-                site.buttons.push(kuzet_actors::registry::ButtonSpec {
+                site.buttons.push(kuzet_actors::spec::ButtonSpec {
                     id: kuzet_actors::ids::ButtonId::parse(DEMO_BUTTON)?,
                     room: Some("by hand".into()),
                     password: Some(DEMO_BUTTON_PASSWORD.into()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, Event, Incoming, LastWill, MqttOptions, QoS};

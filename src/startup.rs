@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use kuzet_actors::directory::Directory;
 use kuzet_actors::incident::IncidentSnapshot;
 use kuzet_actors::outbound::Outbox;
-use kuzet_actors::registry::{Devices, Directory, ListIncidents, Registry, RegistryConfig, Restored};
+use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
+use kuzet_actors::restore::Restored;
 use kuzet_actors::router::{AvailableCount, Router};
+use kuzet_actors::spec::Devices;
 use rumqttc::AsyncClient;
 use tokio::sync::watch;
 
@@ -50,7 +53,7 @@ pub struct Application {
     /// The main connection's state, the alarm connection's and the units connection's.
     links: [watch::Receiver<Link>; 3],
     /// Stops the three listeners, and their tasks; taken by `stop`.
-    intake: std::sync::Mutex<Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>>,
+    intake: std::sync::Mutex<Option<Intake>>,
     client: AsyncClient,
     alarm_client: AsyncClient,
     units_client: AsyncClient,
@@ -63,6 +66,9 @@ pub struct Application {
     live: crate::live::LiveHub,
     checkpoints: Option<Arc<Checkpointer>>,
 }
+
+/// The listeners' stop signal and their tasks.
+type Intake = (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>);
 
 /// The record as kuzet starts: the writer, the devices and what to pick up.
 struct Record {

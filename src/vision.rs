@@ -19,11 +19,13 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use kuzet_actors::camera::{HealthReport, Matched};
+use kuzet_actors::directory::Directory;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{CameraId, PersonId, ReviewId, SightingId};
 use kuzet_actors::outbound::{Outbox, Received};
-use kuzet_actors::registry::{Devices, Directory, Registry};
+use kuzet_actors::registry::Registry;
 use kuzet_actors::snapshot::{SightingRef, WantedRef};
+use kuzet_actors::spec::Devices;
 use kuzet_actors::wanted::{RestoreReview, Update, WantedConfig, WantedPerson, WantedSpec, WatchDirectory};
 use kuzet_vision::evidence::{jpeg_bgr, jpeg_crop, write_durable};
 use kuzet_vision::{
@@ -367,7 +369,7 @@ impl Watch {
                 let addr = WantedPerson::new(
                     spec,
                     self.wanted_cfg.clone(),
-                    self.registry.clone(),
+                    self.registry.clone().recipient(),
                     self.people.clone(),
                     self.outbox.clone(),
                 )

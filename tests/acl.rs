@@ -12,7 +12,7 @@ use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
 use kuzet::sim::{connect_device, connect_observer};
 use kuzet_actors::ids::{ButtonId, SiteId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec};
 use serde_json::json;
 use uuid::Uuid;
 

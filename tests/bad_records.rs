@@ -17,11 +17,12 @@ use kuzet::store::rows::{AuditRow, Batch, PositionRow};
 use kuzet::store::spool::Spool;
 use kuzet::store::writer::{self, WriterConfig, WriterHandle};
 use kuzet_actors::dispatch::Dispatch;
-use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
+use kuzet_actors::ids::{ButtonId, IncidentId, SiteId, UnitId};
 use kuzet_actors::incident::IncidentSnapshot;
 use kuzet_actors::model::{IncidentKind, IncidentState, Priority};
 use kuzet_actors::outbound::{DispatchState, IncidentRecord, Journal, Recorded};
 use kuzet_actors::snapshot::TimelineEntry;
+use kuzet_actors::subject::{SiteRef, Subject};
 use sqlx::PgPool;
 
 const REFUSED: &str = "refused by the test";
@@ -85,6 +86,13 @@ async fn a_refused_timeline_entry_leaves_the_rest_of_its_incident_recorded() {
     .execute(&pool)
     .await
     .unwrap();
+    sqlx::query(
+        "INSERT INTO sites (id, name, kind, location) \
+         VALUES ('school-1', 'School 1', 'school', ST_SetSRID(ST_MakePoint(76.945, 43.238), 4326)::geography)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let dir = spool_dir();
     let w = start_writer(&url, &dir).await;
 
@@ -97,7 +105,11 @@ async fn a_refused_timeline_entry_leaves_the_rest_of_its_incident_recorded() {
         priority: Priority(1),
         state: IncidentState::Dispatching,
         location: school_location(),
-        site: None,
+        subject: Subject::Site(SiteRef {
+            id: SiteId::parse("school-1").unwrap(),
+            name: "School 1".into(),
+            room: None,
+        }),
         raised_by: Vec::new(),
         opened_at: Utc::now(),
         units: Vec::new(),
@@ -109,7 +121,6 @@ async fn a_refused_timeline_entry_leaves_the_rest_of_its_incident_recorded() {
             entry("reply_decline", Some("u1"), None, Some(REFUSED)),
             entry("offer_published", Some("u2"), None, None),
         ],
-        wanted: None,
         sightings: Vec::new(),
     };
     let (waiter, recorded) = Recorded::pair();

@@ -151,7 +151,7 @@ async fn a_broker_that_dies_is_started_again_and_keeps_its_state() {
 #[actix_rt::test]
 async fn a_device_cannot_take_a_name_of_kuzets_own() {
     let mut devices = city(&["u1"]);
-    devices.units.push(kuzet_actors::registry::UnitSpec {
+    devices.units.push(kuzet_actors::spec::UnitSpec {
         id: kuzet_actors::ids::UnitId::parse("kuzet-units").unwrap(),
         callsign: "X".into(),
         password: Some(pw("kuzet-units")),
@@ -170,7 +170,7 @@ async fn a_credential_issued_while_kuzet_runs_lets_its_device_in_and_a_rotated_o
     let creds = std::env::temp_dir().join(format!("kuzet-creds-{}", Uuid::new_v4().simple()));
     let mut devices = city(&["u1"]);
     // A unit with no password in the registry: it cannot connect until one is issued.
-    devices.units.push(kuzet_actors::registry::UnitSpec {
+    devices.units.push(kuzet_actors::spec::UnitSpec {
         id: kuzet_actors::ids::UnitId::parse("u-new").unwrap(),
         callsign: "NEW".into(),
         password: None,

@@ -76,7 +76,7 @@ async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with
         let p = evidence.join(s.sighting_id.to_string()).join(which);
         assert!(is_jpeg(&p), "{} is a JPEG", p.display());
     }
-    assert_eq!(inc[0].wanted.as_ref().unwrap().person_id.as_str(), "wp-1");
+    assert_eq!(inc[0].subject.person().unwrap().person_id.as_str(), "wp-1");
 
     // And over HTTP, for the console and the tablet.
     let http = t.app.http_addr().unwrap();

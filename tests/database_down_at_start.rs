@@ -11,7 +11,7 @@ use common::process::*;
 use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -13,7 +13,7 @@ use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
 use kuzet::sim::DeviceLink;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

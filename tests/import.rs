@@ -10,7 +10,7 @@ use kuzet::store::devices::ImportError;
 use kuzet::store::{self, devices};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
 use sqlx::postgres::PgPool;
 

@@ -15,7 +15,7 @@ use kuzet::mqtt::codec::RejectCode;
 use kuzet::mqtt::topics::{self, DeviceKind};
 use kuzet::settings::Settings;
 use kuzet_actors::ids::{ButtonId, SiteId};
-use kuzet_actors::registry::{ButtonSpec, SiteKind, SiteSpec};
+use kuzet_actors::spec::{ButtonSpec, SiteKind, SiteSpec};
 use rumqttc::QoS;
 use serde_json::json;
 use uuid::Uuid;

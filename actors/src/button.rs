@@ -13,7 +13,6 @@ use crate::incident::{Cancel, Incident, Raiser, Reack};
 use crate::model::{AckState, AlarmKind};
 use crate::outbound::{ButtonAck, Notify, Outbox, Received};
 use crate::refusal::Refusal;
-use crate::registry::{OpenIncident, Registry};
 
 /// Alarm ids remembered per button for deduplication; a button presses rarely, so this
 /// spans far longer than any broker redelivery window.
@@ -23,7 +22,8 @@ pub struct PanicButton {
     id: ButtonId,
     site: SiteId,
     room: Option<String>,
-    registry: Addr<Registry>,
+    /// Opens or joins the site's incident (the registry).
+    opener: Recipient<OpenIncident>,
     outbox: Outbox,
     /// Recent alarms and their incidents, oldest first.
     recent: VecDeque<RecentAlarm>,
@@ -46,14 +46,14 @@ impl PanicButton {
         id: ButtonId,
         site: SiteId,
         room: Option<String>,
-        registry: Addr<Registry>,
+        opener: Recipient<OpenIncident>,
         outbox: Outbox,
     ) -> Self {
         Self {
             id,
             site,
             room,
-            registry,
+            opener,
             outbox,
             recent: VecDeque::with_capacity(REMEMBERED_ALARMS),
             online: None,
@@ -149,7 +149,7 @@ impl Handler<Alarm> for PanicButton {
                     }
                     return Box::pin(fut::ready(Ok(AlarmOutcome::Duplicate(incident_id))));
                 }
-                let open = self.registry.send(OpenIncident {
+                let open = self.opener.send(OpenIncident {
                     site: self.site.clone(),
                     raiser: Raiser {
                         button: self.id.clone(),
@@ -200,6 +200,24 @@ impl Handler<Alarm> for PanicButton {
             }
         }
     }
+}
+
+/// A raise from a button at `site`: open an incident there, or join the open one. The
+/// button asks; the registry answers.
+#[derive(Message)]
+#[rtype(result = "Opened")]
+pub struct OpenIncident {
+    pub site: SiteId,
+    pub raiser: Raiser,
+    pub received: Received,
+    /// Over the button's rate limit (see `Join`).
+    pub over_limit: bool,
+}
+
+pub struct Opened {
+    pub incident_id: IncidentId,
+    pub addr: Addr<Incident>,
+    pub joined: bool,
 }
 
 /// After a restart: an alarm this button sent before it, so that a redelivery is known

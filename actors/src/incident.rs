@@ -18,13 +18,17 @@ use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, IncidentId, OfferId, UnitId};
 use crate::model::{AckState, IncidentKind, IncidentState, Progress, ResponsePlan};
 use crate::outbound::{
-    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, Recorded, SiteRef,
-    UnitUpdate, Waiter,
+    ButtonAck, DispatchState, IncidentRecord, Notify, OfferOut, Outbox, Received, Recorded, UnitUpdate,
+    Waiter,
 };
 use crate::refusal::Refusal;
 use crate::router::{FindUnit, FindUnits, Router};
 pub use crate::snapshot::{IncidentSnapshot, Raiser, SightingRef, TimelineEntry, WantedRef};
-use crate::unit::{Answer, IncidentEnded, OfferUnit, RevokeOffer, Unit};
+use crate::subject::Subject;
+use crate::unit::{
+    Answer, IncidentEnded, IncidentLink, OfferAnswer, OfferUnit, Remind, RevokeOffer, Settled, Unit,
+    UnitAway, UnitProgress,
+};
 
 /// Sightings an incident's snapshot carries (the newest); the record keeps them all.
 const MAX_SIGHTINGS: usize = 50;
@@ -42,11 +46,11 @@ pub struct IncidentSpec {
     pub kind: IncidentKind,
     pub plan: ResponsePlan,
     pub location: GeoPoint,
-    pub site: Option<SiteRef>,
+    pub subject: Subject,
     /// The button whose alarm opened it (a school alarm).
     pub raiser: Option<Raiser>,
-    /// The watchlisted person and the sighting that opened it (a face incident).
-    pub wanted: Option<(WantedRef, SightingRef)>,
+    /// The sighting that opened it (a face incident).
+    pub sighting: Option<SightingRef>,
     pub received: Received,
 }
 
@@ -54,9 +58,8 @@ pub struct Incident {
     id: IncidentId,
     kind: IncidentKind,
     location: GeoPoint,
-    site: Option<SiteRef>,
+    subject: Subject,
     raised_by: Vec<Raiser>,
-    wanted: Option<WantedRef>,
     sightings: Vec<SightingRef>,
     opened: Received,
     dispatch: Dispatch,
@@ -112,10 +115,9 @@ impl Incident {
             id: spec.id,
             kind: spec.kind,
             location: spec.location,
-            site: spec.site,
+            subject: spec.subject,
             raised_by: spec.raiser.iter().cloned().collect(),
-            wanted: spec.wanted.as_ref().map(|w| w.0.clone()),
-            sightings: spec.wanted.as_ref().map(|w| w.1.clone()).into_iter().collect(),
+            sightings: spec.sighting.iter().cloned().collect(),
             opened: spec.received,
             dispatch: Dispatch::new(spec.plan),
             units: HashMap::new(),
@@ -139,7 +141,7 @@ impl Incident {
         if let Some(r) = spec.raiser {
             me.record_at(spec.received, "alarm_received", None, Some(r.button), None);
         }
-        if let Some((w, s)) = spec.wanted {
+        if let (Some(s), Some(w)) = (spec.sighting, me.subject.person()) {
             let detail = format!("{} seen by camera {} (score {:.2})", w.person_id, s.camera, s.score);
             me.record_at(spec.received, "sighting", None, None, Some(detail));
         }
@@ -173,9 +175,8 @@ impl Incident {
             id: s.incident_id,
             kind: s.kind,
             location: s.location,
-            site: s.site,
+            subject: s.subject,
             raised_by: s.raised_by,
-            wanted: s.wanted,
             sightings: s.sightings,
             opened,
             dispatch: r.state.dispatch,
@@ -212,14 +213,13 @@ impl Incident {
             priority: self.dispatch.plan().priority,
             state: self.dispatch.state(),
             location: self.location,
-            site: self.site.clone(),
+            subject: self.subject.clone(),
             raised_by: self.raised_by.clone(),
             opened_at: self.opened.at,
             units: self.dispatch.assigned().to_vec(),
             offers: self.dispatch.pending().to_vec(),
             escalated: self.dispatch.escalated(),
             timeline: self.timeline.clone(),
-            wanted: self.wanted.clone(),
             sightings: self.sightings.clone(),
         }
     }
@@ -243,23 +243,22 @@ impl Incident {
     }
 
     fn summary(&self) -> String {
-        if let (Some(w), Some(s)) = (&self.wanted, self.sightings.last()) {
-            return format!(
-                "wanted person {} (danger {}) seen by camera {}",
+        match &self.subject {
+            Subject::Person(w) => format!(
+                "wanted person {} (danger {}){}",
                 w.name,
                 w.danger.as_str(),
-                s.camera
-            );
-        }
-        let kinds: Vec<&str> = self.raised_by.iter().map(|r| r.kind.as_str()).collect();
-        match &self.site {
-            Some(s) => format!(
-                "panic alarm ({}) at {}{}",
-                kinds.join(", "),
-                s.name,
-                s.room.as_deref().map(|r| format!(", room {r}")).unwrap_or_default()
+                self.sightings.last().map(|s| format!(" seen by camera {}", s.camera)).unwrap_or_default()
             ),
-            None => format!("panic alarm ({})", kinds.join(", ")),
+            Subject::Site(s) => {
+                let kinds: Vec<&str> = self.raised_by.iter().map(|r| r.kind.as_str()).collect();
+                format!(
+                    "panic alarm ({}) at {}{}",
+                    kinds.join(", "),
+                    s.name,
+                    s.room.as_deref().map(|r| format!(", room {r}")).unwrap_or_default()
+                )
+            }
         }
     }
 
@@ -418,7 +417,7 @@ impl Incident {
                     act.offer_ended(offer_id, OfferEnd::TimedOut, "offer_timed_out", None, ctx);
                 });
                 self.timers.insert(offer_id, timer);
-                let sent = addr.send(OfferUnit { offer, incident: ctx.address() });
+                let sent = addr.send(OfferUnit { offer, incident: ctx.address().into() });
                 ctx.spawn(sent.into_actor(self).map(move |res, act, ctx| match res {
                     Ok(Ok(())) => act.record("offer_published", Some(unit), None),
                     Ok(Err(_)) | Err(_) => {
@@ -496,13 +495,12 @@ impl Incident {
             priority: self.dispatch.plan().priority,
             kind: self.kind,
             location: self.location,
-            site: self.site.clone(),
+            subject: self.subject.clone(),
             summary: self.summary(),
             distance_m: distance_m.round(),
             eta_s: Some(eta_s),
             expires_at,
             route: self.routes.get(unit).cloned(),
-            wanted: self.wanted.clone(),
         }
     }
 
@@ -611,17 +609,6 @@ impl Actor for Incident {
     }
 }
 
-/// A unit's answer to one of this incident's offers; answered with when the change it
-/// made is recorded.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<Recorded, Refusal>")]
-pub struct OfferAnswer {
-    pub offer_id: OfferId,
-    pub unit: UnitId,
-    pub answer: Answer,
-    pub received: Received,
-}
-
 impl Handler<OfferAnswer> for Incident {
     type Result = Result<Recorded, Refusal>;
 
@@ -646,15 +633,6 @@ impl Handler<OfferAnswer> for Incident {
         self.apply(fx, ctx);
         Ok(done)
     }
-}
-
-/// A unit on this incident reports progress; answered with when it is recorded.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<Recorded, DispatchError>")]
-pub struct UnitProgress {
-    pub unit: UnitId,
-    pub progress: Progress,
-    pub received: Received,
 }
 
 impl Handler<UnitProgress> for Incident {
@@ -793,13 +771,6 @@ fn flood_counts(timeline: &[TimelineEntry]) -> HashMap<ButtonId, u32> {
         out.insert(b.clone(), n);
     }
     out
-}
-
-/// From a unit on this incident: its tablet went offline (its last will).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct UnitAway {
-    pub unit: UnitId,
 }
 
 impl Handler<UnitAway> for Incident {
@@ -962,15 +933,6 @@ impl Handler<DispatcherOrder> for Incident {
     }
 }
 
-/// A unit's tablet is back (it reconnected, or kuzet restarted): it hears again what it
-/// holds of this incident. A pending offer is sent again as it stands (same id, same
-/// expiry); a unit on the incident gets the incident's snapshot again.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Remind {
-    pub unit: UnitId,
-}
-
 impl Handler<Remind> for Incident {
     type Result = ();
 
@@ -989,12 +951,6 @@ impl Handler<Remind> for Incident {
         }
     }
 }
-
-/// Answers once the incident's state as it stands is recorded (a message sent again whose
-/// change is already made is acknowledged no earlier than the first).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Recorded")]
-pub struct Settled;
 
 impl Handler<Settled> for Incident {
     type Result = MessageResult<Settled>;
@@ -1081,6 +1037,18 @@ impl Handler<Note> for Incident {
     fn handle(&mut self, msg: Note, ctx: &mut Self::Context) {
         self.record(msg.event, None, Some(msg.detail));
         self.publish(ctx);
+    }
+}
+
+impl From<Addr<Incident>> for IncidentLink {
+    fn from(a: Addr<Incident>) -> Self {
+        IncidentLink {
+            answer: a.clone().recipient(),
+            progress: a.clone().recipient(),
+            away: a.clone().recipient(),
+            remind: a.clone().recipient(),
+            settled: a.recipient(),
+        }
     }
 }
 

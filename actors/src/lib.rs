@@ -5,17 +5,22 @@
 
 pub mod button;
 pub mod camera;
+pub mod directory;
 pub mod dispatch;
 pub mod geo;
 pub mod ids;
 pub mod incident;
 pub mod index;
 pub mod model;
+pub mod open;
 pub mod outbound;
 pub mod refusal;
 pub mod registry;
+pub mod restore;
 pub mod router;
 pub mod snapshot;
+pub mod spec;
+pub mod subject;
 pub mod travel;
 pub mod unit;
 pub mod wanted;

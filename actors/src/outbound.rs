@@ -11,17 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::dispatch::{Dispatch, EscalationReason, RevokeReason};
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, OfferId, PersonId, ReviewId, SiteId, UnitId};
-use crate::incident::IncidentSnapshot;
 use crate::model::{AckState, IncidentKind, Priority};
+use crate::snapshot::IncidentSnapshot;
 use crate::snapshot::{SightingRef, WantedRef};
-
-/// The site an incident is at, as units and consoles see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SiteRef {
-    pub id: SiteId,
-    pub name: String,
-    pub room: Option<String>,
-}
+pub use crate::subject::SiteRef;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OfferOut {
@@ -30,7 +23,10 @@ pub struct OfferOut {
     pub priority: Priority,
     pub kind: IncidentKind,
     pub location: GeoPoint,
-    pub site: Option<SiteRef>,
+    /// Published as `site` and `wanted` (contract v1): the tablet shows the school, or the
+    /// watchlisted person's photo.
+    #[serde(flatten, with = "crate::subject::fields")]
+    pub subject: crate::subject::Subject,
     pub summary: String,
     pub distance_m: f64,
     pub eta_s: Option<u32>,
@@ -39,9 +35,6 @@ pub struct OfferOut {
     /// when ranked by drive time.
     #[serde(rename = "route_polyline", skip_serializing_if = "Option::is_none", serialize_with = "polyline")]
     pub route: Option<Arc<Vec<GeoPoint>>>,
-    /// The watchlisted person of a face incident (the tablet shows their photo).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wanted: Option<crate::snapshot::WantedRef>,
 }
 
 fn polyline<S: serde::Serializer>(route: &Option<Arc<Vec<GeoPoint>>>, s: S) -> Result<S::Ok, S::Error> {

@@ -17,7 +17,7 @@ use crate::ids::UnitId;
 use crate::index::{Nearest, UnitIndex};
 use crate::model::straight_line_eta_s;
 use crate::travel::{Leg, TravelTimes};
-use crate::unit::Unit;
+use crate::unit::{Unit, UnitState};
 
 pub struct Router {
     index: UnitIndex,
@@ -85,16 +85,6 @@ impl Handler<RegisterUnit> for Router {
     fn handle(&mut self, msg: RegisterUnit, _: &mut Self::Context) {
         self.units.insert(msg.unit, msg.addr);
     }
-}
-
-/// A unit moved, or may now (or may no longer) be offered work.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct UnitState {
-    pub unit: UnitId,
-    /// A new position and when kuzet received it.
-    pub position: Option<(GeoPoint, tokio::time::Instant)>,
-    pub eligible: bool,
 }
 
 impl Handler<UnitState> for Router {

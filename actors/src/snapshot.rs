@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::dispatch::{Assignment, EscalationReason, PendingOffer};
 use crate::geo::GeoPoint;
-use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, PersonId, SightingId, UnitId};
-use crate::model::{AlarmKind, Danger, IncidentKind, IncidentState, Priority};
-use crate::outbound::SiteRef;
+use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, SightingId, UnitId};
+use crate::model::{AlarmKind, IncidentKind, IncidentState, Priority};
+pub use crate::subject::{SiteRef, Subject, WantedRef};
 
 /// One line of an incident's timeline. `t_us` counts from the first alarm's arrival, so the
 /// latency of every hop of this alert can be read off directly.
@@ -39,16 +39,6 @@ pub struct Raiser {
     pub withdrawn: bool,
 }
 
-/// The watchlisted person a face incident is about.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WantedRef {
-    pub person_id: PersonId,
-    pub name: String,
-    pub danger: Danger,
-    /// The legal basis or case reference the person is on the list under.
-    pub legal_basis: String,
-}
-
 /// One sighting on an incident's trajectory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SightingRef {
@@ -70,7 +60,9 @@ pub struct IncidentSnapshot {
     pub priority: Priority,
     pub state: IncidentState,
     pub location: GeoPoint,
-    pub site: Option<SiteRef>,
+    /// Published as `site` and `wanted` (contract v1).
+    #[serde(flatten, with = "crate::subject::fields")]
+    pub subject: Subject,
     pub raised_by: Vec<Raiser>,
     pub opened_at: DateTime<Utc>,
     pub units: Vec<Assignment>,
@@ -78,8 +70,6 @@ pub struct IncidentSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated: Option<EscalationReason>,
     pub timeline: Vec<TimelineEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wanted: Option<WantedRef>,
     /// The wanted person's sightings, oldest first (the incident's location is the latest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sightings: Vec<SightingRef>,

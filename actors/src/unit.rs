@@ -5,24 +5,22 @@
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-use crate::dispatch::RevokeReason;
+use crate::dispatch::{DispatchError, RevokeReason};
 use crate::geo::GeoPoint;
 use crate::ids::{IncidentId, OfferId, UnitId};
-use crate::incident::{Incident, OfferAnswer, Remind, Settled, UnitAway, UnitProgress};
 use crate::model::{Progress, UnitStatus};
 use crate::outbound::{Notify, OfferOut, Outbox, Received, Recorded, UnitStatusRecord, UnitUpdate};
 use crate::refusal::Refusal;
-use crate::router::{Router, UnitState};
 
 struct HeldOffer {
     offer_id: OfferId,
     incident_id: IncidentId,
-    incident: Addr<Incident>,
+    incident: IncidentLink,
 }
 
 struct OnIncident {
     incident_id: IncidentId,
-    incident: Addr<Incident>,
+    incident: IncidentLink,
     /// The offer accepted for it, when known: the same accept delivered again is answered
     /// as it was the first time.
     offer_id: Option<OfferId>,
@@ -45,7 +43,8 @@ pub struct Unit {
     missed_offers: u8,
     /// Stopped answering: not offered work until the tablet speaks again.
     unresponsive: bool,
-    router: Addr<Router>,
+    /// Where eligibility and positions go (the router).
+    router: Recipient<UnitState>,
     outbox: Outbox,
     last_eligible: bool,
 }
@@ -56,7 +55,7 @@ pub struct Unit {
 const MAX_MISSED_OFFERS: u8 = 2;
 
 impl Unit {
-    pub fn new(id: UnitId, callsign: String, router: Addr<Router>, outbox: Outbox) -> Self {
+    pub fn new(id: UnitId, callsign: String, router: Recipient<UnitState>, outbox: Outbox) -> Self {
         Self {
             id,
             callsign,
@@ -115,6 +114,69 @@ impl Unit {
         self.router.do_send(UnitState { unit: self.id.clone(), position, eligible });
     }
 }
+
+/// A unit's way to the incident it was offered or is on: what a unit tells its incident,
+/// and nothing more (the incident answers through the messages below).
+#[derive(Clone)]
+pub struct IncidentLink {
+    pub answer: Recipient<OfferAnswer>,
+    pub progress: Recipient<UnitProgress>,
+    pub away: Recipient<UnitAway>,
+    pub remind: Recipient<Remind>,
+    pub settled: Recipient<Settled>,
+}
+
+/// A unit moved, or may now (or may no longer) be offered work.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct UnitState {
+    pub unit: UnitId,
+    /// A new position and when kuzet received it.
+    pub position: Option<(GeoPoint, tokio::time::Instant)>,
+    pub eligible: bool,
+}
+
+/// A unit's answer to one of this incident's offers; answered with when the change it
+/// made is recorded.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Recorded, Refusal>")]
+pub struct OfferAnswer {
+    pub offer_id: OfferId,
+    pub unit: UnitId,
+    pub answer: Answer,
+    pub received: Received,
+}
+
+/// A unit on this incident reports progress; answered with when it is recorded.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Recorded, DispatchError>")]
+pub struct UnitProgress {
+    pub unit: UnitId,
+    pub progress: Progress,
+    pub received: Received,
+}
+
+/// From a unit on this incident: its tablet went offline (its last will).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct UnitAway {
+    pub unit: UnitId,
+}
+
+/// A unit's tablet is back (it reconnected, or kuzet restarted): it hears again what it
+/// holds of this incident. A pending offer is sent again as it stands (same id, same
+/// expiry); a unit on the incident gets the incident's snapshot again.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Remind {
+    pub unit: UnitId,
+}
+
+/// Answers once the incident's state as it stands is recorded (a message sent again whose
+/// change is already made is acknowledged no earlier than the first).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Recorded")]
+pub struct Settled;
 
 impl Actor for Unit {
     type Context = Context<Self>;
@@ -196,15 +258,15 @@ impl Handler<Online> for Unit {
             let holds =
                 self.offer.as_ref().map(|o| &o.incident).or(self.incident.as_ref().map(|i| &i.incident));
             if let Some(incident) = holds {
-                incident.do_send(Remind { unit: self.id.clone() });
+                incident.remind.do_send(Remind { unit: self.id.clone() });
             }
         } else {
             tracing::warn!(unit_id = %self.id, "unit tablet offline");
             if let Some(on) = &self.incident {
-                on.incident.do_send(UnitAway { unit: self.id.clone() });
+                on.incident.away.do_send(UnitAway { unit: self.id.clone() });
             }
             if let Some(held) = self.offer.take() {
-                held.incident.do_send(OfferAnswer {
+                held.incident.answer.do_send(OfferAnswer {
                     offer_id: held.offer_id,
                     unit: self.id.clone(),
                     answer: Answer::Gone,
@@ -221,7 +283,7 @@ impl Handler<Online> for Unit {
 #[rtype(result = "Result<(), Refusal>")]
 pub struct OfferUnit {
     pub offer: OfferOut,
-    pub incident: Addr<Incident>,
+    pub incident: IncidentLink,
 }
 
 impl Handler<OfferUnit> for Unit {
@@ -276,7 +338,7 @@ impl Handler<Reply> for Unit {
                 // acknowledgement was lost): it stands, acknowledged once the state is recorded.
                 let on = self.incident.as_ref().filter(|on| on.offer_id == Some(msg.offer_id));
                 if let (true, Some(on)) = (msg.accept, on) {
-                    let settled = on.incident.send(Settled);
+                    let settled = on.incident.settled.send(Settled);
                     // An incident already gone has handed its final state to the record.
                     return Box::pin(
                         settled.into_actor(self).map(|res, _, _| Ok(res.unwrap_or_else(|_| Recorded::now()))),
@@ -289,7 +351,7 @@ impl Handler<Reply> for Unit {
         let answer = if msg.accept { Answer::Accept } else { Answer::Decline { reason: msg.reason } };
         let accepted = answer == Answer::Accept;
         let incident = held.incident.clone();
-        let sent = incident.send(OfferAnswer {
+        let sent = incident.answer.send(OfferAnswer {
             offer_id: msg.offer_id,
             unit: self.id.clone(),
             answer,
@@ -328,7 +390,7 @@ impl Handler<ProgressReport> for Unit {
         let Some(on) = self.incident.as_ref().filter(|on| on.incident_id == msg.incident_id) else {
             return Box::pin(fut::ready(Err(Refusal::NotYourIncident(msg.incident_id))));
         };
-        let sent = on.incident.send(UnitProgress {
+        let sent = on.incident.progress.send(UnitProgress {
             unit: self.id.clone(),
             progress: msg.progress,
             received: msg.received,
@@ -403,8 +465,8 @@ impl Handler<IncidentEnded> for Unit {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum Restore {
-    Offer { offer_id: OfferId, incident_id: IncidentId, incident: Addr<Incident> },
-    OnIncident { incident_id: IncidentId, incident: Addr<Incident>, offer_id: Option<OfferId> },
+    Offer { offer_id: OfferId, incident_id: IncidentId, incident: IncidentLink },
+    OnIncident { incident_id: IncidentId, incident: IncidentLink, offer_id: Option<OfferId> },
     Status { status: UnitStatus, at: DateTime<Utc> },
 }
 

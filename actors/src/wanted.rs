@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use crate::ids::{CameraId, IncidentId, PersonId, ReviewId};
 use crate::model::Danger;
 use crate::outbound::{Notify, Outbox, Received, ReviewOut, ReviewState, SightingDecision, SightingRecord};
-use crate::registry::{FaceOutcome, FaceSighting, Registry};
 use crate::snapshot::{SightingRef, WantedRef};
 
 /// A watchlist entry as the actors need it.
@@ -101,12 +100,35 @@ struct Review {
     probes: Vec<(CameraId, Arc<[f32]>)>,
 }
 
+/// A watchlisted person was seen: move their open incident there, or (when `open`) open one.
+/// The person's actor asks; the registry answers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "FaceOutcome")]
+pub struct FaceSighting {
+    pub wanted: WantedRef,
+    pub sighting: SightingRef,
+    /// Open an incident if none is open for the person.
+    pub open: bool,
+    /// A timeline line for the incident (who confirmed the match).
+    pub note: Option<String>,
+    pub received: Received,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceOutcome {
+    Opened(IncidentId),
+    Joined(IncidentId),
+    /// No incident was open and none was asked for.
+    NotOpen,
+}
+
 pub struct WantedPerson {
     spec: WantedSpec,
     cfg: WantedConfig,
     trajectory: VecDeque<SightingRef>,
     reviews: Vec<Review>,
-    registry: Addr<Registry>,
+    /// Opens or moves the person's incident (the registry).
+    opener: Recipient<FaceSighting>,
     watch: WatchDirectory,
     outbox: Outbox,
 }
@@ -115,11 +137,11 @@ impl WantedPerson {
     pub fn new(
         spec: WantedSpec,
         cfg: WantedConfig,
-        registry: Addr<Registry>,
+        opener: Recipient<FaceSighting>,
         watch: WatchDirectory,
         outbox: Outbox,
     ) -> Self {
-        Self { spec, cfg, trajectory: VecDeque::new(), reviews: Vec::new(), registry, watch, outbox }
+        Self { spec, cfg, trajectory: VecDeque::new(), reviews: Vec::new(), opener, watch, outbox }
     }
 
     fn record(
@@ -220,7 +242,7 @@ impl Handler<Seen> for WantedPerson {
             self.trajectory.pop_front();
         }
         let open = self.spec.person.danger == Danger::High && msg.sighting.score >= self.cfg.auto_threshold;
-        let ask = self.registry.send(FaceSighting {
+        let ask = self.opener.send(FaceSighting {
             wanted: self.spec.person.clone(),
             sighting: msg.sighting.clone(),
             open,
@@ -293,7 +315,7 @@ impl Handler<Decide> for WantedPerson {
         }
         // Confirmed: the incident opens where the person was seen last.
         let last = self.reviews[i].out.sightings.last().cloned().expect("a review holds a sighting");
-        let ask = self.registry.send(FaceSighting {
+        let ask = self.opener.send(FaceSighting {
             wanted: self.spec.person.clone(),
             sighting: last,
             open: true,

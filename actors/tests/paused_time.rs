@@ -7,16 +7,16 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 use kuzet_actors::button::{Alarm, AlarmAction, AlarmOutcome};
+use kuzet_actors::directory::Directory;
 use kuzet_actors::dispatch::{EscalationReason, RevokeReason};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
 use kuzet_actors::model::UnitStatus;
 use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
 use kuzet_actors::outbound::{Notify, Outbox, Received, UnitUpdate};
-use kuzet_actors::registry::{
-    ButtonSpec, Devices, Directory, Registry, RegistryConfig, SiteKind, SiteSpec, UnitSpec,
-};
+use kuzet_actors::registry::{Registry, RegistryConfig};
 use kuzet_actors::router::{AvailableCount, Router};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use kuzet_actors::unit::{GetUnit, Position, Reply, StatusReport};
 use tokio::sync::mpsc;
 use tokio::time::Instant;

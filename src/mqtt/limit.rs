@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use kuzet_actors::registry::Directory;
+use kuzet_actors::directory::Directory;
 
 use super::topics::{Channel, DeviceKind};
 use crate::settings::{Limit, LimitsSettings};

@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kuzet_actors::camera::CameraSpec;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{check_device_id, ButtonId, CameraId, SiteId, UnitId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgPool;

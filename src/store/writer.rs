@@ -34,7 +34,7 @@ use kuzet_actors::ids::{ButtonId, IncidentId, UnitId};
 use kuzet_actors::outbound::{
     Audience, IncidentRecord, IntegrityAlert, Journal, SightingRecord, UnitStatusRecord, Waiter,
 };
-use kuzet_actors::registry::Devices;
+use kuzet_actors::spec::Devices;
 use kuzet_actors::unit::Position;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -579,7 +579,7 @@ impl Writer {
             kind: s.kind.as_str().to_owned(),
             priority: i16::from(s.priority.0),
             state: enum_str(&s.state),
-            site_id: s.site.as_ref().map(|x| x.id.to_string()),
+            site_id: s.subject.site().map(|x| x.id.to_string()),
             lat: s.location.lat(),
             lon: s.location.lon(),
             opened_at: s.opened_at,

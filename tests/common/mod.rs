@@ -18,7 +18,7 @@ use kuzet::sim::{connect_device, connect_observer, DeviceLink};
 use kuzet::startup::Application;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
-use kuzet_actors::registry::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
 use rumqttc::QoS;
 use serde_json::{json, Value};
 

@@ -84,7 +84,7 @@ pub(super) struct SnapshotView<'a> {
     priority: &'a kuzet_actors::model::Priority,
     state: &'a kuzet_actors::model::IncidentState,
     location: &'a kuzet_actors::geo::GeoPoint,
-    site: &'a Option<kuzet_actors::outbound::SiteRef>,
+    site: Option<&'a kuzet_actors::subject::SiteRef>,
     raised_by: Window<'a, kuzet_actors::incident::Raiser>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raised_by_total: Option<usize>,
@@ -100,8 +100,8 @@ pub(super) struct SnapshotView<'a> {
     timeline_total: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline_omitted: Option<usize>,
-    #[serde(skip_serializing_if = "none")]
-    wanted: &'a Option<kuzet_actors::incident::WantedRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wanted: Option<&'a kuzet_actors::subject::WantedRef>,
     #[serde(skip_serializing_if = "empty")]
     sightings: Window<'a, kuzet_actors::incident::SightingRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,16 +134,17 @@ impl<'a> SnapshotView<'a> {
             priority,
             state,
             location,
-            site,
+            subject,
             raised_by,
             opened_at,
             units,
             offers,
             escalated,
             timeline,
-            wanted,
             sightings,
         } = s;
+        // Contract v1 names the subject by its fields: `site` (null when none), `wanted`.
+        let (site, wanted) = (subject.site(), subject.person());
         let raised_by = Window { items: raised_by, tail: tails.raised_by };
         let timeline = Window { items: timeline, tail: tails.timeline };
         let sightings = Window { items: sightings, tail: tails.sightings };

@@ -5,8 +5,9 @@ use crate::store::rows::{AlarmRow, IncidentRow, PositionRow};
 use kuzet_actors::dispatch::Dispatch;
 use kuzet_actors::ids::SiteId;
 use kuzet_actors::model::{IncidentKind, Priority, ResponsePlan};
-use kuzet_actors::registry::{ButtonSpec, SiteKind, SiteSpec, UnitSpec};
 use kuzet_actors::snapshot::TimelineEntry;
+use kuzet_actors::spec::{ButtonSpec, SiteKind, SiteSpec, UnitSpec};
+use kuzet_actors::subject::{SiteRef, Subject};
 
 fn devices() -> Devices {
     let at = GeoPoint::new(43.238, 76.945).unwrap();
@@ -50,7 +51,11 @@ fn incident(id: Uuid, alarm: Uuid, state: IncidentState, entries: usize) -> Inci
         priority: Priority(1),
         state,
         location: GeoPoint::new(43.238, 76.945).unwrap(),
-        site: None,
+        subject: Subject::Site(SiteRef {
+            id: SiteId::parse("school-1").unwrap(),
+            name: "School 1".into(),
+            room: None,
+        }),
         raised_by: vec![Raiser {
             button: ButtonId::parse("btn-1").unwrap(),
             alarm_id: AlarmId(alarm),
@@ -72,7 +77,6 @@ fn incident(id: Uuid, alarm: Uuid, state: IncidentState, entries: usize) -> Inci
                 detail: None,
             })
             .collect(),
-        wanted: None,
         sightings: Vec::new(),
     };
     let dispatch = DispatchState {
