@@ -125,9 +125,12 @@ async fn panic_alarm(broker: BrokerKind) {
     run_script("panic", env).await;
     // The console's cancel went through the API as the signed-in dispatcher.
     assert_eq!(audited(&t, "incident.cancel").await, 1);
-    let states: Vec<String> =
-        sqlx::query_scalar("SELECT state FROM incidents").fetch_all(t.app.pool().unwrap()).await.unwrap();
-    assert_eq!(states, ["cancelled"]);
+    let states: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT state, subject_kind, subject_id FROM incidents")
+            .fetch_all(t.app.pool().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(states, [("cancelled".into(), "site".into(), "school-1".into())]);
     t.app.stop().await;
 }
 

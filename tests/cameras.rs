@@ -105,7 +105,12 @@ async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with
             &format!("SELECT count(*) FROM sightings WHERE id = '{sid}' AND decision = 'incident'"),
         )
         .await;
-        let incident = scalar(&t, "SELECT count(*) FROM incidents WHERE kind = 'wanted_person'").await;
+        let incident = scalar(
+            &t,
+            "SELECT count(*) FROM incidents WHERE kind = 'wanted_person' \
+             AND subject_kind = 'person' AND subject_id = 'wp-1' AND site_id IS NULL",
+        )
+        .await;
         let matched =
             scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.match.incident'").await;
         (sighting == 1 && incident == 1 && matched >= 1).then_some(())

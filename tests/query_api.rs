@@ -143,10 +143,10 @@ async fn fixture(pool: &PgPool) {
         let snapshot =
             json!({"id": incident_id(n), "state": state, "units": [format!("unit-{n}")], "n": n as u64});
         sqlx::query(
-            "INSERT INTO incidents (id, kind, priority, state, site_id, location, opened_at, closed_at, escalated, \
-                                    snapshot, updated_at) \
-             VALUES ($1, 'school_alarm', $2, $3, $4, ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography, $7, $8, $9, \
-                     $10, $7)",
+            "INSERT INTO incidents (id, kind, priority, state, site_id, subject_kind, subject_id, location, opened_at, \
+                                    closed_at, escalated, snapshot, updated_at) \
+             VALUES ($1, 'school_alarm', $2, $3, $4, CASE WHEN $4 IS NULL THEN NULL ELSE 'site' END, $4, \
+                     ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography, $7, $8, $9, $10, $7)",
         )
         .bind(incident_id(n))
         .bind(n as i16)
@@ -326,6 +326,8 @@ async fn incidents_as_json_carry_every_field_with_lat_and_lon_named() {
             "priority": 5,
             "state": "uncovered",
             "site_id": "school-small",
+            "subject_kind": "site",
+            "subject_id": "school-small",
             "lat": 43.2075,
             "lon": 76.9075,
             "opened_at": "2026-03-01T05:00:00Z",
@@ -351,7 +353,17 @@ fn check_feature_collection(body: &Value, expected: &[u128]) {
         // GeoJSON order: [lon, lat].
         assert_eq!(f["geometry"]["coordinates"], json!([p["lon"], p["lat"]]));
         assert_eq!(p["id"], f["id"]);
-        for field in ["kind", "priority", "state", "site_id", "opened_at", "closed_at", "escalated"] {
+        for field in [
+            "kind",
+            "priority",
+            "state",
+            "site_id",
+            "subject_kind",
+            "subject_id",
+            "opened_at",
+            "closed_at",
+            "escalated",
+        ] {
             assert!(p.get(field).is_some(), "property {field} missing: {p}");
         }
     }

@@ -32,6 +32,9 @@ struct Incident {
     priority: i16,
     state: String,
     site_id: Option<String>,
+    /// What the incident is about: `site` or `person`, and that site's or person's id.
+    subject_kind: Option<String>,
+    subject_id: Option<String>,
     lat: f64,
     lon: f64,
     opened_at: DateTime<Utc>,
@@ -39,7 +42,7 @@ struct Incident {
     escalated: Option<String>,
 }
 
-const INCIDENT_COLUMNS: &str = "SELECT id, kind, priority, state, site_id, \
+const INCIDENT_COLUMNS: &str = "SELECT id, kind, priority, state, site_id, subject_kind, subject_id, \
      ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, \
      opened_at, closed_at, escalated";
 
@@ -51,6 +54,8 @@ impl Incident {
             priority: row.try_get("priority")?,
             state: row.try_get("state")?,
             site_id: row.try_get("site_id")?,
+            subject_kind: row.try_get("subject_kind")?,
+            subject_id: row.try_get("subject_id")?,
             lat: row.try_get("lat")?,
             lon: row.try_get("lon")?,
             opened_at: row.try_get("opened_at")?,

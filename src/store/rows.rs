@@ -24,6 +24,12 @@ pub struct IncidentRow {
     pub priority: i16,
     pub state: String,
     pub site_id: Option<String>,
+    /// What the incident is about (`site`, `person`) and its id. None in lines spooled
+    /// before subjects were recorded: the insert works them out as migration 0008 does.
+    #[serde(default)]
+    pub subject_kind: Option<String>,
+    #[serde(default)]
+    pub subject_id: Option<String>,
     pub lat: f64,
     pub lon: f64,
     pub opened_at: DateTime<Utc>,
