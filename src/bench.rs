@@ -243,7 +243,8 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
         Arc::new(crate::metrics::Metrics::default()),
     )
     .start();
-    let outbox = kuzet_actors::outbound::Outbox::new(gateway.recipient());
+    let outbox = kuzet_actors::outbound::Outbox::default()
+        .with_sink("mqtt", kuzet_actors::outbound::ActorSink::all(gateway.recipient()));
     let counts = (
         devices.sites.len(),
         devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(),

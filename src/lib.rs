@@ -1,6 +1,9 @@
 //! kuzet: real-time alerting and dispatch. This crate holds the adapters (MQTT, settings,
 //! the simulated city) and the wiring; the domain lives in `kuzet-actors`.
 
+pub use kuzet_contract as contract;
+pub use kuzet_contract::text;
+
 pub mod auth;
 pub mod bench;
 pub mod bench_reconnect;
@@ -19,5 +22,4 @@ pub mod sim;
 pub mod sim_cameras;
 pub mod startup;
 pub mod store;
-pub mod text;
 pub mod vision;

@@ -60,6 +60,11 @@ impl Default for LiveHub {
 type Shown = (Viewer, Arc<str>);
 
 /// Who sees a notification on the live feed, and as which event; None for what is not shown.
+/// Whether `n` is for the live feed at all (the outbox hands it nothing else).
+pub fn for_consoles(n: &Notify) -> bool {
+    route(n).is_some()
+}
+
 fn route(n: &Notify) -> Option<(Viewer, &'static str)> {
     Some(match n {
         Notify::Snapshot(_) => (Viewer::Console, "incident"),
@@ -144,13 +149,25 @@ impl LiveHub {
         }
     }
 
-    /// Passes a notification on (as `payload`, its JSON already made for MQTT) to whoever
-    /// watches; those that are not for the console are left out. A camera's alert is kept
-    /// (its `ok` forgets it) whether or not anyone watches.
-    pub fn offer(&self, n: &Notify, payload: &[u8]) {
+    /// Passes a notification on to whoever watches, as the same JSON devices get; those that
+    /// are not for a console are left out. A camera's alert is kept (its `ok` forgets it)
+    /// whether or not anyone watches; anything else is turned into text only while somebody
+    /// does.
+    pub fn offer(&self, n: &Notify) {
         let Some((viewer, kind)) = route(n) else { return };
+        let is_alert = matches!(n, Notify::Integrity(_));
+        if !is_alert && self.tx.receiver_count() == 0 {
+            return;
+        }
+        let payload = match crate::contract::codec::encode(n) {
+            Ok(out) => out.payload,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a live event");
+                return;
+            }
+        };
+        let text = frame(kind, &payload);
         if let Notify::Integrity(a) = n {
-            let text = frame(kind, payload);
             // Kept before it is sent: a page subscribing in between then has it either way.
             let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
             if a.state == "ok" {
@@ -158,19 +175,42 @@ impl LiveHub {
             } else {
                 alerts.insert(a.camera.clone(), (viewer, text.clone()));
             }
-            drop(alerts);
-            let _ = self.tx.send(Arc::new(LiveEvent { viewer, text }));
-            return;
         }
-        if self.tx.receiver_count() == 0 {
-            return;
-        }
-        let _ = self.tx.send(Arc::new(LiveEvent { viewer, text: frame(kind, payload) }));
+        let _ = self.tx.send(Arc::new(LiveEvent { viewer, text }));
     }
 
     /// The open camera alerts for `viewer`, as `integrity` events.
     pub fn alert_frames(&self, viewer: Viewer) -> Vec<Arc<str>> {
         let alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         alerts.values().filter(|(v, _)| *v == viewer).map(|(_, text)| text.clone()).collect()
+    }
+}
+
+/// The live feed as one of the outbox's sinks: notifications wait in its mailbox and are
+/// turned into text here, never on the turn of the actor that sent them.
+pub struct LiveSink {
+    hub: LiveHub,
+}
+
+impl LiveSink {
+    pub fn new(hub: LiveHub) -> Self {
+        Self { hub }
+    }
+}
+
+impl actix::Actor for LiveSink {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // As the MQTT gateway's: the outbox sends past it, nothing is dropped.
+        ctx.set_mailbox_capacity(8192);
+    }
+}
+
+impl actix::Handler<Notify> for LiveSink {
+    type Result = ();
+
+    fn handle(&mut self, n: Notify, _: &mut Self::Context) {
+        self.hub.offer(&n);
     }
 }

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use kuzet_actors::directory::Directory;
 use kuzet_actors::incident::IncidentSnapshot;
+use kuzet_actors::outbound::ActorSink;
 use kuzet_actors::outbound::Outbox;
 use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
 use kuzet_actors::restore::Restored;
@@ -263,12 +264,16 @@ impl Application {
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
         let live = crate::live::LiveHub::default();
         for a in record.iter().flat_map(|r| &r.alerts) {
-            let payload = serde_json::to_vec(a)?;
-            live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())), &payload);
+            live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())));
         }
         actix::spawn(live.clone().run_units());
-        let gateway = Gateway::new(out_client.clone(), metrics.clone()).with_live(live.clone()).start();
-        let mut outbox = Outbox::new(gateway.recipient()).with_board(Arc::new(live.clone()));
+        // What happened goes to every sink: devices over MQTT, the consoles' live feed.
+        let gateway = Gateway::new(out_client.clone(), metrics.clone()).start();
+        let live_sink = crate::live::LiveSink::new(live.clone()).start();
+        let mut outbox = Outbox::default()
+            .with_sink("mqtt", ActorSink::all(gateway.recipient()))
+            .with_sink("live", ActorSink::only(live_sink.recipient(), crate::live::for_consoles))
+            .with_board(Arc::new(live.clone()));
         if let Some(r) = &record {
             outbox = outbox.with_journal(Arc::new(r.writer.clone()));
         }

@@ -269,26 +269,9 @@ impl EdgeSearches {
     }
 }
 
-/// Checks an embedding from outside (an edge camera, an API caller) and scales it to unit
-/// length.
-pub fn embedding_from(values: &[f64]) -> Result<Embedding, String> {
-    if values.len() != DIM {
-        return Err(format!("embedding has {} values, not {DIM}", values.len()));
-    }
-    let mut e = [0f32; DIM];
-    for (o, v) in e.iter_mut().zip(values) {
-        if !v.is_finite() {
-            return Err("embedding holds a value that is not a finite number".into());
-        }
-        *o = *v as f32;
-    }
-    let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !(norm.is_finite() && norm > 1e-6) {
-        return Err("embedding is all zeros".into());
-    }
-    e.iter_mut().for_each(|x| *x /= norm);
-    Ok(e)
-}
+pub use kuzet_contract::embedding_from;
+// Edge cameras' embeddings are checked by the contract, against the models' size.
+const _: () = assert!(kuzet_contract::EMBEDDING_DIM == DIM);
 
 /// What enrolment makes of a set of photos.
 pub struct Enrolment {

@@ -290,19 +290,80 @@ pub trait Journal: Send + Sync + 'static {
     fn integrity(&self, _alert: Arc<IntegrityAlert>) {}
 }
 
-/// A handle the actors publish through. Nothing handed to it is dropped while the adapter
-/// lives: the adapter's mailbox is where notifications wait while the broker is slow or away.
-#[derive(Clone)]
-pub struct Outbox {
+/// One of the places what happened goes to: MQTT, the consoles' live feed; later CAP,
+/// metrics, peers. Called on the actors' thread: it must not block, and what it has taken
+/// it must not drop while it lives.
+pub trait Sink: Send + Sync + 'static {
+    /// Takes a notification; false when the sink is gone (the process stopping).
+    fn take(&self, n: Notify) -> bool;
+
+    /// Whether the sink has any use for `n` (a sink that has none is not handed a copy).
+    fn wants(&self, _n: &Notify) -> bool {
+        true
+    }
+}
+
+/// An actor as a sink: its mailbox is where notifications wait while it is busy. `wants`
+/// picks what it is sent.
+pub struct ActorSink {
     to: Recipient<Notify>,
-    dropped: Arc<AtomicU64>,
+    wants: fn(&Notify) -> bool,
+}
+
+impl ActorSink {
+    /// Sent every notification.
+    pub fn all(to: Recipient<Notify>) -> Self {
+        Self { to, wants: |_| true }
+    }
+
+    /// Sent only what `wants` picks.
+    pub fn only(to: Recipient<Notify>, wants: fn(&Notify) -> bool) -> Self {
+        Self { to, wants }
+    }
+}
+
+impl Sink for ActorSink {
+    fn take(&self, n: Notify) -> bool {
+        if !self.to.connected() {
+            return false;
+        }
+        // Past the nominal capacity: what must reach a device (an offer, an ack) is kept.
+        self.to.do_send(n);
+        true
+    }
+
+    fn wants(&self, n: &Notify) -> bool {
+        (self.wants)(n)
+    }
+}
+
+struct NamedSink {
+    name: &'static str,
+    sink: Box<dyn Sink>,
+    dropped: AtomicU64,
+}
+
+/// A handle the actors publish through: one fan-out to every named sink. Nothing handed to
+/// it is dropped while a sink lives.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    sinks: Arc<Vec<Arc<NamedSink>>>,
     journal: Option<Arc<dyn Journal>>,
     board: Option<Arc<dyn Board>>,
 }
 
 impl Outbox {
-    pub fn new(to: Recipient<Notify>) -> Self {
-        Self { to, dropped: Arc::new(AtomicU64::new(0)), journal: None, board: None }
+    /// Also hands every notification `sink` wants to it, under `name` (logs and counts).
+    pub fn with_sink(mut self, name: &'static str, sink: impl Sink) -> Self {
+        let mut sinks = (*self.sinks).clone();
+        sinks.push(Arc::new(NamedSink { name, sink: Box::new(sink), dropped: AtomicU64::new(0) }));
+        self.sinks = Arc::new(sinks);
+        self
+    }
+
+    /// The sinks' names, in the order they are handed notifications.
+    pub fn sinks(&self) -> Vec<&'static str> {
+        self.sinks.iter().map(|s| s.name).collect()
     }
 
     /// Also shows units' state on `board`.
@@ -362,21 +423,28 @@ impl Outbox {
         }
     }
 
-    /// Hands a notification to the adapter. A full mailbox does not drop it: what must reach
-    /// a device (an offer, an ack) is kept, past the nominal capacity, until the adapter has
-    /// handed it on. Only an adapter that is gone (the process stopping) loses it.
+    /// Hands a notification to every sink that wants it: a copy to each but the last, which
+    /// takes it. Only a sink that is gone (the process stopping) loses it.
     pub fn send(&self, n: Notify) {
-        if !self.to.connected() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("outbound notification dropped: the adapter is gone");
-            return;
+        let Some(last) = self.sinks.iter().rposition(|s| s.sink.wants(&n)) else { return };
+        for s in &self.sinks[..last] {
+            if s.sink.wants(&n) {
+                Self::hand(s, n.clone());
+            }
         }
-        self.to.do_send(n);
+        Self::hand(&self.sinks[last], n);
     }
 
-    /// Notifications dropped because the adapter was gone.
+    fn hand(s: &NamedSink, n: Notify) {
+        if !s.sink.take(n) {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(sink = s.name, "outbound notification dropped: the sink is gone");
+        }
+    }
+
+    /// Notifications dropped because their sink was gone, all sinks together.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.sinks.iter().map(|s| s.dropped.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -390,5 +458,94 @@ pub struct Received {
 impl Received {
     pub fn now() -> Self {
         Self { at: Utc::now(), instant: tokio::time::Instant::now() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A sink that keeps what it takes; `gone` stands for a sink that has stopped.
+    struct Keep {
+        got: Arc<Mutex<Vec<&'static str>>>,
+        only_offers: bool,
+        gone: bool,
+    }
+
+    fn kind(n: &Notify) -> &'static str {
+        match n {
+            Notify::Offer { .. } => "offer",
+            Notify::Integrity(_) => "integrity",
+            _ => "other",
+        }
+    }
+
+    impl Sink for Keep {
+        fn take(&self, n: Notify) -> bool {
+            if self.gone {
+                return false;
+            }
+            self.got.lock().unwrap().push(kind(&n));
+            true
+        }
+
+        fn wants(&self, n: &Notify) -> bool {
+            !self.only_offers || matches!(n, Notify::Offer { .. })
+        }
+    }
+
+    fn integrity() -> Notify {
+        Notify::Integrity(Arc::new(IntegrityAlert {
+            camera: CameraId::parse("cam-1").unwrap(),
+            state: "offline".into(),
+            detail: None,
+            at: Utc::now(),
+            audience: Audience::Dispatch,
+            custodial: false,
+            site: None,
+            location: GeoPoint::new(43.2, 76.9).unwrap(),
+        }))
+    }
+
+    fn sink(only_offers: bool, gone: bool) -> (Keep, Arc<Mutex<Vec<&'static str>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        (Keep { got: got.clone(), only_offers, gone }, got)
+    }
+
+    #[test]
+    fn every_sink_that_wants_a_notification_gets_it_in_order() {
+        let (a, got_a) = sink(false, false);
+        let (b, got_b) = sink(false, false);
+        let (picky, got_picky) = sink(true, false);
+        let out = Outbox::default().with_sink("a", a).with_sink("picky", picky).with_sink("b", b);
+        assert_eq!(out.sinks(), ["a", "picky", "b"]);
+        out.send(integrity());
+        out.send(integrity());
+        assert_eq!(*got_a.lock().unwrap(), ["integrity", "integrity"]);
+        assert_eq!(*got_b.lock().unwrap(), ["integrity", "integrity"]);
+        assert!(got_picky.lock().unwrap().is_empty(), "a sink is handed only what it wants");
+        assert_eq!(out.dropped(), 0);
+    }
+
+    #[test]
+    fn a_sink_that_is_gone_is_counted_and_the_others_still_get_everything() {
+        let (gone, _) = sink(false, true);
+        let (live, got) = sink(false, false);
+        let out = Outbox::default().with_sink("gone", gone).with_sink("live", live);
+        for _ in 0..3 {
+            out.send(integrity());
+        }
+        assert_eq!(out.dropped(), 3);
+        assert_eq!(got.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn with_no_sink_nothing_is_sent_and_nothing_counted_lost() {
+        let out = Outbox::default();
+        out.send(integrity());
+        assert_eq!(out.dropped(), 0);
+        assert!(!out.journaling());
     }
 }

@@ -13,7 +13,7 @@ use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
 use kuzet_actors::model::UnitStatus;
 use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
-use kuzet_actors::outbound::{Notify, Outbox, Received, UnitUpdate};
+use kuzet_actors::outbound::{ActorSink, Notify, Outbox, Received, UnitUpdate};
 use kuzet_actors::registry::{Registry, RegistryConfig};
 use kuzet_actors::router::{AvailableCount, Router};
 use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
@@ -74,7 +74,7 @@ struct City {
 async fn start_city() -> City {
     let school = GeoPoint::new(43.2389, 76.8897).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    let outbox = Outbox::new(Collector(tx).start().recipient());
+    let outbox = Outbox::default().with_sink("test", ActorSink::all(Collector(tx).start().recipient()));
     let router = Router::new(Duration::from_secs(600)).start();
     let plan = ResponsePlan {
         units_required: 1,

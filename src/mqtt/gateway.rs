@@ -2,7 +2,8 @@
 //! each publish and delivers it to the device's actor, awaiting delivery so that a slow
 //! actor slows the reading instead of growing a queue (positions alone are shed when a
 //! unit's mailbox is full: the next one supersedes them). Inbound refusals become rejects.
-//! Outbound: the `Gateway` actor turns `Notify` into QoS 1 publishes without ever blocking.
+//! Outbound: the `Gateway` actor, the outbox's `mqtt` sink, turns `Notify` into QoS 1
+//! publishes without ever blocking.
 //!
 //! Alarms come on a connection of their own (`topics::ALARM_SUBSCRIPTIONS`) with manual
 //! acknowledgements: an alarm is acknowledged (PUBACK) only once the writer has made it
@@ -39,7 +40,6 @@ use crate::store::writer::WriterHandle;
 pub struct Gateway {
     client: AsyncClient,
     metrics: Arc<Metrics>,
-    live: Option<crate::live::LiveHub>,
     /// Publishes waiting, in order, for room in the client's queue (the broker slow or away);
     /// new ones queue behind them. The handler itself never waits, so the consoles' live
     /// feed goes on while the broker is away.
@@ -50,13 +50,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(client: AsyncClient, metrics: Arc<Metrics>) -> Self {
-        Self { client, metrics, live: None, backlog: Default::default(), draining: false }
-    }
-
-    /// Also hands what it publishes to the console's live feed.
-    pub fn with_live(mut self, hub: crate::live::LiveHub) -> Self {
-        self.live = Some(hub);
-        self
+        Self { client, metrics, backlog: Default::default(), draining: false }
     }
 }
 
@@ -82,9 +76,6 @@ impl Handler<Notify> for Gateway {
                 return;
             }
         };
-        if let Some(hub) = &self.live {
-            hub.offer(&msg, &out.payload);
-        }
         let clear = out.then_clear_retained.then(|| out.topic.clone());
         self.publish(out.topic, out.retain, out.payload, ctx);
         if let Some(topic) = clear {

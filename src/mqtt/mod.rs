@@ -2,7 +2,8 @@
 //! the actors, and kuzet's own broker (a supervised Mosquitto).
 
 pub mod broker;
-pub mod codec;
 pub mod gateway;
 pub mod limit;
-pub mod topics;
+
+// The contract's topics and payloads, where the gateway and the tools have always found them.
+pub use kuzet_contract::{codec, topics};

@@ -11,7 +11,7 @@ use kuzet_actors::unit::{Position, ProgressReport, Reply, StatusReport};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::topics::{self, Channel, DeviceKind, InboundTopic};
+use crate::topics::{self, Channel, DeviceKind, InboundTopic};
 
 mod bound;
 
@@ -128,7 +128,7 @@ pub enum Message {
     /// An edge camera's faces (unit-length embeddings) and plate reads.
     Detections {
         at: DateTime<Utc>,
-        faces: Vec<kuzet_vision::Embedding>,
+        faces: Vec<crate::Embedding>,
         plates: usize,
     },
 }
@@ -336,8 +336,7 @@ pub fn decode(
             let mut faces = Vec::with_capacity(d.faces.len());
             for (i, f) in d.faces.iter().enumerate() {
                 faces.push(
-                    crate::vision::embedding_from(&f.embedding)
-                        .map_err(|e| invalid(format!("faces[{i}]: {e}")))?,
+                    crate::embedding_from(&f.embedding).map_err(|e| invalid(format!("faces[{i}]: {e}")))?,
                 );
             }
             for (i, p) in d.plates.iter().enumerate() {
@@ -496,7 +495,7 @@ pub fn kind_name(k: DeviceKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::topics::parse;
+    use crate::topics::parse;
 
     fn dec(topic: &str, payload: &str) -> Result<Message, Reject> {
         decode(&parse(topic).unwrap(), payload.as_bytes(), 16 * 1024, Received::now())

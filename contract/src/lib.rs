@@ -1,0 +1,35 @@
+//! MQTT contract v1 as code: the topics (`topics`), the payloads each way with their checks
+//! (`codec`), and the one rule for free text from outside (`text`). Devices' bytes are parsed
+//! here and nowhere else; the MQTT gateway and the consoles' live feed both speak these
+//! shapes, and neither imports the other.
+
+pub mod codec;
+pub mod text;
+pub mod topics;
+
+/// Values in a face embedding (SFace), as edge cameras send them.
+pub const EMBEDDING_DIM: usize = 128;
+
+/// A face embedding, unit length.
+pub type Embedding = [f32; EMBEDDING_DIM];
+
+/// Checks and normalises an embedding sent from outside: `EMBEDDING_DIM` finite values, not
+/// all zero.
+pub fn embedding_from(values: &[f64]) -> Result<Embedding, String> {
+    if values.len() != EMBEDDING_DIM {
+        return Err(format!("embedding has {} values, not {EMBEDDING_DIM}", values.len()));
+    }
+    let mut e = [0f32; EMBEDDING_DIM];
+    for (o, v) in e.iter_mut().zip(values) {
+        if !v.is_finite() {
+            return Err("embedding holds a value that is not a finite number".into());
+        }
+        *o = *v as f32;
+    }
+    let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if !(norm.is_finite() && norm > 1e-6) {
+        return Err("embedding is all zeros".into());
+    }
+    e.iter_mut().for_each(|x| *x /= norm);
+    Ok(e)
+}
