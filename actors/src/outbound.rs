@@ -16,37 +16,26 @@ use crate::snapshot::IncidentSnapshot;
 use crate::snapshot::{SightingRef, WantedRef};
 pub use crate::subject::SiteRef;
 
-#[derive(Debug, Clone, Serialize)]
+/// An offer to a unit, as the unit is to see it (the contract's shape: `kuzet_contract`).
+#[derive(Debug, Clone)]
 pub struct OfferOut {
     pub offer_id: OfferId,
     pub incident_id: IncidentId,
     pub priority: Priority,
     pub kind: IncidentKind,
     pub location: GeoPoint,
-    /// Published as `site` and `wanted` (contract v1): the tablet shows the school, or the
-    /// watchlisted person's photo.
-    #[serde(flatten, with = "crate::subject::fields")]
+    /// The school, or the watchlisted person (the tablet shows their photo).
     pub subject: crate::subject::Subject,
     pub summary: String,
     pub distance_m: f64,
     pub eta_s: Option<u32>,
     pub expires_at: DateTime<Utc>,
-    /// The road route from the unit to the incident as an encoded polyline (precision 5),
-    /// when ranked by drive time.
-    #[serde(rename = "route_polyline", skip_serializing_if = "Option::is_none", serialize_with = "polyline")]
+    /// The road route from the unit to the incident, when ranked by drive time.
     pub route: Option<Arc<Vec<GeoPoint>>>,
 }
 
-fn polyline<S: serde::Serializer>(route: &Option<Arc<Vec<GeoPoint>>>, s: S) -> Result<S::Ok, S::Error> {
-    match route {
-        Some(r) => s.serialize_str(&crate::geo::encode_polyline(r)),
-        None => s.serialize_none(),
-    }
-}
-
 /// An update about an incident a unit holds or was offered.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum UnitUpdate {
     /// The offer is no longer valid (it expired, or the incident ended).
     OfferRevoked { offer_id: OfferId, reason: RevokeReason },
@@ -58,12 +47,12 @@ pub enum UnitUpdate {
     TargetMoved { location: GeoPoint, camera: CameraId, at: DateTime<Utc> },
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Where a button's alarm stands, as the button is to hear it.
+#[derive(Debug, Clone)]
 pub struct ButtonAck {
     pub alarm_id: AlarmId,
     pub incident_id: IncidentId,
     pub state: AckState,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub eta_s: Option<u32>,
 }
 

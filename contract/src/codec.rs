@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::topics::{self, Channel, DeviceKind, InboundTopic};
 
 mod bound;
+mod wire;
 
 /// Why a message was refused. `code` is the counter label and part of the reject payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -392,13 +393,6 @@ pub struct Outgoing {
 }
 
 #[derive(Serialize)]
-struct UnitIncidentOut<'a> {
-    incident_id: IncidentId,
-    #[serde(flatten)]
-    update: &'a kuzet_actors::outbound::UnitUpdate,
-}
-
-#[derive(Serialize)]
 struct EscalationOut<'a> {
     incident_id: IncidentId,
     reason: kuzet_actors::dispatch::EscalationReason,
@@ -422,19 +416,19 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
     Ok(match n {
         Notify::Offer { unit, offer } => Outgoing {
             topic: topics::offers(unit.as_str()),
-            payload: serde_json::to_vec(offer)?,
+            payload: serde_json::to_vec(&wire::Offer::from(offer))?,
             retain: false,
             then_clear_retained: false,
         },
         Notify::Unit { unit, incident_id, update } => Outgoing {
             topic: topics::unit_incident(unit.as_str(), incident_id),
-            payload: serde_json::to_vec(&UnitIncidentOut { incident_id: *incident_id, update })?,
+            payload: serde_json::to_vec(&wire::UnitIncident::new(incident_id, update))?,
             retain: false,
             then_clear_retained: false,
         },
         Notify::Ack { button, ack } => Outgoing {
             topic: topics::button_ack(button.as_str()),
-            payload: serde_json::to_vec(ack)?,
+            payload: serde_json::to_vec(&wire::Ack::from(ack))?,
             retain: false,
             then_clear_retained: false,
         },
