@@ -14,7 +14,7 @@ use kuzet_actors::incident::IncidentSnapshot;
 use kuzet_actors::outbound::ActorSink;
 use kuzet_actors::outbound::Outbox;
 use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
-use kuzet_actors::restore::Restored;
+use kuzet_actors::registry::Restored;
 use kuzet_actors::router::{AvailableCount, Router};
 use kuzet_actors::spec::Devices;
 use rumqttc::AsyncClient;

@@ -23,7 +23,7 @@ use kuzet_actors::ids::{AlarmId, ButtonId, IncidentId, UnitId};
 use kuzet_actors::incident::{IncidentSnapshot, Raiser, RestoredIncident};
 use kuzet_actors::model::{AckState, AlarmKind, IncidentState, UnitStatus};
 use kuzet_actors::outbound::{Audience, DispatchState, IntegrityAlert};
-use kuzet_actors::restore::{OrphanAlarm, Restored};
+use kuzet_actors::registry::{OrphanAlarm, Restored};
 use kuzet_actors::spec::Devices;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;

@@ -8,7 +8,7 @@ use crate::ids::{IncidentId, SiteId};
 use crate::incident::{Incident, IncidentSpec, Join, Note, Raiser, Sighted};
 use crate::model::IncidentKind;
 use crate::outbound::{Received, SiteRef};
-use crate::registry::Registry;
+use super::Registry;
 use crate::subject::{Subject, SubjectKey};
 use crate::wanted::{FaceOutcome, FaceSighting};
 

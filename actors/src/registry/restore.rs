@@ -12,7 +12,7 @@ use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, UnitId};
 use crate::incident::{Incident, Raiser, RestoredIncident};
 use crate::model::{AckState, Progress, UnitStatus};
 use crate::outbound::Received;
-use crate::registry::{ButtonSites, Registry};
+use super::{ButtonSites, Registry};
 use crate::unit::{Position, Restore};
 
 /// What the record says was going on before a restart.

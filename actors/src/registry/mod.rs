@@ -1,6 +1,6 @@
 //! Registry: spawns one actor per configured device (filling the `Directory` the adapters
 //! find them by), picks up what the record says was going on (`restore`), opens incidents
-//! (`open`), and keeps the open ones until they end.
+//! (`open`: one per subject), and keeps the open ones until they end.
 
 use std::collections::HashMap;
 
@@ -14,12 +14,16 @@ use crate::ids::{ButtonId, IncidentId, SiteId};
 use crate::incident::{GetSnapshot, Incident, IncidentOver, IncidentSnapshot};
 use crate::model::{AckState, IncidentKind, IncidentState, ResponsePlan};
 use crate::outbound::Outbox;
-use crate::restore::Restored;
 use crate::router::{RegisterUnit, Router};
 use crate::spec::Devices;
 use crate::subject::SubjectKey;
 use crate::unit::Unit;
 use crate::wanted::WatchDirectory;
+
+mod open;
+mod restore;
+
+pub use restore::{OrphanAlarm, Restored};
 
 pub(crate) struct Site {
     pub(crate) name: String,
