@@ -188,3 +188,172 @@ impl Handler<ListIncidents> for Registry {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::button::{Alarm, AlarmAction, AlarmOutcome, ButtonOnline, OpenIncident, Opened};
+    use crate::ids::AlarmId;
+    use crate::incident::Raiser;
+    use crate::model::{AlarmKind, Priority};
+    use crate::outbound::{Notify, Received, Sink};
+    use crate::spec::{ButtonSpec, SiteKind, SiteSpec};
+
+    /// Keeps the acks buttons hear: (button, alarm, state).
+    #[derive(Clone, Default)]
+    pub(crate) struct Acks(Arc<Mutex<Vec<(String, AlarmId, AckState)>>>);
+
+    impl Sink for Acks {
+        fn take(&self, n: Notify) -> bool {
+            if let Notify::Ack { button, ack } = n {
+                self.0.lock().unwrap().push((button.to_string(), ack.alarm_id, ack.state));
+            }
+            true
+        }
+    }
+
+    pub(crate) fn school(n: u8) -> GeoPoint {
+        GeoPoint::new(43.2389, 76.8897).unwrap().offset(f64::from(n) * 1000.0, 0.0)
+    }
+
+    /// Two schools: school-1 with buttons btn-1 and btn-2, school-2 with btn-3; no units (a
+    /// real router with nobody to offer to, so incidents escalate at once).
+    pub(crate) fn start_with(config: RegistryConfig) -> (Addr<Registry>, Directory, Acks) {
+        let site = |n: u8, buttons: &[&str]| SiteSpec {
+            id: SiteId::parse(&format!("school-{n}")).unwrap(),
+            name: format!("School No. {n}"),
+            kind: SiteKind::School,
+            location: school(n),
+            buttons: buttons
+                .iter()
+                .map(|b| ButtonSpec {
+                    id: ButtonId::parse(b).unwrap(),
+                    room: Some("12".into()),
+                    password: None,
+                })
+                .collect(),
+        };
+        let devices =
+            Devices { sites: vec![site(1, &["btn-1", "btn-2"]), site(2, &["btn-3"])], ..Default::default() };
+        let acks = Acks::default();
+        let outbox = Outbox::default().with_sink("test", acks.clone());
+        let router = Router::new(Duration::from_secs(600)).start();
+        let registry = Registry::new(devices, config, router, outbox);
+        let directory = registry.directory();
+        (registry.start(), directory, acks)
+    }
+
+    pub(crate) fn start() -> (Addr<Registry>, Directory, Acks) {
+        start_with(RegistryConfig::default())
+    }
+
+    pub(crate) fn open_at(site: &str, button: &str) -> OpenIncident {
+        OpenIncident {
+            site: SiteId::parse(site).unwrap(),
+            raiser: Raiser {
+                button: ButtonId::parse(button).unwrap(),
+                alarm_id: AlarmId::new_random(),
+                room: Some(format!("room of {button}")),
+                kind: AlarmKind::Intruder,
+                withdrawn: false,
+            },
+            received: Received::now(),
+            over_limit: false,
+        }
+    }
+
+    /// Lets the incidents act on what they were sent (paused time: no real wait).
+    pub(crate) async fn settle() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    fn alarm(alarm_id: AlarmId, action: AlarmAction) -> Alarm {
+        Alarm {
+            alarm_id,
+            action,
+            kind: AlarmKind::Fire,
+            at: chrono::Utc::now(),
+            received: Received::now(),
+            over_limit: false,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn it_starts_an_actor_for_every_configured_button() {
+        let (_registry, directory, _) = start();
+        settle().await;
+        assert_eq!(directory.counts(), (3, 0));
+        assert!(directory.button("btn-3").is_some() && directory.button("btn-4").is_none());
+    }
+
+    #[actix_rt::test]
+    async fn once_an_incident_ends_its_buttons_hear_how_and_the_site_opens_a_new_one() {
+        tokio::time::pause();
+        let (registry, directory, acks) = start();
+        settle().await;
+        let (btn1, btn2) = (directory.button("btn-1").unwrap(), directory.button("btn-2").unwrap());
+        let a = AlarmId::new_random();
+        let Ok(AlarmOutcome::Opened(first)) = btn1.send(alarm(a, AlarmAction::Raise)).await.unwrap() else {
+            panic!("opened")
+        };
+        btn1.send(alarm(a, AlarmAction::Cancel)).await.unwrap().unwrap();
+        settle().await;
+        assert!(registry.send(IncidentAddr(first)).await.unwrap().is_none(), "no longer open");
+        // The button was told by the registry: back online, it hears the end from itself.
+        acks.0.lock().unwrap().clear();
+        btn1.send(ButtonOnline(true)).await.unwrap();
+        assert_eq!(*acks.0.lock().unwrap(), [("btn-1".to_owned(), a, AckState::Cancelled)]);
+        let b = AlarmId::new_random();
+        let next = btn2.send(alarm(b, AlarmAction::Raise)).await.unwrap().unwrap();
+        assert!(matches!(next, AlarmOutcome::Opened(id) if id != first), "{next:?}");
+    }
+
+    #[actix_rt::test]
+    async fn an_incident_the_registry_is_told_is_over_is_no_longer_joined_or_found() {
+        tokio::time::pause();
+        let (registry, _, _) = start();
+        let Opened { incident_id, addr, .. } = registry.send(open_at("school-1", "btn-1")).await.unwrap();
+        let snapshot = Arc::new(addr.send(GetSnapshot).await.unwrap());
+        registry.send(IncidentOver { incident_id, snapshot }).await.unwrap();
+        assert!(registry.send(IncidentAddr(incident_id)).await.unwrap().is_none());
+        assert!(registry.send(ListIncidents).await.unwrap().is_empty());
+        let again = registry.send(open_at("school-1", "btn-2")).await.unwrap();
+        assert!(!again.joined && again.incident_id != incident_id);
+    }
+
+    #[actix_rt::test]
+    async fn the_open_incidents_are_listed_and_found_by_id() {
+        tokio::time::pause();
+        let (registry, _, _) = start();
+        let one = registry.send(open_at("school-1", "btn-1")).await.unwrap().incident_id;
+        let two = registry.send(open_at("school-2", "btn-3")).await.unwrap().incident_id;
+        let mut listed: Vec<_> =
+            registry.send(ListIncidents).await.unwrap().into_iter().map(|s| s.incident_id.0).collect();
+        listed.sort();
+        let mut want = vec![one.0, two.0];
+        want.sort();
+        assert_eq!(listed, want);
+        assert!(registry.send(IncidentAddr(one)).await.unwrap().is_some());
+        assert!(registry.send(IncidentAddr(IncidentId::new_random())).await.unwrap().is_none());
+    }
+
+    #[actix_rt::test]
+    async fn an_incident_is_opened_with_the_plan_configured_for_its_kind_or_the_default() {
+        tokio::time::pause();
+        let plan = ResponsePlan { priority: Priority(3), ..ResponsePlan::school_alarm_default() };
+        let config = RegistryConfig {
+            plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]),
+            ..Default::default()
+        };
+        let (registry, _, _) = start_with(config);
+        let opened = registry.send(open_at("school-1", "btn-1")).await.unwrap();
+        assert_eq!(opened.addr.send(GetSnapshot).await.unwrap().priority, Priority(3));
+        let (registry, _, _) = start();
+        let opened = registry.send(open_at("school-1", "btn-1")).await.unwrap();
+        let default = ResponsePlan::default_for(IncidentKind::SchoolAlarm).priority;
+        assert_eq!(opened.addr.send(GetSnapshot).await.unwrap().priority, default);
+    }
+}
