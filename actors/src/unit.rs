@@ -84,11 +84,14 @@ impl Unit {
 
     /// Tells the router when eligibility changed, or always when there is a new position.
     /// The officer did something on the tablet: it is attended again.
+    /// The router hears at once: whatever else the message says, or refuses, the unit may
+    /// be offered work again.
     fn attended(&mut self) {
         self.missed_offers = 0;
         if self.unresponsive {
             self.unresponsive = false;
             tracing::info!(unit_id = %self.id, "unit answering again");
+            self.report(None);
         }
     }
 
@@ -889,6 +892,41 @@ mod tests {
         assert!(!v.unresponsive && v.eligible, "{v:?}");
         settle().await;
         assert_eq!(f.router.take(), ["pos ineligible", "eligible"]);
+    }
+
+    #[actix_rt::test]
+    async fn a_unit_answering_again_is_back_in_rotation_even_when_what_it_sent_is_refused() {
+        tokio::time::pause();
+        for stale_status in [true, false] {
+            let f = start(false).ready().await;
+            f.unit.send(status(UnitStatus::Available, 5)).await.unwrap();
+            for _ in 0..MAX_MISSED_OFFERS {
+                let offer_id = f.offer().await;
+                f.expire(offer_id).await;
+            }
+            settle().await;
+            f.router.take();
+            // The officer speaks, but with a status older than the last one, or progress on
+            // an incident the unit is not on: refused, yet the tablet is attended.
+            if stale_status {
+                f.unit.send(status(UnitStatus::Available, 1)).await.unwrap();
+            } else {
+                let progress = ProgressReport {
+                    incident_id: IncidentId::new_random(),
+                    progress: Progress::EnRoute,
+                    received: Received::now(),
+                };
+                assert!(f.unit.send(progress).await.unwrap().is_err());
+            }
+            let v = f.view().await;
+            assert!(!v.unresponsive && v.eligible, "{v:?}");
+            settle().await;
+            assert_eq!(
+                f.router.take(),
+                ["eligible"],
+                "the router was not told (stale status: {stale_status})"
+            );
+        }
     }
 
     #[actix_rt::test]

@@ -3,12 +3,12 @@
 
 use actix::prelude::*;
 
+use super::Registry;
 use crate::button::{OpenIncident, Opened};
 use crate::ids::{IncidentId, SiteId};
 use crate::incident::{Incident, IncidentSpec, Join, Note, Raiser, Sighted};
 use crate::model::IncidentKind;
 use crate::outbound::{Received, SiteRef};
-use super::Registry;
 use crate::subject::{Subject, SubjectKey};
 use crate::wanted::{FaceOutcome, FaceSighting};
 

@@ -5,6 +5,7 @@
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
+use super::{ButtonSites, Registry};
 use crate::button::Remember;
 use crate::camera::RestoreHealth;
 use crate::geo::GeoPoint;
@@ -12,7 +13,6 @@ use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, UnitId};
 use crate::incident::{Incident, Raiser, RestoredIncident};
 use crate::model::{AckState, Progress, UnitStatus};
 use crate::outbound::Received;
-use super::{ButtonSites, Registry};
 use crate::unit::{Position, Restore};
 
 /// What the record says was going on before a restart.
