@@ -1,10 +1,8 @@
-//! kuzet: real-time alerting and dispatch. This crate holds the adapters (MQTT, settings,
-//! the simulated city) and the wiring; the domain lives in `kuzet-actors`.
+//! kuzet: real-time alerting and dispatch. This crate holds the adapters (MQTT, HTTP, SQL,
+//! cameras, settings) and the wiring; the domain lives in `kuzet-actors`, the demo, the
+//! simulated city and the benchmarks in `kuzet-tools`.
 
 pub mod auth;
-pub mod bench;
-pub mod bench_reconnect;
-pub mod bench_vision;
 pub mod brokerfiles;
 pub mod credentials;
 pub mod devices;
@@ -15,8 +13,6 @@ pub mod mosquitto;
 pub mod mqtt;
 pub mod roads;
 pub mod settings;
-pub mod sim;
-pub mod sim_cameras;
 pub mod startup;
 pub mod store;
 pub mod text;

@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use kuzet::settings::{parse_mqtt_url, Settings};
-use kuzet::sim::{self, Behaviour, CityPlan};
+use kuzet::settings::Settings;
 use kuzet::startup::Application;
 use kuzet::{brokerfiles, devices};
-use kuzet_actors::geo::GeoPoint;
 
 #[derive(Parser)]
 #[command(name = "kuzet", version, about = "Real-time alerting and dispatch for a city's police")]
@@ -25,29 +23,6 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Run kuzet with its own broker and a simulated city around it.
-    Demo {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Stop after this many seconds (default: run until Ctrl-C).
-        #[arg(long)]
-        duration: Option<u64>,
-        #[command(flatten)]
-        city: CityArgs,
-    },
-    /// Run only the simulated devices of a city against a broker (load tests).
-    Sim {
-        /// mqtt://host:port of the broker kuzet listens on.
-        #[arg(long)]
-        broker: String,
-        /// Write the city's device registry here first (for the kuzet serving the sim).
-        #[arg(long)]
-        write_registry: Option<PathBuf>,
-        #[arg(long)]
-        duration: Option<u64>,
-        #[command(flatten)]
-        city: CityArgs,
-    },
     /// Write Mosquitto credentials and ACL for the devices of a registry.
     BrokerFiles {
         #[arg(long, default_value = "config/registry.toml")]
@@ -58,8 +33,6 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Measure alarm -> offer latency through a broker beside the raw broker round trip.
-    Bench(kuzet::bench::BenchArgs),
     /// The road network: export it, or compute travel times between its nodes.
     #[command(subcommand)]
     Roads(RoadsCommand),
@@ -236,46 +209,6 @@ enum RoadsCommand {
     },
 }
 
-#[derive(clap::Args, Clone)]
-struct CityArgs {
-    #[arg(long, default_value_t = 12)]
-    schools: usize,
-    #[arg(long, default_value_t = 30)]
-    units: usize,
-    /// Mean seconds between presses, per school.
-    #[arg(long, default_value_t = 180.0)]
-    press_every: f64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-}
-
-impl CityArgs {
-    fn plan(&self) -> CityPlan {
-        CityPlan {
-            // Almaty city centre.
-            centre: GeoPoint::new(43.2389, 76.8897).expect("constant point is valid"),
-            radius_m: 6_000.0,
-            schools: self.schools,
-            units: self.units,
-            seed: self.seed,
-        }
-    }
-
-    /// The plan, centred on the road network when there is one.
-    fn plan_on(&self, roads: Option<&kuzet::roads::RoadNetwork>) -> CityPlan {
-        let mut plan = self.plan();
-        if let Some((centre, radius_m)) = roads.and_then(|n| n.extent()) {
-            plan.centre = centre;
-            plan.radius_m = radius_m;
-        }
-        plan
-    }
-
-    fn behaviour(&self) -> Behaviour {
-        Behaviour { press_every_s: self.press_every, ..Behaviour::default() }
-    }
-}
-
 fn init_logs(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
@@ -298,16 +231,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
-    }
-}
-
-async fn until_stopped(duration: Option<u64>) {
-    match duration {
-        Some(s) => tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(s)) => {}
-            _ = shutdown_signal() => {}
-        },
-        None => shutdown_signal().await,
     }
 }
 
@@ -346,101 +269,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             app.stop().await;
-        }
-        Command::Demo { config, duration, city } => {
-            let settings = Settings::load(config.as_deref())?;
-            init_logs(&settings.log.filter);
-            let roads = kuzet::startup::load_roads(&settings).await?;
-            let plan = city.plan_on(roads.as_deref());
-            let mut devices = sim::city_on(&plan, roads.as_deref());
-            let mut settings = settings;
-            settings.demo = true;
-            // A read-only account to watch the demo's traffic with mosquitto_sub.
-            settings.broker.integrations.push(kuzet::settings::Integration {
-                username: DEMO_WATCHER.into(),
-                password: kuzet::settings::Secret::new(DEMO_WATCHER_PASSWORD),
-                read: vec!["kuzet/v1/#".into()],
-                write: Vec::new(),
-            });
-            // Cameras when the models, the photos and kuzet-camsim are there; the rest of the
-            // demo runs without them.
-            let cameras = if settings.vision.enabled {
-                let near: Vec<GeoPoint> = devices.sites.iter().map(|s| s.location).collect();
-                match kuzet::sim_cameras::start(&near) {
-                    Ok(c) => {
-                        devices.cameras.extend(c.cameras.iter().cloned());
-                        Some(c)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "demo without cameras");
-                        settings.vision.enabled = false;
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            // One unit more than the simulation drives: the officer's tablet page in a browser.
-            let mut served = devices.clone();
-            served.units.push(kuzet_actors::registry::UnitSpec {
-                id: kuzet_actors::ids::UnitId::parse(DEMO_TABLET_UNIT)?,
-                callsign: "TABLET-1".into(),
-                password: Some("kuzet-demo-tablet".into()),
-            });
-            // And one button no simulated device presses, at the first school, to press by hand
-            // (the broker ties a client id to its username: a driven device's account would be
-            // taken back by the simulation).
-            if let Some(site) = served.sites.first_mut() {
-                site.buttons.push(kuzet_actors::registry::ButtonSpec {
-                    id: kuzet_actors::ids::ButtonId::parse(DEMO_BUTTON)?,
-                    room: Some("by hand".into()),
-                    password: Some(DEMO_BUTTON_PASSWORD.into()),
-                });
-            }
-            let app = Application::build_with_roads(settings, served, roads.clone()).await?;
-            demo_users(&app).await?;
-            if cameras.is_some() {
-                match kuzet::sim_cameras::enrol(&app).await {
-                    Ok(()) => tracing::info!(
-                        "cameras: cam-demo-1 sees a person on the watchlist, cam-demo-2 a passer-by, \
-                         cam-demo-3 (custodial) gets its lens covered"
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "watchlist not enrolled: cameras find no one")
-                    }
-                }
-            }
-            anyhow::ensure!(
-                app.wait_ready(Duration::from_secs(10)).await,
-                "kuzet did not connect to its broker"
-            );
-            let (host, port) = app.broker();
-            tracing::info!(schools = plan.schools, units = plan.units, broker = %format!("{host}:{port}"),
-                "demo city starting: watch the incident steps below; Ctrl-C to stop");
-            tracing::info!(
-                "the demo's MQTT traffic: mosquitto_sub -h {host} -p {port} -u {DEMO_WATCHER} -P {DEMO_WATCHER_PASSWORD} -v -t 'kuzet/v1/#'"
-            );
-            let _tasks = sim::run_city(host, port, &devices, &plan, city.behaviour(), roads).await?;
-            until_stopped(duration).await;
-            tracing::info!(counters = ?app.metrics().snapshot(), "demo finished");
-            app.stop().await;
-            drop(cameras);
-        }
-        Command::Sim { broker, write_registry, duration, city } => {
-            init_logs("info");
-            let (host, port) = parse_mqtt_url(&broker)?;
-            let plan = city.plan();
-            let devices = sim::city(&plan);
-            if let Some(path) = write_registry {
-                std::fs::write(&path, devices::to_toml(&devices)?)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                tracing::info!(path = %path.display(), "device registry written");
-            }
-            if duration == Some(0) {
-                return Ok(());
-            }
-            let _tasks = sim::run_city(&host, port, &devices, &plan, city.behaviour(), None).await?;
-            until_stopped(duration).await;
         }
         Command::BrokerFiles { registry, out, config } => {
             let settings = Settings::load(config.as_deref())?;
@@ -727,10 +555,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 path.display()
             );
         }
-        Command::Bench(args) => {
-            init_logs("warn");
-            kuzet::bench::run(args).await?;
-        }
     }
     Ok(())
 }
@@ -743,39 +567,4 @@ fn parse_expiry(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .with_context(|| format!("--expires {s:?}: RFC 3339 or YYYY-MM-DD"))?;
     Ok(d.and_hms_opt(23, 59, 59).expect("a valid time").and_utc())
-}
-
-/// The unit the demo's officer signs in to on the tablet page.
-const DEMO_TABLET_UNIT: &str = "unit-tablet";
-/// Every demo user's password (the demo database only).
-const DEMO_PASSWORD: &str = "kuzet-demo-password";
-/// The demo's button pressed by hand.
-const DEMO_BUTTON: &str = "btn-demo";
-const DEMO_BUTTON_PASSWORD: &str = "kuzet-demo-button";
-/// The demo broker's read-only account for watching its traffic.
-const DEMO_WATCHER: &str = "watcher";
-const DEMO_WATCHER_PASSWORD: &str = "kuzet-demo-watcher";
-
-/// Users for the demo's pages, one per role; the officer is bound to the tablet unit.
-async fn demo_users(app: &Application) -> anyhow::Result<()> {
-    use kuzet::auth::Role;
-    let Some(pool) = app.pool() else {
-        tracing::warn!("no database: the demo's pages have no users to sign in with");
-        return Ok(());
-    };
-    for (name, role) in [
-        ("dispatcher", Role::Dispatcher),
-        ("supervisor", Role::Supervisor),
-        ("oversight", Role::Oversight),
-        ("officer", Role::Officer),
-    ] {
-        let unit = (role == Role::Officer).then_some(DEMO_TABLET_UNIT);
-        kuzet::auth::add_user(pool, name, role, unit, DEMO_PASSWORD, "demo").await?;
-    }
-    let base = app.http_addr().map(|a| format!("http://localhost:{}", a.port())).unwrap_or_default();
-    tracing::info!(
-        "console {base}/console/ (dispatcher), oversight {base}/oversight/ (oversight), tablet {base}/tablet/ \
-         (officer, unit {DEMO_TABLET_UNIT}; allow the location): password {DEMO_PASSWORD}"
-    );
-    Ok(())
 }

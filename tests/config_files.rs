@@ -49,14 +49,14 @@ fn a_registry_with_a_duplicate_id_is_refused() {
 
 #[test]
 fn a_simulated_city_round_trips_through_the_registry_format() {
-    let plan = kuzet::sim::CityPlan {
+    let plan = kuzet_tools::sim::CityPlan {
         centre: kuzet_actors::geo::GeoPoint::new(60.17, 24.94).unwrap(),
         radius_m: 5000.0,
         schools: 3,
         units: 5,
         seed: 9,
     };
-    let city = kuzet::sim::city(&plan);
+    let city = kuzet_tools::sim::city(&plan);
     let text = kuzet::devices::to_toml(&city).expect("serializes");
     let back = kuzet::devices::parse(&text).expect("parses back");
     assert_eq!(back.units.len(), 5);
