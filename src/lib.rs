@@ -5,12 +5,12 @@
 pub mod auth;
 pub mod brokerfiles;
 pub mod credentials;
-pub mod devices;
 pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod registry_file;
 pub mod roads;
 pub mod settings;
 pub mod startup;

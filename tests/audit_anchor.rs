@@ -69,7 +69,7 @@ impl Run {
         let mosquitto = mosquitto_with_acl(&devices);
         let dir = tempfile::tempdir().unwrap();
         let registry = dir.path().join("registry.toml");
-        std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+        std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
         let spool = dir.path().join("spool");
         let (mut env, log) = ProcessEnv {
             name,

@@ -49,7 +49,7 @@ async fn a_unit_gets_an_offer_while_the_database_is_down_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     let registry = dir.path().join("registry.toml");
-    std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+    std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
     let http_port = free_port();
     let (env, log) = ProcessEnv {
         name: "dbdown",

@@ -92,7 +92,7 @@ async fn after_kill_9_open_incidents_and_pending_offers_go_on_to_closure() {
     let db = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.toml");
-    std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+    std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
     // Long enough that the pending offer is still pending after the restart.
     let (env, log) = ProcessEnv {
         name: "kill-9",

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use kuzet::settings::Settings;
-use kuzet::{brokerfiles, devices};
+use kuzet::{brokerfiles, registry_file};
 
 #[derive(clap::Args)]
 pub struct BrokerFilesArgs {
@@ -20,7 +20,7 @@ pub struct BrokerFilesArgs {
 pub fn run(args: BrokerFilesArgs) -> anyhow::Result<()> {
     let BrokerFilesArgs { registry, out, config } = args;
     let settings = Settings::load(config.as_deref())?;
-    let devices = devices::load(&registry)?;
+    let devices = registry_file::load(&registry)?;
     let user = &settings.mqtt.username;
     kuzet::settings::strong_password(
         "mqtt.password (KUZET_MQTT__PASSWORD)",

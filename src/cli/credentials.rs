@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use kuzet::devices;
+use kuzet::registry_file;
 use kuzet::settings::Settings;
 
 use super::init_logs;
@@ -45,7 +45,8 @@ async fn issue(args: IssueArgs) -> anyhow::Result<()> {
     init_logs("warn");
     let settings = Settings::load(config.as_deref())?;
     let file = &settings.registry.file;
-    let mut devices = if file.as_os_str().is_empty() { Default::default() } else { devices::load(file)? };
+    let mut devices =
+        if file.as_os_str().is_empty() { Default::default() } else { registry_file::load(file)? };
     let pool = match &database_url {
         Some(url) => Some(kuzet::store::connect(url).await?),
         None => None,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kuzet::devices;
+use kuzet::registry_file;
 use kuzet::settings::Settings;
 use kuzet::startup::Application;
 
@@ -21,7 +21,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(&settings.log.filter);
     // With a database, devices may live there alone (imported); the file is optional.
     let file = &settings.registry.file;
-    let devices = if file.as_os_str().is_empty() { Default::default() } else { devices::load(file)? };
+    let devices = if file.as_os_str().is_empty() { Default::default() } else { registry_file::load(file)? };
     let app = Application::build(settings, devices).await?;
     if !app.wait_ready(Duration::from_secs(10)).await {
         tracing::warn!("broker not reachable yet; retrying in the background");

@@ -12,7 +12,7 @@ use kuzet_actors::ids::{ButtonId, UnitId};
 use kuzet_actors::registry::{ButtonSpec, UnitSpec};
 
 use crate::cli::{init_logs, until_stopped, CityArgs};
-use crate::{sim, sim_cameras};
+use crate::{demo_cameras, sim};
 
 /// The unit the demo's officer signs in to on the tablet page.
 const DEMO_TABLET_UNIT: &str = "unit-tablet";
@@ -59,7 +59,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // demo runs without them.
     let cameras = if settings.vision.enabled {
         let near: Vec<GeoPoint> = devices.sites.iter().map(|s| s.location).collect();
-        match sim_cameras::start(&near) {
+        match demo_cameras::start(&near) {
             Ok(c) => {
                 devices.cameras.extend(c.cameras.iter().cloned());
                 Some(c)
@@ -93,7 +93,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let app = Application::build_with_roads(settings, served, roads.clone()).await?;
     demo_users(&app).await?;
     if cameras.is_some() {
-        match sim_cameras::enrol(&app).await {
+        match demo_cameras::enrol(&app).await {
             Ok(()) => tracing::info!(
                 "cameras: cam-demo-1 sees a person on the watchlist, cam-demo-2 a passer-by, \
                  cam-demo-3 (custodial) gets its lens covered"

@@ -6,5 +6,5 @@
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod demo_cameras;
 pub mod sim;
-pub mod sim_cameras;

@@ -37,7 +37,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let plan = city.plan();
     let devices = sim::city(&plan);
     if let Some(path) = write_registry {
-        std::fs::write(&path, kuzet::devices::to_toml(&devices)?)
+        std::fs::write(&path, kuzet::registry_file::to_toml(&devices)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         tracing::info!(path = %path.display(), "device registry written");
     }
