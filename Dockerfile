@@ -7,7 +7,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --workspace
+# kuzet and kuzet-camsim; the demo and benchmark tools (kuzet-tools) are not shipped.
+RUN cargo build --release --locked --workspace --exclude kuzet-tools
 
 # The pages' libraries from npm, as web/package-lock.json pins them (not the test tools).
 FROM node:20-bookworm-slim AS web

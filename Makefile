@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 .PHONY: help demo test bench chaos lint clean-services
 
-# Extra arguments for `kuzet demo`, e.g. make demo ARGS="--units 50".
+# Extra arguments for `kuzet-demo`, e.g. make demo ARGS="--units 50".
 ARGS ?=
 
 help:

@@ -1,5 +1,5 @@
 //! A private Mosquitto process on a free loopback port, for the integration tests and
-//! `kuzet bench`: the real broker, isolated from any system instance. Killed on drop.
+//! `kuzet-bench`: the real broker, isolated from any system instance. Killed on drop.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

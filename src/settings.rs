@@ -35,7 +35,7 @@ pub struct Settings {
     pub vision: VisionSettings,
     pub limits: LimitsSettings,
     pub log: LogSettings,
-    /// Set by `kuzet demo` only: it may claim an empty database for the demo, and nothing else.
+    /// Set by `kuzet-demo` only: it may claim an empty database for the demo, and nothing else.
     #[serde(skip)]
     pub demo: bool,
     pub audit: AuditSettings,

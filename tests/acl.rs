@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
-use kuzet::sim::{connect_device, connect_observer};
 use kuzet_actors::ids::{ButtonId, SiteId};
 use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec};
+use kuzet_tools::sim::{connect_device, connect_observer};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -194,7 +194,11 @@ async fn a_wrong_password_does_not_connect(kind: BrokerKind) {
 }
 
 /// The topics `link` receives before `topic`, or None when `topic` does not come within `secs`.
-async fn topics_until(link: &mut kuzet::sim::DeviceLink, topic: &str, secs: u64) -> Option<Vec<String>> {
+async fn topics_until(
+    link: &mut kuzet_tools::sim::DeviceLink,
+    topic: &str,
+    secs: u64,
+) -> Option<Vec<String>> {
     let wait = async {
         let mut seen = Vec::new();
         while let Some((t, _)) = link.rx.recv().await {

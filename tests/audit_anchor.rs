@@ -69,7 +69,7 @@ impl Run {
         let mosquitto = mosquitto_with_acl(&devices);
         let dir = tempfile::tempdir().unwrap();
         let registry = dir.path().join("registry.toml");
-        std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+        std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
         let spool = dir.path().join("spool");
         let (mut env, log) = ProcessEnv {
             name,
@@ -124,8 +124,8 @@ impl Run {
 }
 
 /// The checkpoints a client reading `kuzet/v1/audit/checkpoint` on `run`'s broker gets.
-async fn subscriber(run: &Run) -> kuzet::sim::DeviceLink {
-    kuzet::sim::connect_observer(
+async fn subscriber(run: &Run) -> kuzet_tools::sim::DeviceLink {
+    kuzet_tools::sim::connect_observer(
         "127.0.0.1",
         run.mosquitto.port,
         "kuzet",
@@ -136,7 +136,7 @@ async fn subscriber(run: &Run) -> kuzet::sim::DeviceLink {
     .expect("the service account connects")
 }
 
-async fn next_checkpoint(link: &mut kuzet::sim::DeviceLink) -> Checkpoint {
+async fn next_checkpoint(link: &mut kuzet_tools::sim::DeviceLink) -> Checkpoint {
     let (_, v) = tokio::time::timeout(Duration::from_secs(30), link.rx.recv())
         .await
         .expect("a checkpoint arrives")
@@ -337,7 +337,7 @@ async fn the_app_role_appends_to_the_log_and_cannot_change_it() {
     assert!(registered > 0, "kuzet appended the registry's entries as the app role");
     // A panic alarm: its incident is audited by kuzet's writer, in the batch with the alarm,
     // the incident and its timeline, all written as the app role.
-    let btn = kuzet::sim::connect_device(
+    let btn = kuzet_tools::sim::connect_device(
         "127.0.0.1",
         run.mosquitto.port,
         kuzet::mqtt::topics::DeviceKind::Button,

@@ -77,9 +77,10 @@ async fn a_slow_subscriber_is_queued_to_a_bound_and_what_is_dropped_is_counted()
     .await;
     // A recorder reading everything under kuzet/v1/ that has stopped reading.
     let stalled = stalled_subscriber(t.port, OBSERVERS[0], &observer_password(OBSERVERS[0]), "kuzet/v1/#");
-    let feed = kuzet::sim::connect_observer(&t.host, t.port, "feeder", "feeder-password-for-tests", &[])
-        .await
-        .expect("the feeder connects");
+    let feed =
+        kuzet_tools::sim::connect_observer(&t.host, t.port, "feeder", "feeder-password-for-tests", &[])
+            .await
+            .expect("the feeder connects");
     const N: u64 = 300;
     for i in 0..N {
         feed.client
@@ -180,7 +181,7 @@ async fn a_credential_issued_while_kuzet_runs_lets_its_device_in_and_a_rotated_o
     let connect = |password: String| {
         let (host, port) = (t.host.clone(), t.port);
         async move {
-            kuzet::sim::connect_device(
+            kuzet_tools::sim::connect_device(
                 &host,
                 port,
                 kuzet::mqtt::topics::DeviceKind::Unit,

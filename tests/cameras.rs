@@ -121,7 +121,7 @@ async fn an_enrolled_person_becomes_an_incident_offered_to_the_nearest_unit_with
 }
 
 /// Like `next_on`, without its 10 s limit (the caller bounds the wait).
-async fn next_on_patient(link: &mut kuzet::sim::DeviceLink, suffix: &str) -> Value {
+async fn next_on_patient(link: &mut kuzet_tools::sim::DeviceLink, suffix: &str) -> Value {
     loop {
         match link.rx.recv().await {
             Some((topic, v)) if topic.ends_with(suffix) => return v,
@@ -221,7 +221,7 @@ async fn two_cameras_one_incident_that_moves_with_the_person() {
 }
 
 /// The next integrity alert of `camera` in `state` (earlier states are skipped), within 60 s.
-async fn alert(link: &mut kuzet::sim::DeviceLink, camera: &str, state: &str) -> Value {
+async fn alert(link: &mut kuzet_tools::sim::DeviceLink, camera: &str, state: &str) -> Value {
     let suffix = format!("/{camera}");
     tokio::time::timeout(Duration::from_secs(60), async {
         loop {
@@ -623,9 +623,11 @@ fn edge_probe() -> (kuzet_vision::FaceModels, Vec<f64>) {
 }
 
 /// Camera `edge-1` connected as a device, subscribed to `subscriptions`.
-async fn edge_camera(t: &TestApp, subscriptions: &[String]) -> kuzet::sim::DeviceLink {
+async fn edge_camera(t: &TestApp, subscriptions: &[String]) -> kuzet_tools::sim::DeviceLink {
     let kind = kuzet::mqtt::topics::DeviceKind::Camera;
-    kuzet::sim::connect_device(&t.host, t.port, kind, "edge-1", &pw("edge-1"), subscriptions).await.unwrap()
+    kuzet_tools::sim::connect_device(&t.host, t.port, kind, "edge-1", &pw("edge-1"), subscriptions)
+        .await
+        .unwrap()
 }
 
 /// An HTTP client signed in as a supervisor (who may use every console route).

@@ -455,7 +455,7 @@ async fn kills_of_kuzet_the_database_and_the_broker_lose_nothing() {
     let mut tap = Tap::start(broker.port).await;
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.toml");
-    std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+    std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
     let http = free_port();
     let (env, log) = ProcessEnv {
         name: "chaos",

@@ -49,7 +49,7 @@ async fn a_unit_gets_an_offer_while_the_database_is_down_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     let registry = dir.path().join("registry.toml");
-    std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+    std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
     let http_port = free_port();
     let (env, log) = ProcessEnv {
         name: "dbdown",
@@ -70,7 +70,7 @@ async fn a_unit_gets_an_offer_while_the_database_is_down_at_start() {
         "kuzet/v1/units/u-0/incidents/+".to_owned(),
         kuzet::mqtt::topics::rejects("u-0"),
     ];
-    let mut u0 = kuzet::sim::connect_device(host, port, Unit, "u-0", &pw("u-0"), &subs).await.unwrap();
+    let mut u0 = kuzet_tools::sim::connect_device(host, port, Unit, "u-0", &pw("u-0"), &subs).await.unwrap();
     wait_kuzet(&mut u0, "u-0").await;
     publish(&u0, Unit, "u-0", "position", position(school_location().offset(300.0, 0.0))).await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -117,7 +117,8 @@ async fn a_unit_gets_an_offer_while_the_database_is_down_at_start() {
     // The button presses; the unit is known only from the local copy (it sent no position
     // since), and gets the offer.
     let bsubs = [kuzet::mqtt::topics::button_ack("btn-0"), kuzet::mqtt::topics::rejects("btn-0")];
-    let mut b0 = kuzet::sim::connect_device(host, port, Button, "btn-0", &pw("btn-0"), &bsubs).await.unwrap();
+    let mut b0 =
+        kuzet_tools::sim::connect_device(host, port, Button, "btn-0", &pw("btn-0"), &bsubs).await.unwrap();
     let alarm = Uuid::new_v4();
     let pressed = Instant::now();
     publish(&b0, Button, "btn-0", "alarm", raise(&alarm)).await;

@@ -21,7 +21,7 @@ async fn the_demo_and_a_deployment_never_share_a_database() {
     let app = start(&live, false).await.expect("serve claims a new database");
     app.stop().await;
     let e = start(&live, true).await.err().expect("the demo refuses a deployment's database");
-    assert!(format!("{e:#}").contains("kuzet demo"), "{e:#}");
+    assert!(format!("{e:#}").contains("kuzet-demo"), "{e:#}");
     start(&live, false).await.expect("serve starts again on its own database").stop().await;
 
     // The demo's database: serve refuses it.

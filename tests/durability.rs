@@ -10,10 +10,10 @@ use std::time::Duration;
 use common::process::*;
 use common::*;
 use kuzet::mqtt::topics::DeviceKind::{Button, Unit};
-use kuzet::sim::DeviceLink;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
 use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_tools::sim::DeviceLink;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -60,14 +60,15 @@ async fn unit_link(host: &str, port: u16, id: &str, at: GeoPoint) -> DeviceLink 
         format!("kuzet/v1/units/{id}/incidents/+"),
         kuzet::mqtt::topics::rejects(id),
     ];
-    let link = kuzet::sim::connect_device(host, port, Unit, id, &pw(id), &subs).await.expect("unit connects");
+    let link =
+        kuzet_tools::sim::connect_device(host, port, Unit, id, &pw(id), &subs).await.expect("unit connects");
     publish(&link, Unit, id, "position", position(at)).await;
     link
 }
 
 async fn button_link(host: &str, port: u16, id: &str) -> DeviceLink {
     let subs = [kuzet::mqtt::topics::button_ack(id), kuzet::mqtt::topics::rejects(id)];
-    kuzet::sim::connect_device(host, port, Button, id, &pw(id), &subs).await.expect("button connects")
+    kuzet_tools::sim::connect_device(host, port, Button, id, &pw(id), &subs).await.expect("button connects")
 }
 
 /// The next ack for `alarm` on a button link, skipping others.
@@ -91,7 +92,7 @@ async fn after_kill_9_open_incidents_and_pending_offers_go_on_to_closure() {
     let db = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.toml");
-    std::fs::write(&registry, kuzet::devices::to_toml(&devices).unwrap()).unwrap();
+    std::fs::write(&registry, kuzet::registry_file::to_toml(&devices).unwrap()).unwrap();
     // Long enough that the pending offer is still pending after the restart.
     let (env, log) = ProcessEnv {
         name: "kill-9",

@@ -234,7 +234,7 @@ async fn an_edge_camera_flooding_detections_gets_bounded_work_and_kuzet_keeps_wo
     .await;
     let mut u1 = t.unit_at("u1", 100.0).await;
     t.wait_available(1).await;
-    let mut cam = kuzet::sim::connect_device(
+    let mut cam = kuzet_tools::sim::connect_device(
         &t.host,
         t.port,
         DeviceKind::Camera,

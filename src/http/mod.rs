@@ -12,7 +12,7 @@ pub mod live;
 mod pages;
 pub mod params;
 pub mod session;
-mod vision;
+mod watchlist;
 
 use std::net::SocketAddr;
 
@@ -118,28 +118,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(get("/sites/containing", handlers::site_containing).wrap(from_fn(session::guard)))
             .service(
                 web::resource("/watchlist")
-                    .route(web::get().to(vision::list))
-                    .route(web::post().to(vision::enrol))
+                    .route(web::get().to(watchlist::list))
+                    .route(web::post().to(watchlist::enrol))
                     .default_service(web::to(|| only("GET, POST")))
                     .wrap(from_fn(session::guard)),
             )
-            .service(get("/watchlist/{id}/face.jpg", vision::face).wrap(from_fn(session::guard)))
+            .service(get("/watchlist/{id}/face.jpg", watchlist::face).wrap(from_fn(session::guard)))
             .service(
                 web::resource("/watchlist/{id}")
-                    .route(web::delete().to(vision::remove))
+                    .route(web::delete().to(watchlist::remove))
                     .default_service(web::to(|| only("DELETE")))
                     .wrap(from_fn(session::guard)),
             )
-            .service(get("/reviews", vision::reviews).wrap(from_fn(session::guard)))
+            .service(get("/reviews", watchlist::reviews).wrap(from_fn(session::guard)))
             .service(
                 web::resource("/reviews/{id}/confirm")
-                    .route(web::post().to(vision::decide))
+                    .route(web::post().to(watchlist::decide))
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
             .service(
                 web::resource("/reviews/{id}/reject")
-                    .route(web::post().to(vision::decide))
+                    .route(web::post().to(watchlist::decide))
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
@@ -159,8 +159,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
-            .service(get("/sightings/{id}/face.jpg", vision::evidence).wrap(from_fn(session::guard)))
-            .service(get("/sightings/{id}/frame.jpg", vision::evidence).wrap(from_fn(session::guard))),
+            .service(get("/sightings/{id}/face.jpg", watchlist::evidence).wrap(from_fn(session::guard)))
+            .service(get("/sightings/{id}/frame.jpg", watchlist::evidence).wrap(from_fn(session::guard))),
     );
 }
 
@@ -205,7 +205,7 @@ pub async fn start(
             .app_data(rules.clone())
             .app_data(secure.clone())
             .app_data(web_root.clone())
-            .app_data(web::JsonConfig::default().limit(vision::MAX_ENROL_BYTES).error_handler(json_error))
+            .app_data(web::JsonConfig::default().limit(watchlist::MAX_ENROL_BYTES).error_handler(json_error))
             .configure(routes)
             .configure(pages::routes)
             .default_service(web::to(not_found));

@@ -35,7 +35,7 @@ pub async fn claim(pool: &PgPool, kind: Kind) -> anyhow::Result<()> {
              (give the deployment a database of its own)"
         ),
         (Some(_), Kind::Demo) => bail!(
-            "this database holds a deployment's data: `kuzet demo` refuses it (the demo adds users with a \
+            "this database holds a deployment's data: `kuzet-demo` refuses it (the demo adds users with a \
              published password; give it a database of its own)"
         ),
         (None, Kind::Demo) => {
@@ -48,7 +48,7 @@ pub async fn claim(pool: &PgPool, kind: Kind) -> anyhow::Result<()> {
             if holds {
                 bail!(
                     "this database already holds users, devices or incidents that are not the demo's: \
-                     `kuzet demo` refuses it (give the demo a database of its own)"
+                     `kuzet-demo` refuses it (give the demo a database of its own)"
                 );
             }
         }

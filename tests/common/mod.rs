@@ -14,11 +14,11 @@ use kuzet::brokerfiles;
 use kuzet::mosquitto::{Access, MosquittoProcess};
 use kuzet::mqtt::topics::{self, DeviceKind};
 use kuzet::settings::Settings;
-use kuzet::sim::{connect_device, connect_observer, DeviceLink};
 use kuzet::startup::Application;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{ButtonId, SiteId, UnitId};
 use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
+use kuzet_tools::sim::{connect_device, connect_observer, DeviceLink};
 use rumqttc::QoS;
 use serde_json::{json, Value};
 

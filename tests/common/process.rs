@@ -4,7 +4,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use kuzet::sim::DeviceLink;
+use kuzet_tools::sim::DeviceLink;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 

@@ -1,7 +1,7 @@
 //! The simulated city: real MQTT clients standing in for the people and devices of a city.
 //! Units drive around and report positions; tablets accept or decline offers after a
 //! human-like delay and report progress; schools press their panic buttons now and then.
-//! Used by `kuzet demo`, `kuzet sim` (against any broker) and `kuzet bench`.
+//! Used by `kuzet-demo`, `kuzet-sim` (against any broker), `kuzet-bench` and the tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +16,8 @@ use rumqttc::{AsyncClient, Event, Incoming, LastWill, MqttOptions, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::mqtt::topics::{self, DeviceKind};
-use crate::roads::RoadNetwork;
+use kuzet::mqtt::topics::{self, DeviceKind};
+use kuzet::roads::RoadNetwork;
 
 /// How to build a city.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ async fn connect(
         o.set_last_will(LastWill::new(t.clone(), "false", QoS::AtLeastOnce, true));
     }
     let (client, mut eventloop) = AsyncClient::new(o, 64);
-    crate::mqtt::gateway::no_delay(&mut eventloop);
+    kuzet::mqtt::gateway::no_delay(&mut eventloop);
     for s in subscriptions {
         client.subscribe(s.clone(), QoS::AtLeastOnce).await?;
     }

@@ -15,8 +15,8 @@ use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{CameraId, PersonId};
 use kuzet_actors::model::Danger;
 
-use crate::startup::Application;
-use crate::store::watchlist::Entry;
+use kuzet::startup::Application;
+use kuzet::store::watchlist::Entry;
 
 const FACES: &str = "target/faces";
 
@@ -109,7 +109,7 @@ pub async fn enrol(app: &Application) -> anyhow::Result<()> {
     let watch = app.watch().context("no watchlist")?;
     let photos = ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg"]
         .iter()
-        .map(|p| crate::vision::read_photo(&Path::new(FACES).join(p)))
+        .map(|p| kuzet::vision::read_photo(&Path::new(FACES).join(p)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let entry = Entry {
         id: PersonId::parse("demo-wanted-1").expect("a valid id"),

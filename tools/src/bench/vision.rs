@@ -1,4 +1,4 @@
-//! `kuzet bench --suite vision`: the face pipeline's throughput at 720p with one face, beside
+//! `kuzet-bench --suite vision`: the face pipeline's throughput at 720p with one face, beside
 //! the same models run by Python's onnxruntime on the same frames; how many 5 fps camera
 //! streams this machine keeps up with; and watchlist search time by list size.
 
@@ -288,7 +288,7 @@ fn search_bench() {
             std::hint::black_box(g.search(p, "cam", 0));
             t.push(s.elapsed());
         }
-        let p = crate::bench::percentiles(t);
+        let p = super::percentiles(t);
         println!("| {n} | {:.0} | {:.0} |", p.p50.as_secs_f64() * 1e6, p.p99.as_secs_f64() * 1e6);
     }
     println!();

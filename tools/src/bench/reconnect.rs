@@ -1,4 +1,4 @@
-//! `kuzet bench --suite reconnect`: N devices reconnecting at once to a private Mosquitto (after
+//! `kuzet-bench --suite reconnect`: N devices reconnecting at once to a private Mosquitto (after
 //! a broker restart or a network outage), with a password each, beside the same storm to a
 //! broker that admits anyone (no password check) in the same run: the ratio is what checking
 //! the passwords costs. Mosquitto 2.0.11 hashes with PBKDF2-SHA512 at a fixed 101 iterations
@@ -13,8 +13,8 @@ use base64::Engine as _;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, NetworkOptions};
 use tokio::sync::watch;
 
-use crate::bench::{percentiles, Percentiles};
-use crate::mosquitto::{Access, MosquittoProcess};
+use super::{percentiles, Percentiles};
+use kuzet::mosquitto::{Access, MosquittoProcess};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ReconnectArgs {
@@ -278,7 +278,7 @@ fn time_passwd_hashing(plain: &str) -> anyhow::Result<Duration> {
     let file = dir.join("passwd");
     std::fs::write(&file, plain)?;
     let started = Instant::now();
-    let st = std::process::Command::new(crate::mosquitto::find_bin("mosquitto_passwd")?)
+    let st = std::process::Command::new(kuzet::mosquitto::find_bin("mosquitto_passwd")?)
         .arg("-U")
         .arg(&file)
         .status()
@@ -297,7 +297,7 @@ fn time_passwd_hashing(plain: &str) -> anyhow::Result<Duration> {
 }
 
 fn broker_version() -> String {
-    crate::mosquitto::find_bin("mosquitto")
+    kuzet::mosquitto::find_bin("mosquitto")
         .ok()
         .and_then(|bin| std::process::Command::new(bin).arg("-h").output().ok())
         .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))

@@ -1,4 +1,4 @@
-//! `kuzet bench`: alarm -> offer latency end to end through a private broker while units
+//! `kuzet-bench`: alarm -> offer latency end to end through a private broker while units
 //! report positions, beside the raw broker round trip measured in the same run with the
 //! same client library and payload size; and the nearest-unit query over 100k units beside
 //! a brute-force scan. With a database: the same alarm path while the writer records 20k
@@ -20,10 +20,14 @@ use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::mosquitto::MosquittoProcess;
-use crate::settings::Settings;
+use kuzet::mosquitto::MosquittoProcess;
+use kuzet::settings::Settings;
+use kuzet::startup::Application;
+
 use crate::sim::{self, CityPlan};
-use crate::startup::Application;
+
+pub mod reconnect;
+mod vision;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -64,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10.0)]
     pub busy_hz: f64,
     #[command(flatten)]
-    pub reconnect: crate::bench_reconnect::ReconnectArgs,
+    pub reconnect: reconnect::ReconnectArgs,
     /// The flood suite: alarms measured in each phase (without, then with the flood).
     #[arg(long, default_value_t = 1_000)]
     pub flood_alarms: usize,
@@ -97,7 +101,7 @@ fn row(name: &str, p: &Percentiles) -> String {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    println!("## kuzet bench\n");
+    println!("## kuzet-bench\n");
     println!(
         "machine: {}, {} cores\n",
         cpu_model(),
@@ -111,10 +115,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     // Not in `all`: its storms take minutes.
     if args.suite == "reconnect" {
-        return crate::bench_reconnect::reconnect_bench(&args.reconnect).await;
+        return reconnect::reconnect_bench(&args.reconnect).await;
     }
     if all || args.suite == "vision" {
-        crate::bench_vision::vision_bench(&args.models_dir)?;
+        vision::vision_bench(&args.models_dir)?;
     }
     if all || args.suite == "index" {
         index_bench(args.index_units);
@@ -162,7 +166,7 @@ async fn writer_bench(base: &str) -> anyhow::Result<()> {
     const SINGLE: usize = 5_000;
     const BATCHED: usize = 200_000;
     let url = fresh_database(base).await?;
-    let pool = crate::store::connect(&url).await?;
+    let pool = kuzet::store::connect(&url).await?;
     let mut rng = StdRng::seed_from_u64(7);
     let centre = GeoPoint::new(43.2389, 76.8897).expect("constant point");
     let t0 = Utc::now();
@@ -183,7 +187,7 @@ async fn writer_bench(base: &str) -> anyhow::Result<()> {
     let single = SINGLE as f64 / t.elapsed().as_secs_f64();
 
     let spool = std::env::temp_dir().join(format!("kuzet-bench-spool-{}", uuid::Uuid::new_v4().simple()));
-    let writer = crate::store::writer::start(crate::store::writer::WriterConfig {
+    let writer = kuzet::store::writer::start(kuzet::store::writer::WriterConfig {
         url: url.clone(),
         spool_dir: spool.clone(),
         batch_max: 4096,
@@ -230,17 +234,17 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
     use actix::Actor as _;
     use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
     let url = fresh_database(base).await?;
-    let pool = crate::store::connect(&url).await?;
-    crate::store::devices::generate_city(&pool, n, 11).await?;
+    let pool = kuzet::store::connect(&url).await?;
+    kuzet::store::devices::generate_city(&pool, n, 11).await?;
     let rss0 = rss_kib();
     let t = Instant::now();
-    let devices = crate::store::devices::load(&pool).await?;
+    let devices = kuzet::store::devices::load(&pool).await?;
     let loaded = t.elapsed();
     let settings = Settings::defaults();
     let router = kuzet_actors::router::Router::new(settings.dispatch.position_max_age()).start();
-    let gateway = crate::mqtt::gateway::Gateway::new(
+    let gateway = kuzet::mqtt::gateway::Gateway::new(
         rumqttc::AsyncClient::new(MqttOptions::new("bench-load", "127.0.0.1", 1), 10).0,
-        Arc::new(crate::metrics::Metrics::default()),
+        Arc::new(kuzet::metrics::Metrics::default()),
     )
     .start();
     let outbox = kuzet_actors::outbound::Outbox::default()
@@ -276,7 +280,7 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
 
     // The same devices as one GeoJSON file through `kuzet import devices`, into a new database.
     let mut features = Vec::with_capacity(n + n / 20);
-    let devices = crate::store::devices::load(&pool).await?;
+    let devices = kuzet::store::devices::load(&pool).await?;
     for s in &devices.sites {
         let kind = serde_json::to_value(s.kind)?;
         features.push(json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [s.location.lon(), s.location.lat()]},
@@ -291,9 +295,9 @@ async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
             "properties": {"kind": "unit", "id": u.id.as_str(), "callsign": u.callsign}}));
     }
     let text = json!({"type": "FeatureCollection", "features": features}).to_string();
-    let pool2 = crate::store::connect(&fresh_database(base).await?).await?;
+    let pool2 = kuzet::store::connect(&fresh_database(base).await?).await?;
     let t = Instant::now();
-    let report = crate::store::devices::import_geojson(&pool2, &text, "import:bench.geojson", false)
+    let report = kuzet::store::devices::import_geojson(&pool2, &text, "import:bench.geojson", false)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
@@ -315,7 +319,7 @@ fn rss_kib() -> u64 {
 /// Drive times for 1 incident x 8 candidates: contraction hierarchies beside plain Dijkstra
 /// and straight-line ranking; preparation cost for the extract and a grid 10x its size.
 fn roads_bench(extract: &std::path::Path) -> anyhow::Result<()> {
-    use crate::roads::{self, graph::RoadGraph, RoadNetwork};
+    use kuzet::roads::{self, graph::RoadGraph, RoadNetwork};
     use kuzet_actors::travel::TravelTimes;
 
     let t = Instant::now();
@@ -501,7 +505,7 @@ async fn client(
         o.set_credentials(id, p.as_str());
     }
     let (c, mut el) = AsyncClient::new(o, 10_000);
-    crate::mqtt::gateway::no_delay(&mut el);
+    kuzet::mqtt::gateway::no_delay(&mut el);
     for s in subs {
         c.subscribe(*s, QoS::AtLeastOnce).await?;
     }
@@ -634,24 +638,24 @@ async fn bench_city(
     let spool = std::env::temp_dir().join(format!("kuzet-bench-spool-{}", uuid::Uuid::new_v4().simple()));
     settings.database.spool_dir = spool.clone();
     if let Some(url) = database {
-        settings.database.url = crate::settings::Secret::new(url);
+        settings.database.url = kuzet::settings::Secret::new(url);
     }
     settings.broker.data_dir =
         std::env::temp_dir().join(format!("kuzet-bench-broker-{}", uuid::Uuid::new_v4().simple()));
     // The harness's clients speak for many devices each: on kuzet's broker they sign in as
     // integration accounts allowed under kuzet/v1/, as a load generator would be set up.
     // One password for the whole process: the clients of every run in it sign in with it.
-    let bench_password = BENCH_PASSWORD.get_or_init(crate::brokerfiles::generate_password).clone();
+    let bench_password = BENCH_PASSWORD.get_or_init(kuzet::brokerfiles::generate_password).clone();
     settings.broker.integrations = BENCH_ACCOUNTS
         .iter()
-        .map(|u| crate::settings::Integration {
+        .map(|u| kuzet::settings::Integration {
             username: (*u).to_owned(),
-            password: crate::settings::Secret::new(bench_password.clone()),
+            password: kuzet::settings::Secret::new(bench_password.clone()),
             read: vec!["kuzet/v1/#".into(), "bench/#".into()],
             write: vec!["kuzet/v1/#".into(), "bench/#".into()],
         })
         .collect();
-    settings.broker.listen = format!("127.0.0.1:{}", crate::mosquitto::free_port()?).parse()?;
+    settings.broker.listen = format!("127.0.0.1:{}", kuzet::mosquitto::free_port()?).parse()?;
     settings.broker.ws_listen = String::new();
     let mosquitto = match args.broker.as_str() {
         "mosquitto" => {
@@ -809,7 +813,7 @@ async fn mqtt_bench_on(
 }
 
 struct Harness {
-    feed: tokio::sync::broadcast::Receiver<Arc<crate::live::LiveEvent>>,
+    feed: tokio::sync::broadcast::Receiver<Arc<kuzet::live::LiveEvent>>,
     host: String,
     port: u16,
     alarms: usize,
