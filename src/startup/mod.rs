@@ -30,7 +30,14 @@ use crate::store::deployment::Kind;
 use crate::store::state::{self, LocalState};
 use crate::store::writer::{self, WriterConfig, WriterHandle};
 use crate::vision::{Vision, VisionParts, Watch};
+
+mod access;
+mod record;
+
+use access::{broker_access, check_account_names, device_ids, watch_credentials};
+pub use access::{device_credentials, load_roads};
 use kuzet_actors::wanted::WatchDirectory;
+use record::open_record;
 
 /// How often the searches of the watchlist are summed up in the audit log.
 const SEARCH_AUDIT_PERIOD: Duration = Duration::from_secs(60);
@@ -70,115 +77,6 @@ pub struct Application {
 
 /// The listeners' stop signal and their tasks.
 type Intake = (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>);
-
-/// The record as kuzet starts: the writer, the devices and what to pick up.
-struct Record {
-    writer: WriterHandle,
-    pool: sqlx::PgPool,
-    devices: Devices,
-    restored: Restored,
-    /// Cameras' open alerts: the pages start from them, and each camera from its state.
-    alerts: Vec<kuzet_actors::outbound::IntegrityAlert>,
-    /// Started with the database (not from the local copy).
-    database_up: bool,
-}
-
-/// Connects to the database, writes what an earlier run left in the spool, registers the
-/// registry file's devices, and reads back every device and what was going on. When the
-/// database does not answer within `FIRST_CONNECT`, starts from the local copy instead.
-async fn open_record(settings: &Settings, url: &str, devices: &Devices) -> anyhow::Result<Record> {
-    let pool = crate::store::lazy_pool(url, settings.database.pool_size, ACQUIRE_TIMEOUT)?;
-    let config = WriterConfig {
-        url: url.to_owned(),
-        spool_dir: settings.database.spool_dir.clone(),
-        batch_max: settings.database.batch_max,
-        queue: settings.database.queue,
-    };
-    let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
-    let why = match tokio::time::timeout(FIRST_CONNECT, pool.acquire()).await {
-        Ok(Ok(_)) => None,
-        Ok(Err(e)) if writer::unreachable(&e) => Some(e.to_string()),
-        // Refused for another reason (a wrong password, no such database): a setting to fix.
-        Ok(Err(e)) => return Err(e).context("cannot connect to the database"),
-        Err(_) => Some(format!("no connection within {} s", FIRST_CONNECT.as_secs())),
-    };
-    if let Some(why) = why {
-        pool.close().await;
-        return open_local(settings, url, devices, config, actor, &why).await;
-    }
-    match settings.database.owner_url() {
-        Some(owner) => crate::store::migrate_for(owner, &pool).await?,
-        None => crate::store::migrate(&pool).await?,
-    }
-    crate::store::warn_if_audit_rewritable(&pool).await;
-    let kind = if settings.demo { Kind::Demo } else { Kind::Live };
-    crate::store::deployment::claim(&pool, kind).await?;
-    let writer = writer::start(config).await?;
-    if !devices.sites.is_empty() || !devices.units.is_empty() || !devices.cameras.is_empty() {
-        let report =
-            crate::store::devices::sync(&pool, devices, &actor).await.context("cannot register devices")?;
-        tracing::info!(?report, "registry file written to the database");
-    }
-    let devices = crate::store::devices::load(&pool).await.context("cannot load devices")?;
-    let (restored, written) =
-        crate::store::restore::load(&pool, settings.dispatch.position_max_age()).await?;
-    let alerts = crate::store::restore::open_camera_alerts(&pool, &devices).await?;
-    writer.seed(written, LocalState::from_restored(&devices, &restored, &alerts)).await;
-    Ok(Record { writer, pool, devices, restored, alerts, database_up: true })
-}
-
-/// Starts without the database: from the local copy the writer keeps in the spool folder (or
-/// the registry file alone), with the spool applied on top; the writer records to the spool
-/// and catches the database up when it answers.
-async fn open_local(
-    settings: &Settings,
-    url: &str,
-    file: &Devices,
-    config: WriterConfig,
-    actor: String,
-    why: &str,
-) -> anyhow::Result<Record> {
-    let dir = config.spool_dir.clone();
-    let local = actix_rt::task::spawn_blocking(move || LocalState::load(&dir))
-        .await
-        .context("cannot read the local copy")??;
-    let copy = dir_display(&config.spool_dir);
-    let state = match local {
-        Some(mut s) => {
-            let age_s = (chrono::Utc::now() - s.saved_at).num_seconds();
-            tracing::error!(error = why, local_copy = %copy, saved_at = %s.saved_at, age_s,
-                incidents = s.incidents.len(), "database unreachable at start: kuzet starts from its local copy \
-                 and records to the spool until the database is back");
-            s.devices = state::merge_devices(&s.devices, file);
-            s
-        }
-        None => {
-            tracing::error!(error = why, local_copy = %copy,
-                "database unreachable at start and no local copy: kuzet starts from the registry file alone, \
-                 with nothing restored, and records to the spool until the database is back");
-            LocalState::empty(file)
-        }
-    };
-    state.devices.validate().context("devices of the local copy")?;
-    let catchup = writer::Catchup { registry: file.clone(), actor };
-    let (writer, state) = writer::start_offline(config, state, catchup).await?;
-    let (restored, written) = state.restored(settings.dispatch.position_max_age());
-    writer.seed(written, state.clone()).await;
-    tracing::info!(
-        incidents = restored.incidents.len(),
-        orphans = restored.orphans.len(),
-        positions = restored.positions.len(),
-        "restored from the local copy"
-    );
-    // For the query API: its routes answer 503 until the database is back.
-    let pool = crate::store::lazy_pool(url, settings.database.pool_size, ACQUIRE_TIMEOUT_OFFLINE)?;
-    let alerts = state.open_alerts();
-    Ok(Record { writer, pool, devices: state.devices.clone(), restored, alerts, database_up: false })
-}
-
-fn dir_display(dir: &std::path::Path) -> String {
-    dir.join(state::FILE).display().to_string()
-}
 
 impl Application {
     pub async fn build(settings: Settings, devices: Devices) -> anyhow::Result<Self> {
@@ -574,136 +472,4 @@ impl Application {
     pub fn managed_broker(&self) -> Option<&ManagedBroker> {
         self.managed.as_deref()
     }
-}
-
-/// The accounts and ACL of kuzet's own broker: the service accounts, the integrations and
-/// every device (with a password from the registry file; the database holds none).
-fn broker_access(
-    settings: &Settings,
-    devices: &Devices,
-    credentials: &HashMap<String, String>,
-    issued: &std::collections::BTreeMap<String, String>,
-) -> BrokerAccess {
-    let m = &settings.mqtt;
-    let mut accounts: Vec<(String, String)> =
-        crate::brokerfiles::service_users(&m.username).map(|u| (u, m.password.expose().to_owned())).collect();
-    let integrations = &settings.broker.integrations;
-    accounts.extend(integrations.iter().map(|g| (g.username.clone(), g.password.expose().to_owned())));
-    let mut devs: Vec<_> = credentials.iter().map(|(u, p)| (u.clone(), p.clone())).collect();
-    devs.sort();
-    accounts.extend(devs);
-    // Only devices in the registry: a stale line for a removed device lets no one in.
-    let known: std::collections::HashSet<&str> = device_ids(devices).collect();
-    let hashed =
-        issued.iter().filter(|(id, _)| known.contains(id.as_str())).map(|(i, h)| (i.clone(), h.clone()));
-    BrokerAccess {
-        accounts,
-        hashed: hashed.collect(),
-        acl: crate::brokerfiles::acl_with(devices, &m.username, integrations),
-    }
-}
-
-fn device_ids(devices: &Devices) -> impl Iterator<Item = &str> {
-    devices
-        .sites
-        .iter()
-        .flat_map(|s| s.buttons.iter().map(|b| b.id.as_str()))
-        .chain(devices.units.iter().map(|u| u.id.as_str()))
-        .chain(devices.cameras.iter().map(|c| c.id.as_str()))
-}
-
-/// How often kuzet looks for newly issued or rotated credentials.
-const CREDENTIALS_POLL: Duration = Duration::from_secs(2);
-
-/// Gives kuzet's broker every credential issued while it runs: a new device connects, and a
-/// rotated password stops working, within seconds and without a restart.
-async fn watch_credentials(
-    broker: Arc<ManagedBroker>,
-    settings: Settings,
-    devices: Devices,
-    credentials: HashMap<String, String>,
-) {
-    let path = settings.registry.credentials_file.clone();
-    let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
-    let mut last = stamp(&path);
-    let mut tick = tokio::time::interval(CREDENTIALS_POLL);
-    loop {
-        tick.tick().await;
-        if Arc::strong_count(&broker) == 1 {
-            return; // kuzet stopped
-        }
-        let now = stamp(&path);
-        if now == last {
-            continue;
-        }
-        last = now;
-        match crate::credentials::read(&path) {
-            Ok(issued) => {
-                let mut creds = credentials.clone();
-                creds.retain(|id, _| !issued.contains_key(id));
-                let access = broker_access(&settings, &devices, &creds, &issued);
-                match broker.reload(&access) {
-                    Ok(()) => tracing::info!(issued = issued.len(), "broker credentials reloaded"),
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "cannot reload the broker's credentials")
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "credentials file unreadable; the broker keeps the last good one")
-            }
-        }
-    }
-}
-
-/// No device or integration may sign in under one of kuzet's own names, nor two accounts
-/// under one name: the broker's username is the identity.
-fn check_account_names(settings: &Settings, devices: &Devices) -> anyhow::Result<()> {
-    let user = &settings.mqtt.username;
-    let mut seen = std::collections::HashSet::new();
-    for id in device_ids(devices).chain(settings.broker.integrations.iter().map(|g| g.username.as_str())) {
-        anyhow::ensure!(
-            !crate::brokerfiles::is_service_name(user, id),
-            "account {id:?} takes a name of kuzet's own service account ({user}, {user}-...): rename it"
-        );
-        anyhow::ensure!(seen.insert(id), "two accounts are named {id:?}: broker usernames must be unique");
-    }
-    Ok(())
-}
-
-/// Loads the configured road network off the actor thread, or says once that ranking is by
-/// straight line.
-pub async fn load_roads(settings: &Settings) -> anyhow::Result<Option<Arc<RoadNetwork>>> {
-    let Some(extract) = settings.roads.extract().map(|p| p.to_owned()) else {
-        tracing::info!(
-            "no road extract configured (roads.extract): units are ranked by straight-line distance"
-        );
-        return Ok(None);
-    };
-    let cache = settings.roads.cache_dir.clone();
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let loaded = actix_rt::task::spawn_blocking(move || RoadNetwork::load(&extract, &cache, progress))
-        .await
-        .context("road network loader failed")??;
-    let (net, report) = loaded;
-    tracing::info!(
-        nodes = report.nodes,
-        edges = report.edges,
-        from_cache = report.from_cache,
-        seconds = report.seconds,
-        "road network loaded: units are ranked by drive time"
-    );
-    Ok(Some(Arc::new(net)))
-}
-
-/// Every device's broker credential from the registry (those that carry one).
-pub fn device_credentials(devices: &Devices) -> HashMap<String, String> {
-    let buttons = devices
-        .sites
-        .iter()
-        .flat_map(|s| &s.buttons)
-        .filter_map(|b| Some((b.id.to_string(), b.password.clone()?)));
-    let units = devices.units.iter().filter_map(|u| Some((u.id.to_string(), u.password.clone()?)));
-    let cameras = devices.cameras.iter().filter_map(|c| Some((c.id.to_string(), c.password.clone()?)));
-    buttons.chain(units).chain(cameras).collect()
 }
