@@ -9,7 +9,7 @@ pub mod auth;
 pub mod brokerfiles;
 pub mod credentials;
 pub mod http;
-pub mod live;
+pub mod feed;
 pub mod metrics;
 pub mod mosquitto;
 pub mod mqtt;

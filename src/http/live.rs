@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::session;
 use crate::auth::Role;
-use crate::live::{frame, LiveHub, Viewer};
+use crate::feed::{frame, LiveHub, Viewer};
 use crate::mqtt::codec;
 use crate::vision::Watch;
 

@@ -71,7 +71,7 @@ pub struct Application {
     http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
     /// Camera pipelines and inference threads; taken (and stopped) by `stop`.
     vision: std::sync::Mutex<Option<Vision>>,
-    live: crate::live::LiveHub,
+    live: crate::feed::LiveHub,
     checkpoints: Option<Arc<Checkpointer>>,
 }
 
@@ -160,17 +160,17 @@ impl Application {
             AsyncClient::new(opts(&out_id, false), settings.mqtt.request_capacity);
         gateway::no_delay(&mut out_eventloop);
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
-        let live = crate::live::LiveHub::default();
+        let live = crate::feed::LiveHub::default();
         for a in record.iter().flat_map(|r| &r.alerts) {
             live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())));
         }
         actix::spawn(live.clone().run_units());
         // What happened goes to every sink: devices over MQTT, the consoles' live feed.
         let gateway = Gateway::new(out_client.clone(), metrics.clone()).start();
-        let live_sink = crate::live::LiveSink::new(live.clone()).start();
+        let live_sink = crate::feed::LiveSink::new(live.clone()).start();
         let mut outbox = Outbox::default()
             .with_sink("mqtt", ActorSink::all(gateway.recipient()))
-            .with_sink("live", ActorSink::only(live_sink.recipient(), crate::live::for_consoles))
+            .with_sink("live", ActorSink::only(live_sink.recipient(), crate::feed::for_consoles))
             .with_board(Arc::new(live.clone()));
         if let Some(r) = &record {
             outbox = outbox.with_journal(Arc::new(r.writer.clone()));
@@ -356,7 +356,7 @@ impl Application {
     }
 
     /// What the consoles' WebSockets are fed from.
-    pub fn live(&self) -> &crate::live::LiveHub {
+    pub fn live(&self) -> &crate::feed::LiveHub {
         &self.live
     }
 

@@ -813,7 +813,7 @@ async fn mqtt_bench_on(
 }
 
 struct Harness {
-    feed: tokio::sync::broadcast::Receiver<Arc<kuzet::live::LiveEvent>>,
+    feed: tokio::sync::broadcast::Receiver<Arc<kuzet::feed::LiveEvent>>,
     host: String,
     port: u16,
     alarms: usize,
