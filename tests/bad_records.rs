@@ -255,3 +255,52 @@ async fn the_api_refuses_control_characters_in_text_fields_by_name() {
     let body: serde_json::Value = res.json().await.expect("JSON");
     assert_eq!((res.status().as_u16(), &body["parameter"]), (400, &serde_json::json!("username")), "{body}");
 }
+
+#[actix_rt::test]
+async fn incidents_spooled_before_subjects_were_recorded_get_theirs_from_the_snapshot() {
+    let (url, pool) = database().await;
+    sqlx::query(
+        "INSERT INTO sites (id, name, kind, location) \
+         VALUES ('school-1', 'School 1', 'school', ST_SetSRID(ST_MakePoint(76.945, 43.238), 4326)::geography)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let dir = spool_dir();
+    // Rows as an older kuzet spooled them: no subject fields at all.
+    let row = |id: u128, kind: &str, site: Option<&str>, snapshot: serde_json::Value| {
+        let mut v = serde_json::json!({
+            "id": uuid::Uuid::from_u128(id), "kind": kind, "priority": 1, "state": "dispatching",
+            "site_id": site, "lat": 43.238, "lon": 76.945, "opened_at": Utc::now(), "closed_at": null,
+            "escalated": null, "snapshot": snapshot.to_string(), "dispatch": "{}", "updated_at": Utc::now(),
+        });
+        v.as_object_mut().unwrap().retain(|k, _| !k.starts_with("subject"));
+        serde_json::from_value::<kuzet::store::rows::IncidentRow>(v).expect("an older row reads")
+    };
+    let mut batch = Batch::new();
+    batch.incidents.push(row(
+        1,
+        "school_alarm",
+        Some("school-1"),
+        serde_json::json!({"site": {"id": "school-1"}}),
+    ));
+    batch.incidents.push(row(
+        2,
+        "wanted_person",
+        None,
+        serde_json::json!({"site": null, "wanted": {"person_id": "wp-9", "name": "W"}}),
+    ));
+    assert!(batch.incidents.iter().all(|r| r.subject_kind.is_none() && r.subject_id.is_none()));
+    let mut spool = Spool::open(&dir).expect("spool");
+    spool.append(&batch).unwrap();
+    drop(spool);
+
+    let _w = start_writer(&url, &dir).await;
+    let subjects: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject_kind, subject_id FROM incidents ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(subjects, [("site".into(), "school-1".into()), ("person".into(), "wp-9".into())]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
