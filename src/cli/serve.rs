@@ -39,28 +39,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 tracing::info!(?counters, "status");
             }
-            _ = shutdown_signal() => break,
+            _ = kuzet::startup::shutdown_signal() => break,
         }
     }
     app.stop().await;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM (what `docker stop` and systemd send).
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

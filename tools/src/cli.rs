@@ -55,24 +55,7 @@ pub fn init_logs(filter: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
 }
 
-/// Ctrl-C or SIGTERM (what `docker stop` and systemd send).
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
+pub use kuzet::startup::shutdown_signal;
 
 /// After `duration` seconds, or at a shutdown signal, whichever comes first.
 pub async fn until_stopped(duration: Option<u64>) {
