@@ -50,6 +50,17 @@ fn rejected(dir: &Path) -> Vec<Batch> {
         .collect()
 }
 
+/// `school-1`, which incidents at a site refer to.
+async fn add_school(pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO sites (id, name, kind, location) \
+         VALUES ('school-1', 'School 1', 'school', ST_SetSRID(ST_MakePoint(76.945, 43.238), 4326)::geography)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 async fn audit_actions(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(pool).await.unwrap()
 }
@@ -86,13 +97,7 @@ async fn a_refused_timeline_entry_leaves_the_rest_of_its_incident_recorded() {
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO sites (id, name, kind, location) \
-         VALUES ('school-1', 'School 1', 'school', ST_SetSRID(ST_MakePoint(76.945, 43.238), 4326)::geography)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    add_school(&pool).await;
     let dir = spool_dir();
     let w = start_writer(&url, &dir).await;
 
@@ -259,13 +264,7 @@ async fn the_api_refuses_control_characters_in_text_fields_by_name() {
 #[actix_rt::test]
 async fn incidents_spooled_before_subjects_were_recorded_get_theirs_from_the_snapshot() {
     let (url, pool) = database().await;
-    sqlx::query(
-        "INSERT INTO sites (id, name, kind, location) \
-         VALUES ('school-1', 'School 1', 'school', ST_SetSRID(ST_MakePoint(76.945, 43.238), 4326)::geography)",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    add_school(&pool).await;
     let dir = spool_dir();
     // Rows as an older kuzet spooled them: no subject fields at all.
     let row = |id: u128, kind: &str, site: Option<&str>, snapshot: serde_json::Value| {
