@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kuzet_actors::fleet::Position;
 use kuzet_actors::ids::{CameraId, UnitId};
 use kuzet_actors::outbound::{Audience, Board, Notify, UnitOnMap};
 use serde_json::json;
@@ -37,7 +38,9 @@ pub const UNITS_EVERY: Duration = Duration::from_secs(1);
 
 struct UnitEntry {
     callsign: String,
-    view: UnitOnMap,
+    /// None until the unit's actor has said (a fix may come first).
+    view: Option<UnitOnMap>,
+    fix: Option<Position>,
     changed: bool,
 }
 
@@ -68,6 +71,8 @@ pub fn for_consoles(n: &Notify) -> bool {
 fn route(n: &Notify) -> Option<(Viewer, &'static str)> {
     Some(match n {
         Notify::Snapshot(_) => (Viewer::Console, "incident"),
+        Notify::Live(s) if s.state.is_open() => (Viewer::Console, "incident"),
+        Notify::Live(_) => (Viewer::Console, "incident_closed"),
         Notify::Closed(_) => (Viewer::Console, "incident_closed"),
         Notify::Escalation { .. } => (Viewer::Console, "escalation"),
         Notify::Review(_) => (Viewer::Console, "review"),
@@ -84,26 +89,41 @@ impl Board for LiveHub {
         let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
         match units.get_mut(id.as_str()) {
             Some(e) => {
-                if e.view != view {
-                    e.view = view;
+                if e.view != Some(view) {
+                    e.view = Some(view);
+                    e.callsign.replace_range(.., callsign);
                     e.changed = true;
                 }
             }
             None => {
-                units.insert(id.clone(), UnitEntry { callsign: callsign.to_owned(), view, changed: true });
+                let e =
+                    UnitEntry { callsign: callsign.to_owned(), view: Some(view), fix: None, changed: true };
+                units.insert(id.clone(), e);
             }
         }
+    }
+
+    fn moved(&self, id: &str, fix: &Position) {
+        let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = units.get_mut(id) {
+            e.fix = Some(*fix);
+            e.changed = true;
+            return;
+        }
+        let Ok(unit) = UnitId::parse(id) else { return };
+        units.insert(unit, UnitEntry { callsign: id.to_owned(), view: None, fix: Some(*fix), changed: true });
     }
 }
 
 fn unit_json(id: &UnitId, e: &UnitEntry) -> serde_json::Value {
-    let v = &e.view;
+    let (v, f) = (e.view.as_ref(), e.fix.as_ref());
     json!({
-        "unit_id": id, "callsign": e.callsign, "status": v.status, "online": v.online,
-        "available": v.available,
-        "lat": v.position.map(|p| p.0.lat()), "lon": v.position.map(|p| p.0.lon()),
-        "at": v.position.map(|p| p.1), "speed_mps": v.speed_mps, "heading_deg": v.heading_deg,
-        "incident_id": v.incident,
+        "unit_id": id, "callsign": e.callsign, "status": v.map(|v| v.status), "online": v.and_then(|v| v.online),
+        "available": v.is_some_and(|v| v.available),
+        "lat": f.map(|f| f.point.lat()), "lon": f.map(|f| f.point.lon()),
+        "at": f.map(|f| f.at), "speed_mps": f.and_then(|f| f.speed_mps).map(|v| v as f32),
+        "heading_deg": f.and_then(|f| f.heading_deg).map(|v| v as f32),
+        "incident_id": v.and_then(|v| v.incident),
     })
 }
 
@@ -188,13 +208,38 @@ impl LiveHub {
 
 /// The live feed as one of the outbox's sinks: notifications wait in its mailbox and are
 /// turned into text here, never on the turn of the actor that sent them.
+///
+/// An incident reaches the consoles twice: at once (`Notify::Live`, for what a dispatcher
+/// must see now) and as the recorded snapshot devices get a few milliseconds later. The
+/// recorded one is passed on only when it says more (its timeline is longer) than what the
+/// consoles were shown, so they never see the same state twice, nor an older one after a
+/// newer one.
 pub struct LiveSink {
     hub: LiveHub,
+    /// Per open incident: the timeline length the consoles were last shown.
+    shown: HashMap<kuzet_actors::ids::IncidentId, usize>,
 }
 
 impl LiveSink {
     pub fn new(hub: LiveHub) -> Self {
-        Self { hub }
+        Self { hub, shown: HashMap::new() }
+    }
+
+    /// Whether `n` tells the consoles something they were not shown; keeps count.
+    fn news(&mut self, n: &Notify) -> bool {
+        match n {
+            Notify::Live(s) | Notify::Snapshot(s) => {
+                let len = s.timeline.len();
+                let old = self.shown.get(&s.incident_id).copied();
+                if matches!(n, Notify::Snapshot(_)) && old.is_some_and(|o| o >= len) {
+                    return false;
+                }
+                self.shown.insert(s.incident_id, len.max(old.unwrap_or(0)));
+                true
+            }
+            Notify::Closed(s) => self.shown.remove(&s.incident_id).is_none_or(|o| o < s.timeline.len()),
+            _ => true,
+        }
     }
 }
 
@@ -211,6 +256,8 @@ impl actix::Handler<Notify> for LiveSink {
     type Result = ();
 
     fn handle(&mut self, n: Notify, _: &mut Self::Context) {
-        self.hub.offer(&n);
+        if self.news(&n) {
+            self.hub.offer(&n);
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod brokerfiles;
 pub mod credentials;
 pub mod feed;
 pub mod http;
+pub mod lanes;
 pub mod metrics;
 pub mod mosquitto;
 pub mod mqtt;

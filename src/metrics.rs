@@ -13,8 +13,11 @@ pub struct Metrics {
     pub publish_failed: AtomicU64,
     /// Publishes that found the client's queue full and waited for room (nothing is dropped).
     pub publish_waited: AtomicU64,
-    /// Position reports dropped because a unit's mailbox was full; the next report supersedes them.
-    pub positions_shed: AtomicU64,
+    /// Position reports taken (the bulk lane's load).
+    pub positions: AtomicU64,
+    /// Position reports older than the unit's newest (delivered late): recorded, but they
+    /// move nothing.
+    pub positions_late: AtomicU64,
     pub broker_disconnects: AtomicU64,
     /// Messages the broker dropped because a client's queue was full (broker.max_queued_messages),
     /// summed over broker restarts.
@@ -58,7 +61,8 @@ impl Metrics {
         m.insert("published".into(), get(&self.published));
         m.insert("publish_failed".into(), get(&self.publish_failed));
         m.insert("publish_waited".into(), get(&self.publish_waited));
-        m.insert("positions_shed".into(), get(&self.positions_shed));
+        m.insert("positions".into(), get(&self.positions));
+        m.insert("positions_late".into(), get(&self.positions_late));
         m.insert("broker_disconnects".into(), get(&self.broker_disconnects));
         m.insert("broker_dropped".into(), get(&self.broker_dropped));
         m.insert("alarms_over_limit".into(), get(&self.alarms_over_limit));

@@ -23,6 +23,13 @@ pub struct MosquittoProcess {
     dir: PathBuf,
 }
 
+impl MosquittoProcess {
+    /// The broker's process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 /// A TCP port free on 127.0.0.1 now, for a listener a test or benchmark is about to start.
 pub fn free_port() -> anyhow::Result<u16> {
     // Below Linux's ephemeral range (32768-60999): a port from bind(0) could be taken, between

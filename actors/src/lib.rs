@@ -7,6 +7,7 @@ pub mod button;
 pub mod camera;
 pub mod directory;
 pub mod dispatch;
+pub mod fleet;
 pub mod geo;
 pub mod ids;
 pub mod incident;

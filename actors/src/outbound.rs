@@ -76,6 +76,10 @@ pub enum Notify {
     Snapshot(Arc<IncidentSnapshot>),
     /// The incident's final state; after it, nothing is kept for the incident.
     Closed(Arc<IncidentSnapshot>),
+    /// The incident as it stands, for the consoles at once: its first state and each change
+    /// that matters to a dispatcher, before the record has it (devices hear `Snapshot` and
+    /// `Closed` once it does). Never for devices: see `Notify::for_devices`.
+    Live(Arc<IncidentSnapshot>),
     Escalation {
         incident_id: IncidentId,
         reason: EscalationReason,
@@ -85,6 +89,13 @@ pub enum Notify {
     Integrity(Arc<IntegrityAlert>),
     /// A face match for dispatchers to confirm or reject, as it stands now.
     Review(Arc<ReviewOut>),
+}
+
+impl Notify {
+    /// What devices and integrations hear over MQTT: everything but the consoles' own view.
+    pub fn for_devices(&self) -> bool {
+        !matches!(self, Notify::Live(_))
+    }
 }
 
 /// Who an integrity alert is for. Cameras that watch police stations and prisons report to
@@ -251,16 +262,16 @@ pub struct UnitOnMap {
     pub online: Option<bool>,
     /// Would be offered an incident now.
     pub available: bool,
-    pub position: Option<(GeoPoint, DateTime<Utc>)>,
-    pub speed_mps: Option<f32>,
-    pub heading_deg: Option<f32>,
     pub incident: Option<IncidentId>,
 }
 
 /// Where units' current state goes for live views (the console's map). Must not block and
 /// should not allocate per call: it is called for every position report.
 pub trait Board: Send + Sync + 'static {
+    /// The unit's state as its actor holds it (status, presence, availability).
     fn unit(&self, id: &UnitId, callsign: &str, view: UnitOnMap);
+    /// Where the unit is: called from the bulk lane for every accepted position report.
+    fn moved(&self, id: &str, fix: &crate::fleet::Position);
 }
 
 /// Where the actors' record goes (the database writer). Must not block: it is called on
@@ -438,7 +449,7 @@ impl Outbox {
 }
 
 /// When kuzet received something, in wall time (for people) and monotonic time (for hops).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Received {
     pub at: DateTime<Utc>,
     pub instant: tokio::time::Instant,

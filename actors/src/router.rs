@@ -1,9 +1,12 @@
 //! Router: picks the units to offer an incident to. It owns the nearest-unit index, fed by
-//! the Unit actors whenever a unit moves or its eligibility changes.
+//! the Unit actors when a unit's eligibility changes and by the fleet with where units are.
 //!
-//! Mailbox: `UnitState` arrives by `do_send` from Unit actors, whose own input is bounded by
-//! the MQTT gateway (it awaits each delivery), and costs O(log n); `FindUnits` comes from
-//! incidents by `send().await`.
+//! Mailbox: only what changes dispatch. `UnitState` arrives by `do_send` from Unit actors
+//! (a few per incident) and costs O(log n); `FindUnits` comes from incidents by
+//! `send().await`. Positions never queue here: the router takes the fleet's newest fixes
+//! itself, before each search and every `TAKE_EVERY` between searches, so a search waits
+//! for at most the fixes of the last few milliseconds (one per unit at most), never behind a
+//! queue of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::dispatch::Candidate;
+use crate::fleet::{Fleet, Position};
 use crate::geo::GeoPoint;
 use crate::ids::UnitId;
 use crate::index::{Nearest, UnitIndex};
@@ -19,18 +23,41 @@ use crate::model::straight_line_eta_s;
 use crate::travel::{Leg, TravelTimes};
 use crate::unit::{Unit, UnitState};
 
+/// How often the router takes the fleet's fixes between searches: keeps the work a search
+/// does first small (a few milliseconds of fixes).
+const TAKE_EVERY: Duration = Duration::from_millis(5);
+
 pub struct Router {
     index: UnitIndex,
     units: HashMap<UnitId, Addr<Unit>>,
     max_age: Duration,
     travel: Option<Arc<dyn TravelTimes>>,
     shortlist: usize,
+    fleet: Fleet,
+    /// Reused for every take.
+    taken: Vec<(UnitId, Position)>,
 }
 
 impl Router {
-    /// A router that ranks by straight-line distance.
-    pub fn new(max_age: Duration) -> Self {
-        Self { index: UnitIndex::new(), units: HashMap::new(), max_age, travel: None, shortlist: 0 }
+    /// A router that ranks by straight-line distance the units `fleet` locates.
+    pub fn new(max_age: Duration, fleet: Fleet) -> Self {
+        Self {
+            index: UnitIndex::new(),
+            units: HashMap::new(),
+            max_age,
+            travel: None,
+            shortlist: 0,
+            fleet,
+            taken: Vec::new(),
+        }
+    }
+
+    /// Brings the index up to the fleet's newest fixes.
+    fn take_fixes(&mut self) {
+        self.fleet.take(&mut self.taken);
+        for (unit, p) in self.taken.drain(..) {
+            self.index.update_position(&unit, p.point, p.received.instant.into_std());
+        }
     }
 
     /// Ranks the `shortlist` nearest units by straight line again by drive time.
@@ -60,6 +87,7 @@ impl Actor for Router {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1024);
+        ctx.run_interval(TAKE_EVERY, |act, _| act.take_fixes());
         let every = (self.max_age / 2).max(Duration::from_secs(1));
         ctx.run_interval(every, |act, _| {
             let now = tokio::time::Instant::now().into_std();
@@ -91,16 +119,7 @@ impl Handler<UnitState> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: UnitState, _: &mut Self::Context) {
-        // Eligibility first, so a unit leaving the pool is not re-inserted by its position.
-        if !msg.eligible {
-            self.index.set_eligible(&msg.unit, false);
-        }
-        if let Some((p, at)) = msg.position {
-            self.index.update_position(&msg.unit, p, at.into_std());
-        }
-        if msg.eligible {
-            self.index.set_eligible(&msg.unit, true);
-        }
+        self.index.set_eligible(&msg.unit, msg.eligible);
     }
 }
 
@@ -145,6 +164,7 @@ impl Handler<FindUnits> for Router {
     type Result = MessageResult<FindUnits>;
 
     fn handle(&mut self, msg: FindUnits, _: &mut Self::Context) -> Self::Result {
+        self.take_fixes();
         let now = tokio::time::Instant::now().into_std();
         let k = if self.travel.is_some() { self.shortlist.max(msg.count) } else { msg.count };
         let near = self.index.nearest(&msg.to, k, &msg.exclude, self.max_age, now);
@@ -169,6 +189,7 @@ impl Handler<FindUnit> for Router {
     type Result = MessageResult<FindUnit>;
 
     fn handle(&mut self, msg: FindUnit, _: &mut Self::Context) -> Self::Result {
+        self.take_fixes();
         let now = tokio::time::Instant::now().into_std();
         let found = self.index.locate(&msg.unit, &msg.to, self.max_age, now).and_then(|n| {
             let leg = match &self.travel {
@@ -190,6 +211,7 @@ impl Handler<AvailableCount> for Router {
     type Result = usize;
 
     fn handle(&mut self, _: AvailableCount, _: &mut Self::Context) -> usize {
+        self.take_fixes();
         self.index.len()
     }
 }

@@ -1,12 +1,12 @@
-//! Unit: one patrol unit and its officer tablet. Holds what the tablet last said (position,
-//! status, online), the one offer it may hold and the one incident it may be on, and tells
-//! the router whenever it may or may not be offered work.
+//! Unit: one patrol unit and its officer tablet. Holds what the tablet last said (status,
+//! online), the one offer it may hold and the one incident it may be on, and tells the router
+//! whenever it may or may not be offered work. Its positions go to the fleet, not here
+//! (`fleet`): they would crowd what the unit is told about dispatch.
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use crate::dispatch::{DispatchError, RevokeReason};
-use crate::geo::GeoPoint;
 use crate::ids::{IncidentId, OfferId, UnitId};
 use crate::model::{Progress, UnitStatus};
 use crate::outbound::{Notify, OfferOut, Outbox, Received, Recorded, UnitStatusRecord, UnitUpdate};
@@ -32,18 +32,15 @@ pub struct Unit {
     status: UnitStatus,
     /// When the tablet reported `status` (an older report delivered late changes nothing).
     status_at: Option<DateTime<Utc>>,
-    /// None until the tablet says; a unit that reports positions is taken to be online.
+    /// None until the tablet says.
     online: Option<bool>,
-    position: Option<(GeoPoint, DateTime<Utc>)>,
-    /// Speed and heading of the latest fix, as the tablet reported them.
-    motion: (Option<f32>, Option<f32>),
     offer: Option<HeldOffer>,
     incident: Option<OnIncident>,
     /// Offers in a row that expired unanswered.
     missed_offers: u8,
     /// Stopped answering: not offered work until the tablet speaks again.
     unresponsive: bool,
-    /// Where eligibility and positions go (the router).
+    /// Where eligibility goes (the router).
     router: Recipient<UnitState>,
     outbox: Outbox,
     last_eligible: bool,
@@ -62,8 +59,6 @@ impl Unit {
             status: UnitStatus::Available,
             status_at: None,
             online: None,
-            position: None,
-            motion: (None, None),
             offer: None,
             incident: None,
             missed_offers: 0,
@@ -82,7 +77,7 @@ impl Unit {
             && self.incident.is_none()
     }
 
-    /// Tells the router when eligibility changed, or always when there is a new position.
+    /// Tells the router when eligibility changed.
     /// The officer did something on the tablet: it is attended again.
     /// The router hears at once: whatever else the message says, or refuses, the unit may
     /// be offered work again.
@@ -91,11 +86,11 @@ impl Unit {
         if self.unresponsive {
             self.unresponsive = false;
             tracing::info!(unit_id = %self.id, "unit answering again");
-            self.report(None);
+            self.report();
         }
     }
 
-    fn report(&mut self, position: Option<(GeoPoint, tokio::time::Instant)>) {
+    fn report(&mut self) {
         let eligible = self.eligible();
         self.outbox.show_unit(
             &self.id,
@@ -104,17 +99,14 @@ impl Unit {
                 status: self.status,
                 online: self.online,
                 available: eligible,
-                position: self.position,
-                speed_mps: self.motion.0,
-                heading_deg: self.motion.1,
                 incident: self.incident.as_ref().map(|i| i.incident_id),
             },
         );
-        if position.is_none() && eligible == self.last_eligible {
+        if eligible == self.last_eligible {
             return;
         }
         self.last_eligible = eligible;
-        self.router.do_send(UnitState { unit: self.id.clone(), position, eligible });
+        self.router.do_send(UnitState { unit: self.id.clone(), eligible });
     }
 }
 
@@ -129,13 +121,11 @@ pub struct IncidentLink {
     pub settled: Recipient<Settled>,
 }
 
-/// A unit moved, or may now (or may no longer) be offered work.
+/// A unit may now (or may no longer) be offered work.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct UnitState {
     pub unit: UnitId,
-    /// A new position and when kuzet received it.
-    pub position: Option<(GeoPoint, tokio::time::Instant)>,
     pub eligible: bool,
 }
 
@@ -186,33 +176,8 @@ impl Actor for Unit {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
-    }
-}
-
-/// `kuzet/v1/units/{id}/position`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Position {
-    pub point: GeoPoint,
-    pub at: DateTime<Utc>,
-    pub speed_mps: Option<f64>,
-    pub heading_deg: Option<f64>,
-    pub received: Received,
-}
-
-impl Handler<Position> for Unit {
-    type Result = ();
-
-    fn handle(&mut self, msg: Position, _: &mut Self::Context) {
-        if let Some((_, last)) = self.position {
-            if msg.at < last {
-                // Out-of-order delivery: an older fix must not move the unit back.
-                return;
-            }
-        }
-        self.position = Some((msg.point, msg.at));
-        self.motion = (msg.speed_mps.map(|v| v as f32), msg.heading_deg.map(|v| v as f32));
-        self.report(Some((msg.point, msg.received.instant)));
+        // The router learns of the unit now; where it is comes from the fleet.
+        self.report();
     }
 }
 
@@ -234,7 +199,7 @@ impl Handler<StatusReport> for Unit {
         }
         self.status = msg.status;
         self.status_at = Some(msg.at);
-        self.report(None);
+        self.report();
         let (waiter, done) = self.outbox.recorded();
         let record = UnitStatusRecord { unit: self.id.clone(), status: msg.status, at: msg.at, waiter };
         if !self.outbox.record_unit_status(record) {
@@ -277,7 +242,7 @@ impl Handler<Online> for Unit {
                 });
             }
         }
-        self.report(None);
+        self.report();
     }
 }
 
@@ -301,7 +266,7 @@ impl Handler<OfferUnit> for Unit {
             incident_id: msg.offer.incident_id,
             incident: msg.incident,
         });
-        self.report(None);
+        self.report();
         tracing::info!(unit_id = %self.id, callsign = %self.callsign, incident_id = %msg.offer.incident_id,
             distance_m = msg.offer.distance_m.round(), "offer sent");
         self.outbox.send(Notify::Offer { unit: self.id.clone(), offer: msg.offer });
@@ -370,7 +335,7 @@ impl Handler<Reply> for Unit {
                     offer_id: Some(offer_id),
                 });
             }
-            act.report(None);
+            act.report();
             res
         }))
     }
@@ -403,7 +368,7 @@ impl Handler<ProgressReport> for Unit {
             let res = res.map_err(Refusal::from).and_then(|r| r.map_err(Refusal::from));
             if cleared && res.is_ok() {
                 act.incident = None;
-                act.report(None);
+                act.report();
             }
             res
         }))
@@ -438,7 +403,7 @@ impl Handler<RevokeOffer> for Unit {
             incident_id: held.incident_id,
             update: UnitUpdate::OfferRevoked { offer_id: msg.offer_id, reason: msg.reason },
         });
-        self.report(None);
+        self.report();
     }
 }
 
@@ -460,7 +425,7 @@ impl Handler<IncidentEnded> for Unit {
         self.incident = None;
         let update = if msg.cancelled { UnitUpdate::Cancelled } else { UnitUpdate::Closed };
         self.outbox.send(Notify::Unit { unit: self.id.clone(), incident_id: msg.incident_id, update });
-        self.report(None);
+        self.report();
     }
 }
 
@@ -491,7 +456,7 @@ impl Handler<Restore> for Unit {
                 }
             }
         }
-        self.report(None);
+        self.report();
     }
 }
 
@@ -508,7 +473,6 @@ pub struct UnitView {
     pub unresponsive: bool,
     pub offer: Option<OfferId>,
     pub incident: Option<IncidentId>,
-    pub position: Option<GeoPoint>,
 }
 
 impl Handler<GetUnit> for Unit {
@@ -522,7 +486,6 @@ impl Handler<GetUnit> for Unit {
             unresponsive: self.unresponsive,
             offer: self.offer.as_ref().map(|o| o.offer_id),
             incident: self.incident.as_ref().map(|o| o.incident_id),
-            position: self.position.map(|p| p.0),
         })
     }
 }

@@ -9,6 +9,7 @@ use chrono::Utc;
 use kuzet_actors::button::{Alarm, AlarmAction, AlarmOutcome};
 use kuzet_actors::directory::Directory;
 use kuzet_actors::dispatch::{EscalationReason, RevokeReason};
+use kuzet_actors::fleet::{Fleet, Position};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
 use kuzet_actors::model::UnitStatus;
@@ -17,7 +18,7 @@ use kuzet_actors::outbound::{ActorSink, Notify, Outbox, Received, UnitUpdate};
 use kuzet_actors::registry::{Registry, RegistryConfig};
 use kuzet_actors::router::{AvailableCount, Router};
 use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
-use kuzet_actors::unit::{GetUnit, Position, Reply, StatusReport};
+use kuzet_actors::unit::{GetUnit, Reply, StatusReport};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -57,7 +58,7 @@ fn devices(school: GeoPoint) -> Devices {
 async fn next(rx: &mut mpsc::UnboundedReceiver<Notify>) -> Notify {
     loop {
         match rx.recv().await.expect("collector alive") {
-            Notify::Snapshot(_) | Notify::Closed(_) => continue,
+            Notify::Snapshot(_) | Notify::Closed(_) | Notify::Live(_) => continue,
             n => return n,
         }
     }
@@ -75,7 +76,8 @@ async fn start_city() -> City {
     let school = GeoPoint::new(43.2389, 76.8897).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     let outbox = Outbox::default().with_sink("test", ActorSink::all(Collector(tx).start().recipient()));
-    let router = Router::new(Duration::from_secs(600)).start();
+    let fleet = Fleet::default();
+    let router = Router::new(Duration::from_secs(600), fleet.clone()).start();
     let plan = ResponsePlan {
         units_required: 1,
         offer_timeout: Duration::from_secs(15),
@@ -83,7 +85,11 @@ async fn start_city() -> City {
     };
     let registry = Registry::new(
         devices(school),
-        RegistryConfig { plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]), ..Default::default() },
+        RegistryConfig {
+            plans: HashMap::from([(IncidentKind::SchoolAlarm, plan)]),
+            fleet: fleet.clone(),
+            ..Default::default()
+        },
         router.clone(),
         outbox,
     );
@@ -91,16 +97,17 @@ async fn start_city() -> City {
     registry.start();
     tokio::task::yield_now().await;
     for (id, north) in [("near", 200.0), ("far", 900.0)] {
-        let unit = directory.unit(id).expect("unit actor");
-        unit.send(Position {
-            point: school.offset(north, 0.0),
-            at: Utc::now(),
-            speed_mps: None,
-            heading_deg: None,
-            received: Received::now(),
-        })
-        .await
-        .unwrap();
+        assert!(directory.unit(id).is_some(), "unit actor");
+        fleet.report(
+            id,
+            Position {
+                point: school.offset(north, 0.0),
+                at: Utc::now(),
+                speed_mps: None,
+                heading_deg: None,
+                received: Received::now(),
+            },
+        );
     }
     while router.send(AvailableCount).await.unwrap() < 2 {
         tokio::task::yield_now().await;

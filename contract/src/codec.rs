@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use kuzet_actors::button::{Alarm, AlarmAction};
+use kuzet_actors::fleet::Position;
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, IncidentId, OfferId};
 use kuzet_actors::model::{AlarmKind, Progress, UnitStatus};
 use kuzet_actors::outbound::{Audience, Notify, Received, ReviewState};
-use kuzet_actors::unit::{Position, ProgressReport, Reply, StatusReport};
+use kuzet_actors::unit::{ProgressReport, Reply, StatusReport};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -442,6 +443,13 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
             topic: topics::incident(&s.incident_id),
             payload: bound::snapshot(s)?,
             retain: true,
+            then_clear_retained: false,
+        },
+        // The consoles' own: the same payload, never published (`Notify::for_devices`).
+        Notify::Live(s) => Outgoing {
+            topic: topics::incident(&s.incident_id),
+            payload: bound::snapshot(s)?,
+            retain: false,
             then_clear_retained: false,
         },
         Notify::Escalation { incident_id, reason, snapshot } => Outgoing {

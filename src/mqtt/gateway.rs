@@ -25,6 +25,7 @@ use actix::prelude::*;
 use kuzet_actors::button::{AlarmOutcome, ButtonOnline, Heartbeat};
 use kuzet_actors::camera::HealthReport;
 use kuzet_actors::directory::Directory;
+use kuzet_actors::fleet::{Fleet, Reported};
 use kuzet_actors::outbound::{Notify, Received, Recorded};
 use kuzet_actors::unit::Online;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS, SubscribeFilter};
@@ -162,6 +163,8 @@ pub struct Listener {
     pub limits: Limits,
     /// Becomes true when kuzet stops: nothing more is taken in, and no reconnect.
     pub stop: watch::Receiver<bool>,
+    /// Where positions go (never to the units' actors).
+    pub fleet: Fleet,
 }
 
 /// Builds the client's options: persistent session, QoS 1 everywhere, room for oversize
@@ -228,7 +231,7 @@ impl Listener {
                         // Off this task: it is the one that polls the client, which must run
                         // for the acknowledgement to be sent.
                         let client = self.client.clone();
-                        actix::spawn(async move {
+                        tokio::spawn(async move {
                             // Never recorded: no ack, so the broker delivers it again.
                             if !recorded.wait().await {
                                 return;
@@ -254,8 +257,9 @@ impl Listener {
         }
     }
 
-    /// Hands a message to its device's actor; answers when what it changed is recorded.
-    async fn deliver(&mut self, topic: &str, payload: &[u8], retained: bool) -> Recorded {
+    /// Hands a message to its device's actor (a position to the fleet); answers when what it
+    /// changed is recorded. Public for the ingest benchmark, which drives it without a broker.
+    pub async fn deliver(&mut self, topic: &str, payload: &[u8], retained: bool) -> Recorded {
         let received = Received::now();
         let parsed = match topics::parse(topic) {
             Ok(t) => t,
@@ -405,11 +409,13 @@ impl Listener {
             .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no unit {id} is registered")))?;
         match msg {
             Message::Position(p) => {
+                self.metrics.positions.fetch_add(1, Ordering::Relaxed);
+                // Recorded even when late: it is still where the unit was then.
                 if let Some(w) = &self.writer {
                     w.position(id, &p);
                 }
-                if let Err(SendError::Full(_)) = addr.try_send(p) {
-                    self.metrics.positions_shed.fetch_add(1, Ordering::Relaxed);
+                if self.fleet.report(id, p) != Reported::Moved {
+                    self.metrics.positions_late.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Message::Status(s) => return addr.send(s).await.map_err(overloaded),

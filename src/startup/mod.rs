@@ -10,9 +10,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use anyhow::Context as _;
 use kuzet_actors::directory::Directory;
+use kuzet_actors::fleet::Fleet;
 use kuzet_actors::incident::IncidentSnapshot;
-use kuzet_actors::outbound::ActorSink;
-use kuzet_actors::outbound::Outbox;
+use kuzet_actors::outbound::{ActorSink, Notify, Outbox};
 use kuzet_actors::registry::Restored;
 use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
 use kuzet_actors::router::{AvailableCount, Router};
@@ -162,21 +162,22 @@ impl Application {
         actix::spawn(gateway::drive_outbound(out_eventloop, metrics.clone()));
         let live = crate::feed::LiveHub::default();
         for a in record.iter().flat_map(|r| &r.alerts) {
-            live.offer(&kuzet_actors::outbound::Notify::Integrity(Arc::new(a.clone())));
+            live.offer(&Notify::Integrity(Arc::new(a.clone())));
         }
-        actix::spawn(live.clone().run_units());
         // What happened goes to every sink: devices over MQTT, the consoles' live feed.
         let gateway = Gateway::new(out_client.clone(), metrics.clone()).start();
         let live_sink = crate::feed::LiveSink::new(live.clone()).start();
         let mut outbox = Outbox::default()
-            .with_sink("mqtt", ActorSink::all(gateway.recipient()))
+            .with_sink("mqtt", ActorSink::only(gateway.recipient(), Notify::for_devices))
             .with_sink("live", ActorSink::only(live_sink.recipient(), crate::feed::for_consoles))
             .with_board(Arc::new(live.clone()));
         if let Some(r) = &record {
             outbox = outbox.with_journal(Arc::new(r.writer.clone()));
         }
 
-        let mut router = Router::new(settings.dispatch.position_max_age());
+        // Where units are: the bulk lane reports, the router reads, the consoles' map shows.
+        let fleet = Fleet::default().with_board(Arc::new(live.clone()));
+        let mut router = Router::new(settings.dispatch.position_max_age(), fleet.clone());
         if let Some(net) = roads.clone() {
             router = router.with_travel(net, settings.roads.shortlist.max(1));
         }
@@ -184,7 +185,11 @@ impl Application {
         let people = WatchDirectory::default();
         let registry = Registry::new(
             devices.clone(),
-            RegistryConfig { plans: settings.dispatch.plans.clone(), watch: people.clone() },
+            RegistryConfig {
+                plans: settings.dispatch.plans.clone(),
+                watch: people.clone(),
+                fleet: fleet.clone(),
+            },
             router.clone(),
             outbox.clone(),
         );
@@ -258,8 +263,9 @@ impl Application {
             )?),
             limits: crate::mqtt::limit::Limits::new(&settings.limits),
             stop: stop.clone(),
+            fleet: fleet.clone(),
         };
-        let inbound = actix::spawn(inbound.run());
+        let inbound = bulk_lane(inbound, live.clone())?;
         let alarms = Listener {
             eventloop: alarm_eventloop,
             client: alarm_client.clone(),
@@ -273,6 +279,7 @@ impl Application {
             edge: None,
             limits: crate::mqtt::limit::Limits::new(&settings.limits),
             stop: stop.clone(),
+            fleet: fleet.clone(),
         };
         let alarms = actix::spawn(alarms.run());
         let units = Listener {
@@ -288,6 +295,7 @@ impl Application {
             edge: None,
             limits: crate::mqtt::limit::Limits::new(&settings.limits),
             stop: stop.clone(),
+            fleet: fleet.clone(),
         };
         let units = actix::spawn(units.run());
         let http = match (settings.http.listen()?, &pool) {
@@ -405,7 +413,7 @@ impl Application {
         self.embedded
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -491,4 +499,32 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+/// Runs the main listener (positions, heartbeats, presence, detections: what a city sends most
+/// of) on a thread of its own, the bulk lane: parsing and recording thousands of positions a
+/// second never takes a turn from the actors' thread, where alarms, replies and orders are
+/// worked. The consoles' map of units (a frame of every unit that moved, each second) is made
+/// there too. The handle completes once the listener has stopped.
+fn bulk_lane(listener: Listener, live: crate::feed::LiveHub) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the bulk lane's runtime")?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("kuzet-bulk".into())
+        .spawn(move || {
+            crate::lanes::lower_priority("kuzet-bulk");
+            rt.block_on(async move {
+                let units = tokio::spawn(live.run_units());
+                listener.run().await;
+                units.abort();
+            });
+            let _ = done_tx.send(());
+        })
+        .context("cannot start the bulk lane's thread")?;
+    Ok(actix::spawn(async move {
+        let _ = done_rx.await;
+    }))
 }

@@ -83,7 +83,7 @@ fn start() -> Fixture {
     let acks = Acks::default();
     let outbox = Outbox::default().with_sink("test", acks.clone());
     let (asked, over) = (Arc::default(), Arc::default());
-    let router = Router::new(Duration::from_secs(600)).start();
+    let router = Router::new(Duration::from_secs(600), Default::default()).start();
     let registry =
         Registry { asked: Arc::clone(&asked), router, outbox: outbox.clone(), over: Arc::clone(&over) };
     let opener = registry.start().recipient();

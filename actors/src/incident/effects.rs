@@ -6,7 +6,10 @@ use super::*;
 impl Incident {
     /// Publishes the snapshot: the final one at once; while open, coalesced over a few
     /// milliseconds, so serializing it never delays an offer or an ack on the alarm's path.
+    /// Devices hear it once it is recorded. The consoles see the first state and every change
+    /// a dispatcher must see at once (`show_live`); only the rest waits with the devices'.
     pub(super) fn publish(&mut self, ctx: &mut Context<Self>) {
+        self.show_live();
         if !self.dispatch.state().is_open() {
             let snapshot = Arc::new(self.snapshot());
             self.held.push(Held::Notify(Box::new(Notify::Closed(snapshot.clone()))));
@@ -23,6 +26,26 @@ impl Incident {
             act.held.push(Held::Notify(Box::new(Notify::Snapshot(snapshot.clone()))));
             act.flush(&snapshot, ctx);
         });
+    }
+
+    /// The consoles' view at once, when what a dispatcher sees has changed since it was last
+    /// shown: the incident's first state, a new state, offers made or ended, units and their
+    /// progress, an escalation, alarms joining or withdrawn, a new sighting. Timeline lines
+    /// alone (a note, a repeated ack) go with the coalesced snapshot.
+    fn show_live(&mut self) {
+        let mark = LiveMark {
+            state: self.dispatch.state(),
+            offers: self.dispatch.pending().iter().map(|p| p.offer_id).collect(),
+            units: self.dispatch.assigned().iter().map(|a| (a.unit.clone(), a.progress)).collect(),
+            escalated: self.dispatch.escalated(),
+            raisers: (self.raised_by.len(), self.raised_by.iter().filter(|r| r.withdrawn).count()),
+            sighting: self.sightings.last().map(|s| s.sighting_id),
+        };
+        if self.live_mark.as_ref() == Some(&mark) {
+            return;
+        }
+        self.live_mark = Some(mark);
+        self.outbox.send(Notify::Live(Arc::new(self.snapshot())));
     }
 
     /// Records the state and sends what was held for it once it is durable; at once when
@@ -280,6 +303,19 @@ impl Incident {
             Err(e) => tracing::debug!(incident_id = %self.id, error = %e, "offer already settled"),
         }
     }
+}
+
+/// What a dispatcher must see at once when it changes.
+#[derive(Debug, PartialEq)]
+pub(super) struct LiveMark {
+    state: IncidentState,
+    offers: Vec<OfferId>,
+    units: Vec<(UnitId, Progress)>,
+    escalated: Option<crate::dispatch::EscalationReason>,
+    /// Alarms raised, and how many of them withdrawn.
+    raisers: (usize, usize),
+    /// The newest sighting.
+    sighting: Option<crate::ids::SightingId>,
 }
 
 /// What waits for the incident's state to be recorded before it goes out.

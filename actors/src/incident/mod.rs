@@ -48,7 +48,8 @@ const MAX_SIGHTINGS: usize = 50;
 /// A sighting by the camera that saw the person last is added at most this often.
 const SAME_CAMERA_EVERY_S: i64 = 60;
 
-/// How long snapshot updates are gathered before one is published.
+/// How long snapshot updates are gathered before one is published to devices and, when
+/// nothing that matters to a dispatcher changed, to the consoles (see `LiveMark`).
 const SNAPSHOT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
 /// How soon a change the writer could not take (its queue full) is handed to it again.
 const JOURNAL_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
@@ -89,6 +90,8 @@ pub struct Incident {
     last_ack: (AckState, Option<u32>),
     retrying: bool,
     snapshot_due: bool,
+    /// What the consoles were last shown at once (see `LiveMark`).
+    live_mark: Option<effects::LiveMark>,
     /// Told once the next recorded state is durable (replies, progress, orders waiting for
     /// their acknowledgement).
     waiting: Vec<Waiter>,
@@ -143,6 +146,7 @@ impl Incident {
             last_ack: (AckState::Received, None),
             retrying: false,
             snapshot_due: false,
+            live_mark: None,
             waiting: Vec::new(),
             held: Vec::new(),
             journal_retry: false,
@@ -203,6 +207,7 @@ impl Incident {
             last_ack: (last_ack, None),
             retrying: false,
             snapshot_due: false,
+            live_mark: None,
             waiting: Vec::new(),
             held: Vec::new(),
             journal_retry: false,

@@ -39,6 +39,8 @@ pub struct RegistryConfig {
     pub plans: HashMap<IncidentKind, ResponsePlan>,
     /// Where cameras find the watchlisted people's actors.
     pub watch: WatchDirectory,
+    /// Where units are: restored positions go here; the router reads it.
+    pub fleet: crate::fleet::Fleet,
 }
 
 pub struct Registry {
@@ -240,7 +242,7 @@ pub(crate) mod tests {
             Devices { sites: vec![site(1, &["btn-1", "btn-2"]), site(2, &["btn-3"])], ..Default::default() };
         let acks = Acks::default();
         let outbox = Outbox::default().with_sink("test", acks.clone());
-        let router = Router::new(Duration::from_secs(600)).start();
+        let router = Router::new(Duration::from_secs(600), config.fleet.clone()).start();
         let registry = Registry::new(devices, config, router, outbox);
         let directory = registry.directory();
         (registry.start(), directory, acks)

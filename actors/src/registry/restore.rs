@@ -8,12 +8,13 @@ use chrono::{DateTime, Utc};
 use super::{ButtonSites, Registry};
 use crate::button::Remember;
 use crate::camera::RestoreHealth;
+use crate::fleet::Position;
 use crate::geo::GeoPoint;
 use crate::ids::{AlarmId, ButtonId, CameraId, IncidentId, UnitId};
 use crate::incident::{Incident, Raiser, RestoredIncident};
 use crate::model::{AckState, Progress, UnitStatus};
 use crate::outbound::Received;
-use crate::unit::{Position, Restore};
+use crate::unit::Restore;
 
 /// What the record says was going on before a restart.
 #[derive(Debug, Default)]
@@ -62,14 +63,10 @@ impl Registry {
             }
         }
         for (unit, point, at) in r.positions {
-            if let Some(addr) = self.directory.unit(unit.as_str()) {
-                addr.do_send(Position {
-                    point,
-                    at,
-                    speed_mps: None,
-                    heading_deg: None,
-                    received: received_at(at),
-                });
+            if self.directory.unit(unit.as_str()).is_some() {
+                let fix =
+                    Position { point, at, speed_mps: None, heading_deg: None, received: received_at(at) };
+                self.config.fleet.report(unit.as_str(), fix);
             }
         }
         for inc in r.incidents {

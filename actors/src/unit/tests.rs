@@ -2,6 +2,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use crate::geo::GeoPoint;
 use crate::model::{IncidentKind, Priority};
 use crate::outbound::Sink;
 use crate::subject::{SiteRef, Subject};
@@ -20,7 +21,7 @@ impl Heard {
     }
 }
 
-/// Stands in for the router: "pos eligible" or "eligible" per report.
+/// Stands in for the router: "eligible" or "ineligible" per report.
 struct Router(Heard);
 
 impl Actor for Router {
@@ -31,8 +32,7 @@ impl Handler<UnitState> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: UnitState, _: &mut Self::Context) {
-        let pos = if msg.position.is_some() { "pos " } else { "" };
-        self.0.push(format!("{pos}{}", if msg.eligible { "eligible" } else { "ineligible" }));
+        self.0.push((if msg.eligible { "eligible" } else { "ineligible" }).to_owned());
     }
 }
 
@@ -143,11 +143,6 @@ fn t(secs: i64) -> DateTime<Utc> {
     "2024-05-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(secs)
 }
 
-fn position(secs: i64, north_m: f64) -> Position {
-    let point = GeoPoint::new(43.2389, 76.8897).unwrap().offset(north_m, 0.0);
-    Position { point, at: t(secs), speed_mps: None, heading_deg: None, received: Received::now() }
-}
-
 fn status(status: UnitStatus, secs: i64) -> StatusReport {
     StatusReport { status, at: t(secs) }
 }
@@ -197,17 +192,17 @@ impl Fixture {
         self.unit.send(GetUnit).await.unwrap()
     }
 
-    /// A unit with a position, eligible, its first report taken.
+    /// A unit that has told the router it is eligible (as it does once started), that
+    /// report taken.
     async fn ready(self) -> Self {
-        self.unit.send(position(0, 200.0)).await.unwrap();
         settle().await;
-        assert_eq!(self.router.take(), ["pos eligible"]);
+        assert_eq!(self.router.take(), ["eligible"]);
         self
     }
 }
 
 #[actix_rt::test]
-async fn a_new_position_is_always_reported_and_eligibility_only_when_it_changes() {
+async fn eligibility_is_reported_when_it_changes_and_only_then() {
     tokio::time::pause();
     let f = start(false).ready().await;
     for (msg, expect) in [
@@ -219,10 +214,9 @@ async fn a_new_position_is_always_reported_and_eligibility_only_when_it_changes(
         settle().await;
         assert_eq!(f.router.take(), expect);
     }
-    f.unit.send(position(4, 300.0)).await.unwrap();
     f.unit.send(status(UnitStatus::Available, 5)).await.unwrap();
     settle().await;
-    assert_eq!(f.router.take(), ["pos ineligible", "eligible"]);
+    assert_eq!(f.router.take(), ["eligible"]);
 }
 
 #[actix_rt::test]
@@ -237,15 +231,13 @@ async fn a_unit_off_duty_is_not_eligible_and_refuses_an_offer() {
 }
 
 #[actix_rt::test]
-async fn a_status_or_position_older_than_the_last_changes_nothing() {
+async fn a_status_older_than_the_last_changes_nothing() {
     tokio::time::pause();
     let f = start(false).ready().await;
     f.unit.send(status(UnitStatus::Busy, 10)).await.unwrap();
     f.unit.send(status(UnitStatus::Available, 5)).await.unwrap();
-    f.unit.send(position(-1, 900.0)).await.unwrap();
     let v = f.view().await;
     assert_eq!(v.status, UnitStatus::Busy);
-    assert_eq!(v.position, Some(position(0, 200.0).point), "an older fix does not move it back");
     settle().await;
     assert_eq!(f.router.take(), ["ineligible"]);
 }
@@ -346,15 +338,14 @@ async fn offers_missed_in_a_row_take_the_unit_out_until_the_tablet_speaks_again(
     settle().await;
     assert_eq!(f.router.take(), ["ineligible", "eligible", "ineligible"], "not put back after the last");
     assert_eq!(f.tablet.take(), ["offer", "revoked Expired", "offer", "revoked Expired"]);
-    // Moving, or the tablet reconnecting, is not an officer answering.
-    f.unit.send(position(1, 250.0)).await.unwrap();
+    // The tablet reconnecting is not an officer answering.
     f.unit.send(Online(true)).await.unwrap();
     assert!(f.view().await.unresponsive);
     f.unit.send(status(UnitStatus::Available, 2)).await.unwrap();
     let v = f.view().await;
     assert!(!v.unresponsive && v.eligible, "{v:?}");
     settle().await;
-    assert_eq!(f.router.take(), ["pos ineligible", "eligible"]);
+    assert_eq!(f.router.take(), ["eligible"]);
 }
 
 #[actix_rt::test]

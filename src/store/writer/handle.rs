@@ -5,11 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use kuzet_actors::button::{Alarm, AlarmAction};
+use kuzet_actors::fleet::Position;
 use kuzet_actors::ids::IncidentId;
 use kuzet_actors::outbound::{
     Audience, IncidentRecord, IntegrityAlert, Journal, SightingRecord, UnitStatusRecord, Waiter,
 };
-use kuzet_actors::unit::Position;
 use tokio::sync::oneshot;
 
 use super::{enum_str, Urgent, WriterHandle, WriterStats};

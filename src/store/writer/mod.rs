@@ -51,6 +51,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long batch ids are kept (a spooled batch is replayed well within it).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Positions written in one transaction at most: what an alarm arriving meanwhile may wait
+/// for (a few milliseconds), while still few transactions at tens of thousands a second.
+const POSITION_BATCH: usize = 1000;
 /// Migrations on a fresh database take seconds; longer is a database in trouble.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -186,6 +189,7 @@ async fn spawn(config: WriterConfig, opening: Opening) -> anyhow::Result<(Writer
     std::thread::Builder::new()
         .name("kuzet-writer".into())
         .spawn(move || {
+            crate::lanes::lower_priority("kuzet-writer");
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -318,14 +322,25 @@ impl Writer {
                         if self.copy_due() => {}
                 }
             }
-            // Take what else is waiting, alarms and incidents first.
-            while batch.rows() < self.config.batch_max {
-                if let Ok(u) = urgent.try_recv() {
-                    self.take(u, &mut batch, &mut waiters, &mut flushes);
-                } else if let Ok(p) = positions.try_recv() {
-                    batch.positions.push(p);
-                } else {
-                    break;
+            // Take what else is waiting. A batch is urgent records only (alarms, incidents,
+            // replies, statuses, audit) or positions only, at most POSITION_BATCH of them: an
+            // alarm's acknowledgement never waits for positions written with it, and behind
+            // at most one short transaction of them.
+            if batch.positions.is_empty() {
+                while batch.rows() < self.config.batch_max {
+                    match urgent.try_recv() {
+                        Ok(u) => self.take(u, &mut batch, &mut waiters, &mut flushes),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if batch.is_empty() || !batch.positions.is_empty() {
+                let most = self.config.batch_max.min(POSITION_BATCH);
+                while batch.positions.len() < most {
+                    match positions.try_recv() {
+                        Ok(p) => batch.positions.push(p),
+                        Err(_) => break,
+                    }
                 }
             }
             if !batch.is_empty() {

@@ -33,8 +33,16 @@ const BENCH_ACCOUNTS: &[&str] = &[
     "bench-flood-tablets",
     "bench-flooding-button",
     "bench-flooding-tablet",
+    "bench-relay",
 ];
+/// Where the load generator (a child process) finds the harness's password.
+pub(super) const BENCH_PASSWORD_ENV: &str = "KUZET_BENCH_PASSWORD";
 static BENCH_PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The harness's password on kuzet's broker, once a bench city has made it.
+pub(super) fn bench_password() -> Option<&'static str> {
+    BENCH_PASSWORD.get().map(String::as_str)
+}
 
 /// A QoS 1 client whose received publishes come out of a channel with their arrival time.
 pub(super) async fn client(
@@ -52,6 +60,8 @@ pub(super) async fn client(
         o.set_credentials(u, p);
     } else if let Some(p) = BENCH_PASSWORD.get() {
         o.set_credentials(id, p.as_str());
+    } else if let Ok(p) = std::env::var(BENCH_PASSWORD_ENV) {
+        o.set_credentials(id, p);
     }
     let (c, mut el) = AsyncClient::new(o, 10_000);
     kuzet::mqtt::gateway::no_delay(&mut el);
@@ -160,6 +170,18 @@ pub(super) async fn next_where(
     }
 }
 
+/// The bench city: 200 schools and `units` units around Almaty's centre. The load generator
+/// (another process) makes the same one.
+pub(super) fn bench_plan(units: usize) -> CityPlan {
+    CityPlan {
+        centre: GeoPoint::new(43.2389, 76.8897).expect("constant point"),
+        radius_m: 8_000.0,
+        schools: 200,
+        units,
+        seed: 3,
+    }
+}
+
 /// kuzet on a private broker for a simulated city, units wanting one unit per school alarm.
 pub(super) struct BenchCity {
     pub(super) app: Application,
@@ -174,13 +196,7 @@ pub(super) async fn bench_city(
     database: Option<&str>,
     tweak: impl FnOnce(&mut Settings),
 ) -> anyhow::Result<BenchCity> {
-    let plan = CityPlan {
-        centre: GeoPoint::new(43.2389, 76.8897).expect("constant point"),
-        radius_m: 8_000.0,
-        schools: 200,
-        units: args.units,
-        seed: 3,
-    };
+    let plan = bench_plan(args.units);
     let devices = sim::city(&plan);
     let mut settings = Settings::defaults();
     settings.http.listen = String::new();

@@ -10,6 +10,8 @@ use std::time::Duration;
 mod city;
 mod flood;
 mod index;
+mod ingest;
+pub mod load;
 mod mqtt;
 pub mod reconnect;
 mod roads;
@@ -18,15 +20,18 @@ mod vision;
 
 use flood::flood_bench;
 use index::index_bench;
-use mqtt::mqtt_bench;
+use mqtt::{lanes_bench, mqtt_bench};
 use roads::roads_bench;
 use store::{fresh_database, load_bench, writer_bench};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Alarms to measure end to end.
+    /// Alarms to measure end to end (more are raised until the run has lasted `min_run_s`).
     #[arg(long, default_value_t = 10_000)]
     pub alarms: usize,
+    /// Seconds an alarm run lasts at least, so that the load is measured over whole seconds.
+    #[arg(long, default_value_t = 10)]
+    pub min_run_s: u64,
     /// Units reporting a position once a second during the run.
     #[arg(long, default_value_t = 1_000)]
     pub units: usize,
@@ -37,7 +42,9 @@ pub struct BenchArgs {
     /// Units in the nearest-unit query benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub index_units: usize,
-    /// What to run: all, index, mqtt, flood, roads, store, vision or reconnect (not part of all).
+    /// What to run: all, index, mqtt, lanes (the alarm suite at 1,000 and 10,000 units, 1 and
+    /// 2 Hz, with and without recording), ingest, flood, roads, store, vision or reconnect
+    /// (lanes and reconnect are not part of all).
     #[arg(long, default_value = "all")]
     pub suite: String,
     /// A PostgreSQL + PostGIS server for the store benchmarks; each run makes fresh databases
@@ -45,8 +52,21 @@ pub struct BenchArgs {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Position reports per unit and second while alarms are measured with the writer on.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 2.0)]
     pub position_hz: f64,
+    /// The nice value the load generator (a child process) runs at: on two cores it competes
+    /// with kuzet and the broker.
+    #[arg(long, default_value_t = 10)]
+    pub load_nice: i32,
+    /// The nice value given to the PostgreSQL server written to (0: left as it is).
+    #[arg(long, default_value_t = 10)]
+    pub db_nice: i32,
+    /// Positions through the ingest benchmark.
+    #[arg(long, default_value_t = 500_000)]
+    pub ingest_positions: usize,
+    /// Runs as the position load generator (host:port:units:hz) instead; for the mqtt suite.
+    #[arg(long, hide = true)]
+    pub load_child: Option<String>,
     /// Devices in the load benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub load_devices: usize,
@@ -102,10 +122,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let all = args.suite == "all";
     anyhow::ensure!(
-        ["all", "index", "mqtt", "flood", "roads", "store", "vision", "reconnect"]
+        ["all", "index", "mqtt", "lanes", "ingest", "flood", "roads", "store", "vision", "reconnect"]
             .contains(&args.suite.as_str()),
-        "--suite must be all, index, mqtt, flood, roads, store, vision or reconnect"
+        "--suite must be all, index, mqtt, lanes, ingest, flood, roads, store, vision or reconnect"
     );
+    if let Some(base) = &args.database_url {
+        if args.db_nice > 0 && args.suite != "vision" && args.suite != "index" && args.suite != "roads" {
+            store::renice(base, args.db_nice).await?;
+        }
+    }
+    if args.suite == "lanes" {
+        return lanes_bench(&args, args.database_url.as_deref()).await;
+    }
+    if all || args.suite == "ingest" {
+        match &args.database_url {
+            Some(base) => ingest::ingest_bench(base, args.ingest_positions).await?,
+            None => println!("(ingest benchmark skipped: no --database-url / DATABASE_URL)\n"),
+        }
+    }
     // Not in `all`: its storms take minutes.
     if args.suite == "reconnect" {
         return reconnect::reconnect_bench(&args.reconnect).await;
@@ -120,26 +154,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         roads_bench(&args.extract)?;
     }
     if all || args.suite == "mqtt" {
-        mqtt_bench(&args, None, 1.0).await?;
+        mqtt_bench(&args, None, args.position_hz).await?;
     }
     if all || args.suite == "flood" {
         flood_bench(&args, args.database_url.as_deref()).await?;
     }
-    let store = all || args.suite == "store";
-    match (&args.database_url, store || args.suite == "mqtt") {
-        (Some(base), true) => {
+    let (store, mqtt) = (all || args.suite == "store", all || args.suite == "mqtt");
+    match &args.database_url {
+        Some(base) => {
             if store {
                 writer_bench(base).await?;
                 load_bench(base, args.load_devices).await?;
-                if !all {
-                    // The foundation's run, for the alarm p99 beside the one below.
-                    mqtt_bench(&args, None, 1.0).await?;
-                }
             }
-            mqtt_bench(&args, Some(fresh_database(base).await?), args.position_hz).await?;
+            if mqtt {
+                // The same, everything recorded.
+                mqtt_bench(&args, Some(fresh_database(base).await?), args.position_hz).await?;
+            }
         }
-        (None, true) => println!("(store benchmarks skipped: no --database-url / DATABASE_URL)\n"),
-        _ => {}
+        None if store || mqtt => println!("(store benchmarks skipped: no --database-url / DATABASE_URL)\n"),
+        None => {}
     }
     Ok(())
 }

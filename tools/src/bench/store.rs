@@ -27,6 +27,19 @@ pub(super) async fn fresh_database(base: &str) -> anyhow::Result<String> {
     Ok(format!("{prefix}/{name}"))
 }
 
+/// Lowers the CPU priority of the PostgreSQL server at `base` (see `load::renice_database`).
+pub(super) async fn renice(base: &str, nice: i32) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(base).await.context("cannot reach the database")?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut c).await?;
+    // A server on another host cannot be reniced from here: say so and go on.
+    match super::load::renice_database(backend as u32, nice) {
+        Ok(n) => println!("PostgreSQL ({n} processes) runs at nice {nice} in this run.\n"),
+        Err(e) => println!("PostgreSQL's priority left as it is ({e:#}).\n"),
+    }
+    Ok(())
+}
+
 /// Position rows per second: one INSERT per row (autocommit), beside the batching writer.
 pub(super) async fn writer_bench(base: &str) -> anyhow::Result<()> {
     const SINGLE: usize = 5_000;
@@ -66,7 +79,7 @@ pub(super) async fn writer_bench(base: &str) -> anyhow::Result<()> {
     while sent < BATCHED {
         // Fill the queue, then wait until it is written: never more than the queue holds.
         for _ in 0..50_000.min(BATCHED - sent) {
-            let p = kuzet_actors::unit::Position {
+            let p = kuzet_actors::fleet::Position {
                 point: sim::random_point(&mut rng, centre, 8_000.0),
                 at: t1 + chrono::Duration::microseconds(sent as i64),
                 speed_mps: Some(9.0),
@@ -107,14 +120,20 @@ pub(super) async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
     let devices = kuzet::store::devices::load(&pool).await?;
     let loaded = t.elapsed();
     let settings = Settings::defaults();
-    let router = kuzet_actors::router::Router::new(settings.dispatch.position_max_age()).start();
+    let router =
+        kuzet_actors::router::Router::new(settings.dispatch.position_max_age(), Default::default()).start();
     let gateway = kuzet::mqtt::gateway::Gateway::new(
         rumqttc::AsyncClient::new(MqttOptions::new("bench-load", "127.0.0.1", 1), 10).0,
         Arc::new(kuzet::metrics::Metrics::default()),
     )
     .start();
-    let outbox = kuzet_actors::outbound::Outbox::default()
-        .with_sink("mqtt", kuzet_actors::outbound::ActorSink::all(gateway.recipient()));
+    let outbox = kuzet_actors::outbound::Outbox::default().with_sink(
+        "mqtt",
+        kuzet_actors::outbound::ActorSink::only(
+            gateway.recipient(),
+            kuzet_actors::outbound::Notify::for_devices,
+        ),
+    );
     let counts = (
         devices.sites.len(),
         devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(),

@@ -15,5 +15,9 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs("warn");
+    // The position load generator the mqtt suite starts: its own runtime, no actors.
+    if let Some(spec) = &cli.args.load_child {
+        return bench::load::run_child(spec);
+    }
     actix::System::new().block_on(bench::run(cli.args))
 }
