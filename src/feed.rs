@@ -261,3 +261,64 @@ impl actix::Handler<Notify> for LiveSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuzet_actors::geo::GeoPoint;
+    use kuzet_actors::ids::{IncidentId, SiteId};
+    use kuzet_actors::incident::IncidentSnapshot;
+    use kuzet_actors::model::{IncidentKind, IncidentState, Priority};
+    use kuzet_actors::snapshot::TimelineEntry;
+    use kuzet_actors::subject::{SiteRef, Subject};
+
+    fn snapshot(id: IncidentId, state: IncidentState, entries: usize) -> Arc<IncidentSnapshot> {
+        Arc::new(IncidentSnapshot {
+            incident_id: id,
+            kind: IncidentKind::SchoolAlarm,
+            priority: Priority(1),
+            state,
+            location: GeoPoint::new(43.238, 76.945).unwrap(),
+            subject: Subject::Site(SiteRef {
+                id: SiteId::parse("school-1").unwrap(),
+                name: "S".into(),
+                room: None,
+            }),
+            raised_by: Vec::new(),
+            opened_at: chrono::Utc::now(),
+            units: Vec::new(),
+            offers: Vec::new(),
+            escalated: None,
+            timeline: (0..entries)
+                .map(|_| TimelineEntry {
+                    at: chrono::Utc::now(),
+                    t_us: 0,
+                    event: "x".into(),
+                    unit: None,
+                    button: None,
+                    detail: None,
+                })
+                .collect(),
+            sightings: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_recorded_snapshot_reaches_the_consoles_only_when_it_says_more_than_they_were_shown() {
+        let mut sink = LiveSink::new(LiveHub::default());
+        let (a, b) = (IncidentId::new_random(), IncidentId::new_random());
+        let open = IncidentState::Dispatching;
+        assert!(sink.news(&Notify::Live(snapshot(a, open, 2))), "the first state, at once");
+        assert!(!sink.news(&Notify::Snapshot(snapshot(a, open, 2))), "the same state, recorded");
+        assert!(!sink.news(&Notify::Snapshot(snapshot(a, open, 1))), "an older state after a newer one");
+        assert!(sink.news(&Notify::Snapshot(snapshot(a, open, 3))), "a timeline line more");
+        assert!(sink.news(&Notify::Snapshot(snapshot(b, open, 1))), "another incident, never shown live");
+        assert!(sink.news(&Notify::Live(snapshot(a, IncidentState::Cancelled, 4))), "closed, at once");
+        assert!(!sink.news(&Notify::Closed(snapshot(a, IncidentState::Cancelled, 4))), "closed, recorded");
+        assert!(
+            sink.news(&Notify::Closed(snapshot(b, IncidentState::Cancelled, 2))),
+            "closed, never shown live"
+        );
+        assert!(sink.shown.is_empty(), "nothing kept for incidents that are over");
+    }
+}

@@ -2,6 +2,7 @@
 //! after exactly the plan's timeout, and an incident nobody takes is escalated.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -14,7 +15,9 @@ use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::ids::{AlarmId, ButtonId, SiteId, UnitId};
 use kuzet_actors::model::UnitStatus;
 use kuzet_actors::model::{AckState, AlarmKind, IncidentKind, ResponsePlan};
-use kuzet_actors::outbound::{ActorSink, Notify, Outbox, Received, UnitUpdate};
+use kuzet_actors::outbound::{
+    ActorSink, IncidentRecord, Journal, Notify, Outbox, Received, UnitUpdate, Waiter,
+};
 use kuzet_actors::registry::{Registry, RegistryConfig};
 use kuzet_actors::router::{AvailableCount, Router};
 use kuzet_actors::spec::{ButtonSpec, Devices, SiteKind, SiteSpec, UnitSpec};
@@ -73,9 +76,17 @@ struct City {
 }
 
 async fn start_city() -> City {
+    start_city_with(None).await
+}
+
+/// The same city recording to `journal`.
+async fn start_city_with(journal: Option<Arc<dyn Journal>>) -> City {
     let school = GeoPoint::new(43.2389, 76.8897).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    let outbox = Outbox::default().with_sink("test", ActorSink::all(Collector(tx).start().recipient()));
+    let mut outbox = Outbox::default().with_sink("test", ActorSink::all(Collector(tx).start().recipient()));
+    if let Some(j) = journal {
+        outbox = outbox.with_journal(j);
+    }
     let fleet = Fleet::default();
     let router = Router::new(Duration::from_secs(600), fleet.clone()).start();
     let plan = ResponsePlan {
@@ -217,4 +228,100 @@ async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() 
     while router.send(AvailableCount).await.unwrap() < 2 {
         tokio::task::yield_now().await;
     }
+}
+
+/// A record that holds every incident change until the test lets it through: a slow database.
+#[derive(Clone, Default)]
+struct SlowRecord(Arc<Mutex<Vec<IncidentRecord>>>);
+
+impl Journal for SlowRecord {
+    fn incident(&self, record: IncidentRecord) -> Result<(), Vec<Waiter>> {
+        self.0.lock().unwrap().push(record);
+        Ok(())
+    }
+}
+
+impl SlowRecord {
+    /// Everything held so far is recorded.
+    fn release(&self) {
+        for r in self.0.lock().unwrap().drain(..) {
+            for w in r.waiters {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+/// Every notification that arrives while the actors settle (paused time: no real wait).
+async fn drain(rx: &mut mpsc::UnboundedReceiver<Notify>) -> Vec<Notify> {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut out = Vec::new();
+    while let Ok(n) = rx.try_recv() {
+        out.push(n);
+    }
+    out
+}
+
+#[actix_rt::test]
+async fn consoles_see_a_new_incident_and_each_change_at_once_devices_once_it_is_recorded() {
+    tokio::time::pause();
+    let record = SlowRecord::default();
+    let City { directory, mut rx, .. } = start_city_with(Some(Arc::new(record.clone()))).await;
+    let raise = Alarm {
+        alarm_id: AlarmId::new_random(),
+        action: AlarmAction::Raise,
+        kind: AlarmKind::Intruder,
+        at: Utc::now(),
+        received: Received::now(),
+        over_limit: false,
+    };
+    directory.button("btn").unwrap().send(raise).await.unwrap().unwrap();
+
+    // Nothing recorded yet: the tablet has its offer (it is not held), the consoles the
+    // incident's first state and the offer made; the button's ack and the devices' snapshot wait.
+    let seen = drain(&mut rx).await;
+    let live: Vec<_> =
+        seen.iter().filter_map(|n| if let Notify::Live(s) = n { Some(s.clone()) } else { None }).collect();
+    let offer_id = seen
+        .iter()
+        .find_map(|n| match n {
+            Notify::Offer { unit, offer } if unit.as_str() == "near" => Some(offer.offer_id),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("an offer to near: {seen:?}"));
+    assert!(!seen.iter().any(|n| matches!(n, Notify::Ack { .. } | Notify::Snapshot(_))), "{seen:?}");
+    assert!(live.len() >= 2, "the first state and the offer, each at once: {live:?}");
+    assert!(live[0].offers.is_empty(), "the first state comes before any offer");
+    let last = live.last().unwrap();
+    assert_eq!(last.offers.iter().map(|o| o.unit.as_str()).collect::<Vec<_>>(), ["near"]);
+
+    // The record catches up: the ack and the snapshot go out; nothing changed for a
+    // dispatcher, so the consoles are not told again.
+    record.release();
+    let seen = drain(&mut rx).await;
+    assert!(
+        seen.iter().any(|n| matches!(n, Notify::Ack { ack, .. } if ack.state == AckState::Received)),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|n| matches!(n, Notify::Snapshot(_))), "{seen:?}");
+    assert!(!seen.iter().any(|n| matches!(n, Notify::Live(_))), "{seen:?}");
+
+    // The unit accepts: the consoles see it at once; the button hears "dispatched" once recorded.
+    let reply = Reply { offer_id, accept: true, reason: None, received: Received::now() };
+    let _acked_once_recorded = directory.unit("near").unwrap().send(reply).await.unwrap().unwrap();
+    let seen = drain(&mut rx).await;
+    let on_it = seen.iter().find_map(|n| match n {
+        Notify::Live(s) if !s.units.is_empty() => {
+            Some(s.units.iter().map(|a| a.unit.to_string()).collect::<Vec<_>>())
+        }
+        _ => None,
+    });
+    assert_eq!(on_it, Some(vec!["near".to_owned()]), "{seen:?}");
+    assert!(!seen.iter().any(|n| matches!(n, Notify::Ack { .. })), "{seen:?}");
+    record.release();
+    let seen = drain(&mut rx).await;
+    assert!(
+        seen.iter().any(|n| matches!(n, Notify::Ack { ack, .. } if ack.state == AckState::Dispatched)),
+        "{seen:?}"
+    );
 }

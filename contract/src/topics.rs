@@ -5,21 +5,26 @@ use kuzet_actors::ids::{check_device_id, IdError, IncidentId};
 
 pub const PREFIX: &str = "kuzet/v1/";
 
-/// What kuzet's alarm connection subscribes to: alarms alone, acknowledged once durable,
-/// never queued behind positions.
-pub const ALARM_SUBSCRIPTIONS: &[&str] = &["kuzet/v1/buttons/+/alarm"];
+/// What kuzet's alarm connection subscribes to: alarms, acknowledged once durable, never
+/// queued behind positions; and buttons' presence, so that a button's own messages keep
+/// their order (a button that connects and presses at once is not told twice).
+pub const ALARM_SUBSCRIPTIONS: &[&str] = &["kuzet/v1/buttons/+/alarm", "kuzet/v1/buttons/+/online"];
 
 /// What kuzet's units connection subscribes to: what a tablet says that changes dispatch,
-/// each acknowledged only once recorded.
-pub const UNIT_SUBSCRIPTIONS: &[&str] =
-    &["kuzet/v1/units/+/reply", "kuzet/v1/units/+/progress", "kuzet/v1/units/+/status"];
+/// each acknowledged only once recorded; and its presence (a tablet gone offline must not be
+/// offered the next incident), in order with its replies.
+pub const UNIT_SUBSCRIPTIONS: &[&str] = &[
+    "kuzet/v1/units/+/reply",
+    "kuzet/v1/units/+/progress",
+    "kuzet/v1/units/+/status",
+    "kuzet/v1/units/+/online",
+];
 
-/// What kuzet's main connection subscribes to.
+/// What kuzet's main connection subscribes to: the bulk lane (positions, heartbeats, cameras'
+/// presence, detections).
 pub const SUBSCRIPTIONS: &[&str] = &[
     "kuzet/v1/buttons/+/heartbeat",
-    "kuzet/v1/buttons/+/online",
     "kuzet/v1/units/+/position",
-    "kuzet/v1/units/+/online",
     "kuzet/v1/cameras/+/detections",
     "kuzet/v1/cameras/+/online",
     BROKER_DROPPED,

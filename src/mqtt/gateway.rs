@@ -1,7 +1,8 @@
-//! The MQTT gateway. Inbound: one task polls the client's event loop, parses and validates
-//! each publish and delivers it to the device's actor, awaiting delivery so that a slow
-//! actor slows the reading instead of growing a queue (positions alone are shed when a
-//! unit's mailbox is full: the next one supersedes them). Inbound refusals become rejects.
+//! The MQTT gateway. Inbound: one task per connection polls the client's event loop, parses
+//! and validates each publish and delivers it to the device's actor, awaiting delivery so that
+//! a slow actor slows the reading instead of growing a queue. Positions go to the fleet, not to
+//! an actor (`kuzet_actors::fleet`), and their listener runs on the bulk lane's thread
+//! (`crate::lanes`). Inbound refusals become rejects.
 //! Outbound: the `Gateway` actor, the outbox's `mqtt` sink, turns `Notify` into QoS 1
 //! publishes without ever blocking.
 //!

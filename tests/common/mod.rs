@@ -296,6 +296,21 @@ impl TestApp {
         }
     }
 
+    /// Waits until unit `id`'s actor holds what `f` looks for (its presence, status, offer):
+    /// messages on kuzet's different connections are not ordered with each other.
+    pub async fn wait_unit(&self, id: &str, f: impl Fn(&kuzet_actors::unit::UnitView) -> bool) {
+        let unit = self.app.directory().unit(id).expect("a registered unit");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = unit.send(kuzet_actors::unit::GetUnit).await.expect("unit actor");
+            if f(&v) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "unit {id} is not as expected: {v:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until kuzet has received `n` messages in all.
     pub async fn wait_received(&self, n: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -356,6 +371,28 @@ pub async fn nothing_on(link: &mut DeviceLink, suffix: &str, quiet: Duration) {
     };
     if let Ok(v) = tokio::time::timeout(quiet, wait).await {
         panic!("unexpected message on *{suffix}: {v}");
+    }
+}
+
+/// Asserts that whatever arrives on `link` with a topic ending in `suffix` for `quiet` is
+/// `same` again (QoS 1 is at least once, and a device is told again where it stands when
+/// its presence is taken after its message): nothing new.
+pub async fn nothing_new_on(link: &mut DeviceLink, suffix: &str, quiet: Duration, same: &Value) {
+    let until = tokio::time::Instant::now() + quiet;
+    loop {
+        let next = async {
+            loop {
+                match link.rx.recv().await {
+                    Some((topic, v)) if topic.ends_with(suffix) => return v,
+                    Some(_) => continue,
+                    None => std::future::pending().await,
+                }
+            }
+        };
+        match tokio::time::timeout_at(until, next).await {
+            Ok(v) => assert_eq!(&v, same, "something new on *{suffix}"),
+            Err(_) => return,
+        }
     }
 }
 
