@@ -54,6 +54,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Positions written in one transaction at most: what an alarm arriving meanwhile may wait
 /// for (a few milliseconds), while still few transactions at tens of thousands a second.
 const POSITION_BATCH: usize = 1000;
+/// How long positions wait for more before they are written (unless an urgent record comes).
+const POSITION_LINGER: Duration = Duration::from_millis(25);
 /// Migrations on a fresh database take seconds; longer is a database in trouble.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -297,12 +299,16 @@ impl Writer {
     async fn run(&mut self, mut urgent: mpsc::Receiver<Urgent>, mut positions: mpsc::Receiver<PositionRow>) {
         let mut prune = tokio::time::interval(PRUNE_EVERY);
         let (mut urgent_open, mut positions_open) = (true, true);
+        // An urgent record taken while positions were being gathered: the next batch's first.
+        let mut carried: Option<Urgent> = None;
         loop {
             let mut batch = Batch::new();
             let mut waiters = Vec::new();
             let mut flushes = Vec::new();
             let draining = self.db_ok && !self.spool.is_empty();
-            if !draining {
+            if let Some(u) = carried.take() {
+                self.take(u, &mut batch, &mut waiters, &mut flushes);
+            } else if !draining {
                 if !urgent_open && !positions_open {
                     return;
                 }
@@ -340,6 +346,30 @@ impl Writer {
                     match positions.try_recv() {
                         Ok(p) => batch.positions.push(p),
                         Err(_) => break,
+                    }
+                }
+                // Positions wait a little for more: fewer, larger transactions cost the writer
+                // and the database far less. An urgent record ends the wait; it goes next.
+                let until = Instant::now() + POSITION_LINGER;
+                while !draining
+                    && flushes.is_empty()
+                    && !batch.positions.is_empty()
+                    && batch.positions.len() < most
+                {
+                    tokio::select! {
+                        biased;
+                        u = urgent.recv(), if urgent_open => {
+                            match u {
+                                Some(u) => carried = Some(u),
+                                None => urgent_open = false,
+                            }
+                            break;
+                        }
+                        p = positions.recv(), if positions_open => match p {
+                            Some(p) => batch.positions.push(p),
+                            None => positions_open = false,
+                        },
+                        _ = tokio::time::sleep_until(until) => break,
                     }
                 }
             }

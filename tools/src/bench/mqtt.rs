@@ -55,7 +55,7 @@ pub(super) async fn lanes_bench(args: &BenchArgs, base: Option<&str>) -> anyhow:
     }
     println!("### All runs\n");
     println!(
-        "| units | Hz asked | positions/s offered (min-max) | received (min-max) | recorded | kuzet CPU ms/s per 1k pos/s \
+        "| units | Hz asked | positions/s offered (min-max) | received (min-max) | recorded | kuzet CPU % of a core (bulk lane ms/s per 1k pos/s) \
          | raw p50/p99 µs | relay p50/p99 µs | alarm -> offer p50/p99 µs | inside kuzet p50/p99 µs \
          | feed - offer p50/p99 µs | p99 / relay p99 |"
     );
@@ -63,7 +63,7 @@ pub(super) async fn lanes_bench(args: &BenchArgs, base: Option<&str>) -> anyhow:
     let us = |d: Duration| d.as_micros();
     for o in &runs {
         println!(
-            "| {} | {}{} | {:.0} ({}-{}) | {:.0} ({}-{}) | {} | {:.1} | {}/{} | {}/{} | {}/{} | {}/{} | {:+}/{:+} | {:.2}x |",
+            "| {} | {}{} | {:.0} ({}-{}) | {:.0} ({}-{}) | {} | {:.0} % ({:.1}) | {}/{} | {}/{} | {}/{} | {}/{} | {:+}/{:+} | {:.2}x |",
             o.units,
             o.hz_asked,
             if o.reached() { String::new() } else { format!(" (achieved {:.2})", o.hz()) },
@@ -74,7 +74,8 @@ pub(super) async fn lanes_bench(args: &BenchArgs, base: Option<&str>) -> anyhow:
             o.received.min,
             o.received.max,
             if o.recorded { "yes" } else { "no" },
-            o.cpu_per_1k(),
+            o.kuzet_cpu * 100.0,
+            o.bulk_per_1k(),
             us(o.raw.p50),
             us(o.raw.p99),
             us(o.relay.p50),
@@ -101,6 +102,8 @@ pub(super) struct Outcome {
     pub(super) received: Rates,
     /// kuzet's CPU seconds per second of the run.
     pub(super) kuzet_cpu: f64,
+    /// The bulk lane's share of it.
+    pub(super) bulk_cpu: f64,
     pub(super) raw: Percentiles,
     pub(super) relay: Percentiles,
     pub(super) e2e: Percentiles,
@@ -125,6 +128,11 @@ impl Outcome {
     /// kuzet's CPU, in milliseconds per second, per 1,000 positions a second received.
     pub(super) fn cpu_per_1k(&self) -> f64 {
         self.kuzet_cpu * 1e3 / (self.received.mean / 1e3).max(1e-9)
+    }
+
+    /// The bulk lane's CPU, in milliseconds per second, per 1,000 positions a second.
+    pub(super) fn bulk_per_1k(&self) -> f64 {
+        self.bulk_cpu * 1e3 / (self.received.mean / 1e3).max(1e-9)
     }
 }
 
@@ -221,6 +229,7 @@ pub(super) async fn mqtt_bench_on(
         offered,
         received,
         kuzet_cpu,
+        bulk_cpu,
         raw: percentiles(raw),
         relay: percentiles(relayed),
         e2e: percentiles(e2e),
@@ -265,7 +274,6 @@ pub(super) async fn mqtt_bench_on(
             String::new()
         },
     );
-    let per_1k = |cpu: f64| cpu * 1e3 / (out.received.mean / 1e3).max(1e-9);
     println!(
         "kuzet's CPU: {:.1} % of one core in all ({:.1} ms a second per 1,000 positions a second, the alarms \
          and their background included); the bulk lane {:.1} % ({:.1} ms per 1,000 positions a second), the \
@@ -273,7 +281,7 @@ pub(super) async fn mqtt_bench_on(
         out.kuzet_cpu * 100.0,
         out.cpu_per_1k(),
         bulk_cpu * 100.0,
-        per_1k(bulk_cpu),
+        out.bulk_per_1k(),
         writer_cpu * 100.0,
         (out.kuzet_cpu - bulk_cpu - writer_cpu) * 100.0,
         broker_cpu.map(|b| format!("; the broker's: {:.1} % of one core", b * 100.0)).unwrap_or_default(),
