@@ -113,6 +113,8 @@ pub(super) async fn ingest_bench(base: &str, n: usize) -> anyhow::Result<()> {
     let (took, lane) = done_rx.await.context("ingest thread died")?;
     let after = Cpu::now(&[]);
     let writer_cpu = before.threads_since(&after, |t| t == "kuzet-writer");
+    // The actors' thread: the router taking the fixes into its index, every 5 ms.
+    let actors_cpu = before.threads_since(&after, |t| t == "kuzet-bench");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_positions").fetch_one(&pool).await?;
     let shed = writer.stats().positions_shed.load(Ordering::Relaxed);
     let refused = metrics.rejects_total();
@@ -123,7 +125,7 @@ pub(super) async fn ingest_bench(base: &str, n: usize) -> anyhow::Result<()> {
     anyhow::ensure!(stored as usize == n && shed == 0, "{stored} of {n} rows recorded, {shed} shed");
     anyhow::ensure!(in_index == UNITS, "{in_index} of {UNITS} units located");
 
-    let cpu = lane + writer_cpu;
+    let cpu = lane + writer_cpu + actors_cpu;
     println!("### Position ingest inside kuzet, no broker\n");
     println!(
         "{n} reports from {UNITS} units through the MQTT listener's `deliver` (topic, rate limit, JSON, \
@@ -137,6 +139,10 @@ pub(super) async fn ingest_bench(base: &str, n: usize) -> anyhow::Result<()> {
     println!(
         "| CPU of the writer thread | {writer_cpu:.2} s ({:.2} µs a report) |",
         writer_cpu * 1e6 / n as f64
+    );
+    println!(
+        "| CPU of the actors' thread (the router indexing the fixes) | {actors_cpu:.2} s ({:.2} µs a report) |",
+        actors_cpu * 1e6 / n as f64
     );
     println!("| **reports a second per core of kuzet's CPU** | **{:.0}** |\n", n as f64 / cpu.max(1e-9));
     Ok(())
