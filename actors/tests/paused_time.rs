@@ -57,6 +57,18 @@ fn devices(school: GeoPoint) -> Devices {
     }
 }
 
+/// A button's alarm, received now.
+fn alarm(alarm_id: AlarmId, action: AlarmAction) -> Alarm {
+    Alarm {
+        alarm_id,
+        action,
+        kind: AlarmKind::Intruder,
+        at: Utc::now(),
+        received: Received::now(),
+        over_limit: false,
+    }
+}
+
 /// The next notification that is not a snapshot (open or final).
 async fn next(rx: &mut mpsc::UnboundedReceiver<Notify>) -> Notify {
     loop {
@@ -133,15 +145,7 @@ async fn timeouts_move_the_offer_on_and_then_escalate() {
 
     let start = Instant::now();
     let button = directory.button("btn").unwrap();
-    let alarm = Alarm {
-        alarm_id: AlarmId::new_random(),
-        action: AlarmAction::Raise,
-        kind: AlarmKind::Intruder,
-        at: Utc::now(),
-        received: Received::now(),
-        over_limit: false,
-    };
-    let outcome = button.send(alarm).await.unwrap().unwrap();
+    let outcome = button.send(alarm(AlarmId::new_random(), AlarmAction::Raise)).await.unwrap().unwrap();
     assert!(matches!(outcome, AlarmOutcome::Opened(_)));
 
     assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Received));
@@ -183,15 +187,7 @@ async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() 
     // Two alarms in turn: each time "near" lets the offer expire and "far" takes it.
     for round in 1..=2u8 {
         let alarm_id = AlarmId::new_random();
-        let raise = Alarm {
-            alarm_id,
-            action: AlarmAction::Raise,
-            kind: AlarmKind::Other,
-            at: Utc::now(),
-            received: Received::now(),
-            over_limit: false,
-        };
-        button.send(raise).await.unwrap().unwrap();
+        button.send(alarm(alarm_id, AlarmAction::Raise)).await.unwrap().unwrap();
         let offer_to = |n: Notify| match n {
             Notify::Offer { unit, offer } => (unit.to_string(), offer.offer_id),
             other => panic!("offer expected, got {other:?}"),
@@ -204,15 +200,7 @@ async fn a_tablet_that_lets_offers_expire_twice_is_taken_out_until_it_answers() 
         let reply = Reply { offer_id, accept: true, reason: None, received: Received::now() };
         far.send(reply).await.unwrap().unwrap();
         assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Dispatched));
-        let cancel = Alarm {
-            alarm_id,
-            action: AlarmAction::Cancel,
-            kind: AlarmKind::Other,
-            at: Utc::now(),
-            received: Received::now(),
-            over_limit: false,
-        };
-        button.send(cancel).await.unwrap().unwrap();
+        button.send(alarm(alarm_id, AlarmAction::Cancel)).await.unwrap().unwrap();
         assert!(matches!(next(&mut rx).await, Notify::Ack { ack, .. } if ack.state == AckState::Cancelled));
         assert!(matches!(next(&mut rx).await, Notify::Unit { .. }), "far stands down");
     }
@@ -267,14 +255,7 @@ async fn consoles_see_a_new_incident_and_each_change_at_once_devices_once_it_is_
     tokio::time::pause();
     let record = SlowRecord::default();
     let City { directory, mut rx, .. } = start_city_with(Some(Arc::new(record.clone()))).await;
-    let raise = Alarm {
-        alarm_id: AlarmId::new_random(),
-        action: AlarmAction::Raise,
-        kind: AlarmKind::Intruder,
-        at: Utc::now(),
-        received: Received::now(),
-        over_limit: false,
-    };
+    let raise = alarm(AlarmId::new_random(), AlarmAction::Raise);
     directory.button("btn").unwrap().send(raise).await.unwrap().unwrap();
 
     // Nothing recorded yet: the tablet has its offer (it is not held), the consoles the
