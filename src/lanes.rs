@@ -1,7 +1,8 @@
 //! The two lanes kuzet's work runs in. The dispatch lane (the actors' thread) works what
-//! changes dispatch: alarms, replies, progress, dispatchers' orders. The bulk lane (its own
-//! thread, and the writer's) takes what a city sends most of: positions, heartbeats, presence,
-//! detections, and the writing of history. Bulk threads run at a lower CPU priority, so that
+//! changes dispatch: alarms, replies, progress, statuses, buttons' and tablets' presence,
+//! dispatchers' orders. The bulk lane (its own thread, and the writer's) takes what a city
+//! sends most of: positions, heartbeats, cameras' presence and detections, and the writing of
+//! history. Bulk threads run at a lower CPU priority, so that
 //! when the cores are busy the scheduler gives a waking alarm a core first; they still get
 //! every cycle the dispatch lane leaves, which is nearly all of them.
 

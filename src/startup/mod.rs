@@ -501,8 +501,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the main listener (positions, heartbeats, presence, detections: what a city sends most
-/// of) on a thread of its own, the bulk lane: parsing and recording thousands of positions a
+/// Runs the main listener (positions, heartbeats, cameras' presence and detections: what a
+/// city sends most of) on a thread of its own, the bulk lane: parsing and recording thousands of positions a
 /// second never takes a turn from the actors' thread, where alarms, replies and orders are
 /// worked. The consoles' map of units (a frame of every unit that moved, each second) is made
 /// there too. The handle completes once the listener has stopped.
