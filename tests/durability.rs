@@ -307,6 +307,11 @@ async fn postgres_stopped_for_30_s_during_a_burst_loses_nothing() {
         positions_sent += r.await.unwrap();
     }
     drop(links);
+    // Positions come on a lane of their own: every one sent taken in before the record is read.
+    wait_until("kuzet took every position", Duration::from_secs(30), || async {
+        app.metrics().positions.load(Ordering::Relaxed) >= positions_sent
+    })
+    .await;
     let writer = app.writer().expect("a writer");
     wait_until("the spool drained", Duration::from_secs(60), || async {
         writer.flush().await;
