@@ -3,7 +3,7 @@
 //! pass through the dispatch actors' mailboxes, where an alarm would wait behind them. The
 //! MQTT gateway reports each fix here from a thread of its own; the router takes what moved
 //! since it last looked (the newest fix per unit, so a backlog can never outgrow the fleet)
-//! in one short turn before each search and every few milliseconds between them.
+//! in one short turn before each search and every millisecond between them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
