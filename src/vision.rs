@@ -338,7 +338,7 @@ impl Watch {
             person: WantedRef {
                 person_id: e.id.clone(),
                 name: e.name.clone(),
-                danger: e.danger,
+                danger: e.acting_danger(),
                 legal_basis: match &e.case_ref {
                     Some(c) => format!("{} ({c})", e.legal_basis),
                     None => e.legal_basis.clone(),
@@ -374,6 +374,15 @@ impl Watch {
         Ok(removed)
     }
 
+    /// A second person approves a high-danger entry: from now on a match above the automatic
+    /// threshold opens an incident without review.
+    pub async fn approve(&self, person: &str, actor: &str) -> Result<Entry, watchlist::ApprovalError> {
+        let pool = self.pool.as_ref().ok_or_else(|| watchlist::ApprovalError::NotFound(person.to_owned()))?;
+        let entry = watchlist::approve(pool, person, actor).await?;
+        self.put(&entry);
+        Ok(entry)
+    }
+
     /// Enrols from photos with the enrolment models (loaded on first use) off the caller's
     /// thread, writes the entry (audited) and puts it to work.
     pub async fn enroll(
@@ -395,6 +404,9 @@ impl Watch {
         .context("enrolment thread failed")??;
         entry.embedding = e.embedding.to_vec();
         entry.photos = e.photo_sha256.len() as i32;
+        // A new enrolment is a new entry: any approval it had is gone.
+        entry.enrolled_by = actor.clone();
+        entry.approved_by = None;
         let created = watchlist::enroll(&pool, &entry, Some(&e.face_jpeg), &e.photo_sha256, &actor).await?;
         self.put(&entry);
         Ok(created)

@@ -121,7 +121,8 @@ async fn sign_in_sets_a_strict_cookie_and_failures_are_limited_and_audited() {
         .unwrap();
     assert_eq!(res.status(), 200);
 
-    // Wrong passwords: refused, audited, and after five a pause (even the right one waits).
+    // Wrong passwords: refused, audited once per window, and after five from this address a
+    // pause here (even the right one waits).
     for _ in 0..5 {
         assert_eq!(sign_in("wrong password").await.unwrap().status(), 401);
     }
@@ -133,15 +134,16 @@ async fn sign_in_sets_a_strict_cookie_and_failures_are_limited_and_audited() {
     .fetch_one(&a.pool)
     .await
     .unwrap();
-    assert_eq!(failed, 5);
+    assert_eq!(failed, 1, "a user's failures are audited once per window, not per attempt");
     let refused: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.sign_in_refused'")
             .fetch_one(&a.pool)
             .await
             .unwrap();
     assert_eq!(refused, 1, "refusals audited once per window, not per attempt");
-    // An unknown user name is refused the same way; what is not a user name at all (a
-    // password typed into the wrong field) is not written to the audit log.
+    // An unknown user name is refused the same way and counted, not audited (made-up names
+    // cannot fill the log); what is not a user name at all (a password typed into the wrong
+    // field) is never written to it.
     for name in ["nobody", "My Secret|Pass"] {
         let res = client
             .post(format!("{}/api/v1/session", a.base))
@@ -157,11 +159,13 @@ async fn sign_in_sets_a_strict_cookie_and_failures_are_limited_and_audited() {
     .await
     .unwrap();
     assert_eq!(typed, 0);
-    let unnamed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.sign_in_failed' AND subject = '(not a user name)'")
-        .fetch_one(&a.pool)
-        .await
-        .unwrap();
-    assert_eq!(unnamed, 1);
+    let unnamed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'auth.sign_in_failed' AND subject <> 'disp-1'",
+    )
+    .fetch_one(&a.pool)
+    .await
+    .unwrap();
+    assert_eq!(unnamed, 0);
     // A sign-in body is small.
     let res = client
         .post(format!("{}/api/v1/session", a.base))
@@ -175,6 +179,7 @@ async fn sign_in_sets_a_strict_cookie_and_failures_are_limited_and_audited() {
     let res = client
         .delete(format!("{}/api/v1/session", a.base))
         .insert_header(("Cookie", session.clone()))
+        .insert_header(("Origin", a.base.clone()))
         .send()
         .await
         .unwrap();
@@ -290,5 +295,178 @@ async fn oversight_reads_the_audit_log_page_by_page_and_its_chain_verified() {
     assert_eq!(status, 200);
     assert_eq!(verified["intact"], true, "{verified}");
     assert!(verified["rows"].as_u64().unwrap() >= 4);
+    a.handle.stop(true).await;
+}
+
+/// A sign-in of `user` from the local address `from` (loopback has all of 127/8).
+async fn sign_in_from(
+    base: &str,
+    from: [u8; 4],
+    user: &str,
+    password: &str,
+) -> awc::ClientResponse<
+    impl futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>,
+> {
+    let connector = awc::Connector::new().local_address(std::net::IpAddr::from(from));
+    awc::Client::builder()
+        .connector(connector)
+        .finish()
+        .post(format!("{base}/api/v1/session"))
+        .send_json(&json!({"username": user, "password": password}))
+        .await
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn guesses_from_one_address_do_not_lock_the_user_out_of_another() {
+    let a = api().await;
+    kuzet::auth::add_user(&a.pool, "disp-2", Role::Dispatcher, None, "correct horse battery", "user:test")
+        .await
+        .unwrap();
+    assert_eq!(sign_in_from(&a.base, [127, 0, 0, 1], "disp-2", "correct horse battery").await.status(), 200);
+    // Someone else guesses from another address until refused there...
+    for _ in 0..5 {
+        assert_eq!(sign_in_from(&a.base, [127, 0, 0, 7], "disp-2", "a wrong guess").await.status(), 401);
+    }
+    for _ in 0..30 {
+        assert_eq!(sign_in_from(&a.base, [127, 0, 0, 7], "disp-2", "a wrong guess").await.status(), 429);
+    }
+    assert_eq!(sign_in_from(&a.base, [127, 0, 0, 7], "disp-2", "correct horse battery").await.status(), 429);
+    // ...and the dispatcher still signs in at their console.
+    assert_eq!(sign_in_from(&a.base, [127, 0, 0, 1], "disp-2", "correct horse battery").await.status(), 200);
+    // 35 attempts, 2 rows: one failure and one refusal, each once per window.
+    let rows: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT action, details FROM audit_log WHERE action LIKE 'auth.sign_in_%' AND subject = 'disp-2' ORDER BY seq",
+    )
+    .fetch_all(&a.pool)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(actions, ["auth.sign_in_failed", "auth.sign_in_refused"], "{rows:?}");
+    // The sign-in after them says how many failures came before it.
+    let last: Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'auth.sign_in' AND subject = 'disp-2' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&a.pool)
+    .await
+    .unwrap();
+    assert_eq!(last["failures_before"], 5, "{last}");
+    a.handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn state_changes_need_a_page_of_ours_and_a_body() {
+    let a = api().await;
+    kuzet::auth::add_user(&a.pool, "disp-3", Role::Dispatcher, None, "correct horse battery", "user:test")
+        .await
+        .unwrap();
+    let client = client();
+    let sign_in = |origin: Option<&str>| {
+        let mut req = client.post(format!("{}/api/v1/session", a.base));
+        if let Some(o) = origin {
+            req = req.insert_header(("Origin", o.to_owned()));
+        }
+        req.send_json(&json!({"username": "disp-3", "password": "correct horse battery"}))
+    };
+    // Login CSRF: a foreign page cannot sign a browser in.
+    assert_eq!(sign_in(Some("https://evil.example")).await.unwrap().status(), 403);
+    let res = sign_in(Some(&a.base)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie =
+        res.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+    let token = sign_in_as(&a.pool, &a.base, Role::Dispatcher).await;
+    let cancel = format!("{}/api/v1/incidents/0b0e7f0e-4a43-4c9b-9f54-2d3c9b0a7c11/cancel", a.base);
+    let send = |auth: (&'static str, String), origin: Option<&str>| {
+        let mut req = client.post(&cancel).insert_header(auth);
+        if let Some(o) = origin {
+            req = req.insert_header(("Origin", o.to_owned()));
+        }
+        req.send_json(&json!({"reason": "test"}))
+    };
+    let by_cookie = || ("Cookie", cookie.clone());
+    let by_token = || ("Authorization", format!("Bearer {token}"));
+    // A browser session: only with our Origin (browsers always send one on a POST).
+    let res = send(by_cookie(), None).await.unwrap();
+    assert_eq!(res.status(), 403, "a browser's POST without Origin");
+    assert_eq!(send(by_cookie(), Some("https://evil.example")).await.unwrap().status(), 403);
+    assert_ne!(send(by_cookie(), Some(&a.base)).await.unwrap().status(), 403, "our own page");
+    // An integration's token: no Origin is fine, a foreign one is not.
+    assert_ne!(send(by_token(), None).await.unwrap().status(), 403);
+    assert_eq!(send(by_token(), Some("https://evil.example")).await.unwrap().status(), 403);
+    // Reading needs no Origin (a link opened in a new tab has none).
+    let res =
+        client.get(format!("{}/api/v1/incidents", a.base)).insert_header(by_cookie()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A decision carries a JSON body: no plain form from another site can make one.
+    let review = format!("{}/api/v1/reviews/0b0e7f0e-4a43-4c9b-9f54-2d3c9b0a7c11/confirm", a.base);
+    let mut res = client.post(&review).insert_header(by_token()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["parameter"], "body", "{body}");
+    let res = client
+        .post(&review)
+        .insert_header(by_token())
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .send_body("note=x")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "a form is not a decision");
+    assert_eq!(
+        client.post(&review).insert_header(by_token()).send_json(&json!({"note": 5})).await.unwrap().status(),
+        400
+    );
+    // With one, it reaches the handler (no watchlist in this process: 404).
+    assert_eq!(
+        client.post(&review).insert_header(by_token()).send_json(&json!({})).await.unwrap().status(),
+        404
+    );
+    a.handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn custodial_cameras_alerts_in_the_audit_log_are_for_oversight_alone() {
+    let a = api().await;
+    sqlx::query("SELECT audit_append('camera:cam-cell-1', 'camera.integrity', 'cam-cell-1', '{\"state\": \"covered\"}')")
+        .execute(&a.pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT audit_append('user:x', 'watchlist.list', NULL, '{}')")
+        .execute(&a.pool)
+        .await
+        .unwrap();
+    let list = |token: String| {
+        let base = a.base.clone();
+        async move {
+            let client = client();
+            let mut res = client
+                .get(format!("{base}/api/v1/audit?limit=1000"))
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().limit(1 << 20).await.unwrap()
+        }
+    };
+    let oversight = list(sign_in_as(&a.pool, &a.base, Role::Oversight).await).await;
+    let supervisor = list(sign_in_as(&a.pool, &a.base, Role::Supervisor).await).await;
+    let has = |v: &Value, action: &str| v["rows"].as_array().unwrap().iter().any(|r| r["action"] == action);
+    assert!(has(&oversight, "camera.integrity"));
+    assert_eq!(oversight["withheld"], 0);
+    assert!(!has(&supervisor, "camera.integrity"), "{supervisor}");
+    assert!(has(&supervisor, "watchlist.list"));
+    assert_eq!(supervisor["withheld"], 1);
+    // Asking for them by name gives nothing either.
+    let token = sign_in_as(&a.pool, &a.base, Role::Supervisor).await;
+    let mut res = client()
+        .get(format!("{}/api/v1/audit?action=camera.integrity", a.base))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 0);
+    assert_eq!(v["withheld"], 1);
     a.handle.stop(true).await;
 }

@@ -330,7 +330,8 @@ async fn a_match_between_the_thresholds_waits_for_review_and_a_rejection_is_reme
     let listed: Value = listed.json().await.unwrap();
     assert_eq!(listed[0]["review_id"], review["review_id"]);
     let id = review["review_id"].as_str().unwrap();
-    let res = client.post(format!("http://{http}/api/v1/reviews/{id}/reject")).send().await.unwrap();
+    let res =
+        client.post(format!("http://{http}/api/v1/reviews/{id}/reject")).send_json(&json!({})).await.unwrap();
     assert_eq!(res.status(), 200);
     // The rejected face was someone else's: its pictures are gone.
     for s in review["sightings"].as_array().unwrap() {
@@ -379,8 +380,12 @@ async fn a_confirmed_review_opens_an_incident() {
     assert!(review["sightings"][0]["score"].as_f64().unwrap() >= 0.6, "a strong match, still reviewed");
     let id = review["review_id"].as_str().unwrap();
     let http = t.app.http_addr().unwrap();
-    let mut res =
-        api(&t).await.post(format!("http://{http}/api/v1/reviews/{id}/confirm")).send().await.unwrap();
+    let mut res = api(&t)
+        .await
+        .post(format!("http://{http}/api/v1/reviews/{id}/confirm"))
+        .send_json(&json!({}))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let decided: Value = res.json().await.unwrap();
     assert_eq!(decided["state"], "confirmed");
@@ -463,8 +468,12 @@ async fn a_pending_review_and_a_face_incident_survive_a_restart() {
     })
     .await;
     let http = t.app.http_addr().unwrap();
-    let res =
-        api(&t).await.post(format!("http://{http}/api/v1/reviews/{review_id}/reject")).send().await.unwrap();
+    let res = api(&t)
+        .await
+        .post(format!("http://{http}/api/v1/reviews/{review_id}/reject"))
+        .send_json(&json!({}))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let negatives: i64 =
         sqlx::query_scalar("SELECT count(*) FROM watchlist_negatives WHERE review_id = $1::uuid")
@@ -598,6 +607,8 @@ async fn enrol_expiring(
         expires_at,
         embedding: e.embedding.to_vec(),
         photos: 2,
+        enrolled_by: "user:test".into(),
+        approved_by: None,
     };
     kuzet::store::watchlist::enroll(
         t.app.pool().unwrap(),
@@ -608,7 +619,8 @@ async fn enrol_expiring(
     )
     .await
     .unwrap();
-    t.app.watch().unwrap().put(&entry);
+    // High danger: a second person approves before it dispatches without review.
+    t.app.watch().unwrap().approve("wp-1", "user:second").await.unwrap();
 }
 
 /// The face models, and the embedding an edge camera would send for the wanted person (a photo

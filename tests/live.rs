@@ -225,3 +225,107 @@ async fn a_page_opened_after_a_camera_went_offline_starts_from_its_alert_also_af
     .unwrap();
     assert_eq!(latest, "ok");
 }
+
+/// A feed opened with `token` (and `origin`, as a browser sends it).
+async fn connect_with(base: &str, token: &str, origin: Option<&str>) -> Result<Socket, u16> {
+    let mut req = awc::Client::new()
+        .ws(format!("{base}/api/v1/live"))
+        .header("Authorization", format!("Bearer {token}"));
+    if let Some(o) = origin {
+        req = req.origin(o);
+    }
+    match req.connect().await {
+        Ok((_, framed)) => Ok(framed),
+        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => Err(s.as_u16()),
+        Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+/// The `signed_out` frame with its reason, then the end of the stream: the feed ends.
+async fn ends_signed_out(ws: &mut Socket, limit: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + limit;
+    let reason = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let v = next(ws, left).await.expect("a signed_out frame before the feed ends");
+        if v["type"] == "signed_out" {
+            break v["data"]["reason"].as_str().unwrap().to_owned();
+        }
+    };
+    assert!(next(ws, Duration::from_secs(5)).await.is_none(), "nothing after signed_out: the feed closed");
+    reason
+}
+
+#[actix_rt::test]
+async fn the_feed_ends_with_its_session_signed_out_disabled_or_expired() {
+    let t = spawn_app(BrokerKind::Embedded, city(&["u1"]), one_unit).await;
+    let base = format!("http://{}", t.app.http_addr().unwrap());
+    let pool = t.app.pool().unwrap();
+
+    // Signing out closes the feed at once.
+    let token = sign_in_as(pool, &base, Role::Dispatcher).await;
+    let mut ws = connect_with(&base, &token, None).await.expect("connects");
+    state_of(&mut ws).await;
+    let res = client()
+        .delete(format!("{base}/api/v1/session"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(ends_signed_out(&mut ws, Duration::from_secs(5)).await, "signed out");
+
+    // A user disabled from the command line (another process): within the re-check.
+    let token = sign_in_as(pool, &base, Role::Supervisor).await;
+    let name: String = sqlx::query_scalar(
+        "SELECT u.username FROM users u JOIN sessions s USING (username) WHERE u.role = 'supervisor'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let mut ws = connect_with(&base, &token, None).await.expect("connects");
+    state_of(&mut ws).await;
+    assert!(kuzet::auth::disable_user(pool, &name, "user:test").await.unwrap());
+    let limit = kuzet::auth::SESSION_RECHECK * 3;
+    assert_eq!(ends_signed_out(&mut ws, limit).await, "session ended");
+    assert_eq!(connect_with(&base, &token, None).await.err(), Some(401));
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.disable' AND subject = $1")
+            .bind(&name)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+
+    // A session that expires while the feed is open.
+    let token = sign_in_as(pool, &base, Role::Oversight).await;
+    sqlx::query(
+        "UPDATE sessions SET expires_at = now() + interval '2 seconds' WHERE username LIKE 'oversight-%'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let mut ws = connect_with(&base, &token, None).await.expect("connects");
+    state_of(&mut ws).await;
+    assert_eq!(ends_signed_out(&mut ws, Duration::from_secs(10)).await, "session expired");
+    t.app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_page_of_another_site_cannot_open_the_feed() {
+    let t = spawn_app(BrokerKind::Embedded, city(&["u1"]), |s| {
+        one_unit(s);
+        s.http.origins = vec!["https://console.example.org".into()];
+    })
+    .await;
+    let base = format!("http://{}", t.app.http_addr().unwrap());
+    let token = sign_in_as(t.app.pool().unwrap(), &base, Role::Dispatcher).await;
+    // Cross-site WebSocket hijacking: a foreign page's Origin is refused before anything.
+    assert_eq!(connect_with(&base, &token, Some("https://evil.example")).await.err(), Some(403));
+    assert_eq!(connect_with(&base, &token, Some("null")).await.err(), Some(403));
+    // kuzet's own pages, and an origin the operator listed (a proxy in front), are admitted.
+    let mut own = connect_with(&base, &token, Some(&base)).await.expect("own origin");
+    state_of(&mut own).await;
+    let mut listed = connect_with(&base, &token, Some("https://console.example.org")).await.expect("listed");
+    state_of(&mut listed).await;
+    t.app.stop().await;
+}

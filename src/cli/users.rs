@@ -1,4 +1,5 @@
-//! `kuzet user add`: a user of the console, the oversight view or the tablets; audited.
+//! `kuzet user add` and `disable`: the users of the console, the oversight view and the
+//! tablets; audited.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -11,6 +12,21 @@ pub enum UserCommand {
     /// password is read from standard input (one line, 12 characters or more), so it never
     /// shows in the process list: `printf '%s\n' "$PW" | kuzet user add ...`. Audited.
     Add(AddArgs),
+    /// Disable a user: their sessions end (an open console or oversight view closes within a
+    /// few seconds) and they cannot sign in until given a password again with `user add`.
+    /// Audited.
+    Disable(DisableArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DisableArgs {
+    #[arg(long)]
+    pub username: String,
+    /// Who disables the user, for the audit log.
+    #[arg(long)]
+    pub by: String,
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
 }
 
 #[derive(clap::Args)]
@@ -33,6 +49,19 @@ pub struct AddArgs {
 pub async fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add(args) => add(args).await,
+        UserCommand::Disable(args) => disable(args).await,
+    }
+}
+
+async fn disable(args: DisableArgs) -> anyhow::Result<()> {
+    let DisableArgs { username, by, database_url } = args;
+    init_logs("warn");
+    let pool = kuzet::store::connect(&database_url).await?;
+    if kuzet::auth::disable_user(&pool, &username, &format!("user:{by}")).await? {
+        println!("disabled {username}");
+        Ok(())
+    } else {
+        anyhow::bail!("no user {username}")
     }
 }
 

@@ -18,6 +18,21 @@ pub enum WatchlistCommand {
     /// Take a person off the list (audited). A running kuzet stops matching them at its next
     /// start; DELETE /api/v1/watchlist/{id} does it at once.
     Remove(RemoveArgs),
+    /// Approve a high-danger entry enrolled by someone else (audited). Until approved it
+    /// matches as medium: every match waits for a dispatcher's review. POST
+    /// /api/v1/watchlist/{id}/approve does it in a running kuzet at once.
+    Approve(ApproveArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    #[arg(long)]
+    pub id: String,
+    /// Who approves, for the audit log: not who enrolled the entry.
+    #[arg(long)]
+    pub by: String,
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +83,7 @@ pub async fn run(command: WatchlistCommand) -> anyhow::Result<()> {
     match command {
         WatchlistCommand::Enroll(args) => enroll(args).await,
         WatchlistCommand::Remove(args) => remove(args).await,
+        WatchlistCommand::Approve(args) => approve(args).await,
     }
 }
 
@@ -96,6 +112,8 @@ async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
         expires_at,
         embedding: e.embedding.to_vec(),
         photos: photos.len() as i32,
+        enrolled_by: format!("user:{by}"),
+        approved_by: None,
     };
     let pool = kuzet::store::connect(&database_url).await?;
     let created = kuzet::store::watchlist::enroll(
@@ -113,6 +131,25 @@ async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
         entry.photos,
         danger.as_str(),
         expires_at.to_rfc3339()
+    );
+    if entry.awaits_approval() {
+        println!(
+            "{} matches as medium (every match reviewed) until someone other than {by} approves it: \
+             kuzet watchlist approve --id {} --by NAME, or POST /api/v1/watchlist/{}/approve",
+            entry.id, entry.id, entry.id
+        );
+    }
+    Ok(())
+}
+
+async fn approve(args: ApproveArgs) -> anyhow::Result<()> {
+    let ApproveArgs { id, by, database_url } = args;
+    init_logs("warn");
+    let pool = kuzet::store::connect(&database_url).await?;
+    let e = kuzet::store::watchlist::approve(&pool, &id, &format!("user:{by}")).await?;
+    println!(
+        "approved {} (danger high, enrolled by {}); a running kuzet acts on it at its next start",
+        e.id, e.enrolled_by
     );
     Ok(())
 }

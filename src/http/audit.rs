@@ -9,8 +9,11 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPool;
 
 use super::{session, ApiError};
+use crate::auth::Role;
 
 const MAX_LIMIT: i64 = 1000;
+/// Audit actions only oversight reads: custodial cameras' integrity alerts.
+const OVERSIGHT_ONLY: &[&str] = &["camera.integrity"];
 
 fn int(
     q: &HashMap<String, String>,
@@ -38,6 +41,10 @@ pub async fn list(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpRespo
     let after = int(&q, "after", 0, 0..=i64::MAX)?;
     let limit = int(&q, "limit", 100, 1..=MAX_LIMIT)?;
     let action = q.get("action").cloned();
+    let user = session::user(&req);
+    // Custodial cameras' tampering is oversight's business: watching the police is not left to
+    // the police. Anyone else reads the log without those rows (and is told how many).
+    let withheld_actions: &[&str] = if user.role == Role::Oversight { &[] } else { OVERSIGHT_ONLY };
     type Row = (i64, DateTime<Utc>, String, String, Option<String>, Value, String);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT seq, at, actor, action, subject, details, encode(hash, 'hex') FROM audit_log
@@ -48,13 +55,15 @@ pub async fn list(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpRespo
     .bind(&action)
     .fetch_all(pool.get_ref())
     .await?;
-    let user = session::user(&req);
+    let next_after = rows.last().map(|r| r.0);
+    let before = rows.len();
+    let rows: Vec<Row> = rows.into_iter().filter(|r| !withheld_actions.contains(&r.3.as_str())).collect();
+    let withheld = before - rows.len();
     sqlx::query("SELECT audit_append($1, 'audit.read', NULL, $2)")
         .bind(format!("user:{}", user.username))
         .bind(json!({"after": after, "limit": limit, "action": action, "rows": rows.len()}))
         .execute(pool.get_ref())
         .await?;
-    let next_after = rows.last().map(|r| r.0);
     let rows: Vec<Value> = rows
         .into_iter()
         .map(|(seq, at, actor, action, subject, details, hash)| {
@@ -62,7 +71,7 @@ pub async fn list(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpRespo
                    "details": details, "hash": hash})
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"rows": rows, "next_after": next_after})))
+    Ok(HttpResponse::Ok().json(json!({"rows": rows, "next_after": next_after, "withheld": withheld})))
 }
 
 /// GET /api/v1/audit/verify: the whole chain recomputed, as `kuzet audit verify` does.

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::session;
-use crate::auth::Role;
+use crate::auth::{Auth, Role, SESSION_RECHECK};
 use crate::feed::{frame, LiveHub, Viewer};
 use crate::mqtt::codec;
 use crate::vision::Watch;
@@ -32,11 +32,23 @@ pub async fn live(
     req: HttpRequest,
     body: web::Payload,
     state: Option<web::Data<LiveState>>,
+    auth: web::Data<Auth>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let Some(state) = state else {
         return Ok(HttpResponse::NotFound().json(json!({"error": "no live feed in this process"})));
     };
     let user = session::user(&req);
+    // The feed lives as long as the session it was opened with: signing out, a disabled user,
+    // a new password or the session's expiry closes it.
+    let token = session::token(req.headers()).unwrap_or_default();
+    let Some((_, expires)) = auth.session(&token).await.map_err(actix_web::error::ErrorServiceUnavailable)?
+    else {
+        return Ok(
+            HttpResponse::Unauthorized().json(json!({"error": "sign in first (POST /api/v1/session)"}))
+        );
+    };
+    let mut ended = auth.ended();
+    let auth = auth.into_inner();
     let viewer = match user.role {
         Role::Dispatcher | Role::Supervisor => Viewer::Console,
         Role::Oversight => Viewer::Oversight,
@@ -71,8 +83,31 @@ pub async fn live(
                 return;
             }
         }
+        let expiry = tokio::time::sleep((expires - chrono::Utc::now()).to_std().unwrap_or_default());
+        tokio::pin!(expiry);
+        let mut recheck =
+            tokio::time::interval_at(tokio::time::Instant::now() + SESSION_RECHECK, SESSION_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut close = None;
         loop {
             tokio::select! {
+                () = &mut expiry => {
+                    close = Some("session expired");
+                    break;
+                }
+                r = ended.changed(), if ended.has_changed().is_ok() => {
+                    if r.is_err() || !matches!(auth.session(&token).await, Ok(Some(_))) {
+                        close = Some("signed out");
+                        break;
+                    }
+                }
+                _ = recheck.tick() => {
+                    // A database that cannot answer ends no session: only a clear no does.
+                    if let Ok(None) = auth.session(&token).await {
+                        close = Some("session ended");
+                        break;
+                    }
+                }
                 ev = rx.recv() => match ev {
                     Ok(e) if e.viewer == viewer => {
                         if session.text(e.text.to_string()).await.is_err() {
@@ -98,7 +133,19 @@ pub async fn live(
                 },
             }
         }
-        let _ = session.close(None).await;
+        let reason = close.map(|why| {
+            let text = frame("signed_out", json!({"reason": why}).to_string().as_bytes());
+            (text, actix_ws::CloseReason { code: actix_ws::CloseCode::Policy, description: Some(why.into()) })
+        });
+        match reason {
+            Some((text, reason)) => {
+                let _ = session.text(text.to_string()).await;
+                let _ = session.close(Some(reason)).await;
+            }
+            None => {
+                let _ = session.close(None).await;
+            }
+        }
     });
     Ok(res)
 }

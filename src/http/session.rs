@@ -48,6 +48,7 @@ pub fn rules() -> Vec<Rule> {
         r(Method::GET, "/api/v1/watchlist", CONSOLE),
         r(Method::POST, "/api/v1/watchlist", KEEPERS),
         r(Method::DELETE, "/api/v1/watchlist/{id}", KEEPERS),
+        r(Method::POST, "/api/v1/watchlist/{id}/approve", KEEPERS),
         r(Method::GET, "/api/v1/watchlist/{id}/face.jpg", PICTURES),
         r(Method::GET, "/api/v1/reviews", CONSOLE),
         r(Method::POST, "/api/v1/reviews/{id}/confirm", CONSOLE),
@@ -61,17 +62,81 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
+/// How a request carries its session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    /// `Authorization: Bearer`: an integration; a browser never adds it on its own.
+    Bearer,
+    /// The cookie: a browser, which sends it with whatever page made the request.
+    Cookie,
+}
+
 /// The session token of a request: `Authorization: Bearer`, else the cookie.
-fn token(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+fn carried(headers: &actix_web::http::header::HeaderMap) -> Option<(String, Carrier)> {
     if let Some(b) =
         headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Some(b.trim().to_owned());
+        return Some((b.trim().to_owned(), Carrier::Bearer));
     }
     headers.get_all("cookie").filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == COOKIE).then(|| v.to_owned())
+        (k == COOKIE).then(|| (v.to_owned(), Carrier::Cookie))
     })
+}
+
+/// The session token of a request.
+pub fn token(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    carried(headers).map(|(t, _)| t)
+}
+
+/// Origins besides the request's own host that may send state changes with a browser session.
+pub struct Origins(Vec<String>);
+
+impl Origins {
+    pub fn new(listed: &[String]) -> Self {
+        Self(listed.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect())
+    }
+
+    /// Whether `origin` (an Origin header) is the page's own host or a listed origin. The
+    /// scheme is not compared with the request's: one host and port serves one scheme.
+    fn admits(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        if self.0.contains(&origin) {
+            return true;
+        }
+        let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        matches!((authority, host), (Some(a), Some(h)) if !a.is_empty() && a == h.to_ascii_lowercase())
+    }
+}
+
+/// Cross-site request forgery and cross-site WebSocket hijacking: a request that changes
+/// something, or opens the live feed, must name a page of ours as its Origin. A browser session
+/// (the cookie) must name one on state changes (browsers always send Origin there); an
+/// integration's bearer token may send none, but not a foreign one.
+fn cross_site(req: &ServiceRequest, carrier: Option<Carrier>) -> Option<&'static str> {
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let live = req.path() == "/api/v1/live";
+    if !changes && !live {
+        return None;
+    }
+    let origins = req.app_data::<web::Data<Origins>>();
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+    match req.headers().get("origin").map(|o| o.to_str().unwrap_or("")) {
+        Some(o) if origins.is_some_and(|list| list.admits(o, host)) => None,
+        Some(_) => Some("the request comes from a page kuzet did not serve (Origin)"),
+        None if changes && carrier == Some(Carrier::Cookie) => {
+            Some("a browser's state change must say where it comes from (Origin)")
+        }
+        None => None,
+    }
+}
+
+/// The sign-in's own check: no session yet, so a foreign Origin is all there is to refuse.
+fn foreign_origin(req: &HttpRequest) -> bool {
+    let Some(o) = req.headers().get("origin") else { return false };
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+    let origins = req.app_data::<web::Data<Origins>>();
+    !origins.is_some_and(|list| list.admits(o.to_str().unwrap_or(""), host))
 }
 
 /// The guard on every protected resource: 401 without a session, 403 for a role the route
@@ -91,8 +156,12 @@ pub async fn guard(
             "no sign-in without a database",
         );
     };
-    let user = match token(req.headers()) {
-        Some(t) => match auth.user(&t).await {
+    let carried = carried(req.headers());
+    if let Some(why) = cross_site(&req, carried.as_ref().map(|c| c.1)) {
+        return refuse(req, actix_web::http::StatusCode::FORBIDDEN, why);
+    }
+    let user = match carried {
+        Some((t, _)) => match auth.user(&t).await {
             Ok(u) => u,
             Err(e) => {
                 tracing::error!(error = %e, "session lookup failed");
@@ -149,6 +218,10 @@ pub async fn sign_in(
     auth: web::Data<Auth>,
     secure: web::Data<SecureCookies>,
 ) -> Result<HttpResponse, ApiError> {
+    if foreign_origin(&req) {
+        return Ok(HttpResponse::Forbidden()
+            .json(json!({"error": "the request comes from a page kuzet did not serve (Origin)"})));
+    }
     // A NUL could not even be looked up (PostgreSQL text cannot hold one).
     super::params::text("username", &body.username)?;
     let from = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
@@ -163,6 +236,9 @@ pub async fn sign_in(
         Err(SignInError::TooMany) => {
             Ok(HttpResponse::TooManyRequests().json(json!({"error": SignInError::TooMany.to_string()})))
         }
+        Err(SignInError::Busy) => Ok(HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "1"))
+            .json(json!({"error": SignInError::Busy.to_string()}))),
         Err(SignInError::Database(e)) => Err(ApiError::Database(e)),
     }
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{params, session, ApiError};
+use crate::auth::Role;
 use crate::store::watchlist::{self, Entry};
 use crate::vision::Watch;
 
@@ -94,10 +95,16 @@ pub async fn enrol(
         expires_at: b.expires_at,
         embedding: Vec::new(),
         photos: 0,
+        enrolled_by: String::new(),
+        approved_by: None,
     };
     let person = entry.id.to_string();
+    let awaits = danger == Danger::High;
     match w.enroll(entry, photos, format!("user:{by}")).await {
-        Ok(created) => Ok(HttpResponse::Ok().json(json!({"id": person, "created": created}))),
+        Ok(created) => Ok(HttpResponse::Ok().json(json!({
+            "id": person, "created": created,
+            "approval": if awaits { Some("pending") } else { None },
+        }))),
         Err(e) if format!("{e:#}").contains("photo") => Err(ApiError::bad("photos", format!("{e:#}"))),
         Err(e) => Err(failed(e)),
     }
@@ -121,7 +128,13 @@ pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpR
         .map(|e| {
             json!({"id": e.id, "name": e.name, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
                    "danger": e.danger, "expires_at": e.expires_at, "expired": e.expires_at <= now,
-                   "photos": e.photos})
+                   "photos": e.photos, "enrolled_by": e.enrolled_by,
+                   "approval": match (e.danger, &e.approved_by) {
+                       (Danger::High, None) => Some("pending"),
+                       (Danger::High, Some(_)) => Some("approved"),
+                       _ => None,
+                   },
+                   "approved_by": e.approved_by})
         })
         .collect();
     Ok(HttpResponse::Ok().json(out))
@@ -155,12 +168,103 @@ pub async fn remove(
     }
 }
 
-/// GET /api/v1/watchlist/{id}/face.jpg: the enrolment face shown beside a match.
+/// POST /api/v1/watchlist/{id}/approve: a second supervisor approves a high-danger entry
+/// (one that dispatches without review on a match). Body: `{}` or `{"note": "..."}`.
+pub async fn approve(
+    req: HttpRequest,
+    body: web::Json<NoteIn>,
+    w: Option<web::Data<Watch>>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::store::watchlist::ApprovalError as E;
+    let w = watch(&w)?;
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let id = PersonId::parse(raw).map_err(|e| ApiError::bad("id", e.to_string()))?;
+    body.check()?;
+    let by = session::user(&req).username;
+    match w.approve(id.as_str(), &format!("user:{by}")).await {
+        Ok(e) => Ok(HttpResponse::Ok().json(json!({
+            "id": e.id, "danger": e.danger, "approval": "approved",
+            "enrolled_by": e.enrolled_by, "approved_by": e.approved_by,
+        }))),
+        Err(e @ E::NotFound(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(e @ (E::NotHigh(_) | E::Already(_))) => Err(ApiError::Conflict(e.to_string())),
+        Err(e @ E::SamePerson(..)) => Err(ApiError::Forbidden(e.to_string())),
+        Err(E::Database(e)) => Err(ApiError::Database(e)),
+    }
+}
+
+/// The body of a decision: a JSON object, with an optional note for the audit log. A decision
+/// needs one so that no page on another site can make it with a plain form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteIn {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+impl NoteIn {
+    fn check(&self) -> Result<(), ApiError> {
+        match &self.note {
+            Some(n) if n.chars().count() > 500 => Err(ApiError::bad("note", "500 characters at most".into())),
+            Some(n) => params::text("note", n),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether an officer's own incidents need what `person` and `sighting` name: an incident about
+/// that person, or holding that sighting, which their unit was offered or worked, opened in the
+/// last day. The live incidents first (the record is written behind them), then the record.
+async fn officers_incident(
+    req: &HttpRequest,
+    pool: &sqlx::PgPool,
+    person: Option<&str>,
+    sighting: Option<SightingId>,
+) -> Result<bool, ApiError> {
+    let user = session::user(req);
+    let Some(unit) = user.unit_id else { return Ok(false) };
+    if let Some(live) = req.app_data::<web::Data<super::live::LiveState>>() {
+        let open = live.registry.send(kuzet_actors::registry::ListIncidents).await.unwrap_or_default();
+        let theirs = open.iter().filter(|s| {
+            s.units.iter().any(|a| a.unit.as_str() == unit)
+                || s.offers.iter().any(|o| o.unit.as_str() == unit)
+                || s.timeline.iter().any(|t| t.unit.as_ref().is_some_and(|u| u.as_str() == unit))
+        });
+        for s in theirs {
+            let about = person.is_some_and(|p| s.subject.person().is_some_and(|w| w.person_id.as_str() == p));
+            let holds = sighting.is_some_and(|id| s.sightings.iter().any(|g| g.sighting_id == id));
+            if about || holds {
+                return Ok(true);
+            }
+        }
+    }
+    let recorded: bool = sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM incidents i JOIN incident_events e ON e.incident_id = i.id
+             WHERE e.unit_id = $1 AND i.opened_at > now() - interval '1 day'
+               AND ((i.subject_kind = 'person' AND i.subject_id = $2)
+                    OR i.id IN (SELECT incident_id FROM sightings WHERE id = $3)))",
+    )
+    .bind(&unit)
+    .bind(person)
+    .bind(sighting.map(|s| s.0))
+    .fetch_one(pool)
+    .await?;
+    Ok(recorded)
+}
+
+/// GET /api/v1/watchlist/{id}/face.jpg: the enrolment face shown beside a match. Officers see
+/// only the person their own incident is about.
 pub async fn face(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let pool = w.pool.as_ref().ok_or_else(|| ApiError::NotFound("no database".into()))?;
     let raw = req.match_info().get("id").unwrap_or_default();
     let id = PersonId::parse(raw).map_err(|e| ApiError::bad("id", e.to_string()))?;
+    if session::user(&req).role == Role::Officer
+        && !officers_incident(&req, pool, Some(id.as_str()), None).await?
+    {
+        return Err(ApiError::Forbidden(format!("{id} is not the subject of an incident of your unit")));
+    }
     match watchlist::face_jpeg(pool, id.as_str()).await.map_err(failed)? {
         Some(jpeg) => {
             audit_picture(&req, w, id.as_str(), "watchlist.face").await?;
@@ -198,9 +302,14 @@ pub async fn reviews(w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiErr
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// POST /api/v1/reviews/{id}/confirm and /reject.
-pub async fn decide(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
+/// POST /api/v1/reviews/{id}/confirm and /reject, with a body: `{}` or `{"note": "..."}`.
+pub async fn decide(
+    req: HttpRequest,
+    body: web::Json<NoteIn>,
+    w: Option<web::Data<Watch>>,
+) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
+    body.check()?;
     let review_id = ReviewId(uuid_param(&req, "id")?);
     let confirm = req.path().ends_with("/confirm");
     let by = session::user(&req).username;
@@ -260,7 +369,7 @@ pub async fn decide(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<Htt
             .bind(review.person.person_id.as_str())
             .bind(json!({"review_id": review_id, "incident_id": decided.review.incident_id,
                          "sightings": decided.review.sightings.len(), "negatives": decided.negatives.len(),
-                         "evidence_deleted": deleted}))
+                         "evidence_deleted": deleted, "note": body.note}))
             .execute(pool)
             .await?;
     }
@@ -271,6 +380,12 @@ pub async fn decide(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<Htt
 pub async fn evidence(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let id = SightingId(uuid_param(&req, "id")?);
+    if session::user(&req).role == Role::Officer {
+        let pool = w.pool.as_ref().ok_or_else(|| ApiError::NotFound("no database".into()))?;
+        if !officers_incident(&req, pool, None, Some(id)).await? {
+            return Err(ApiError::Forbidden(format!("sighting {id} is not in an incident of your unit")));
+        }
+    }
     let which = if req.path().ends_with("/face.jpg") { "face.jpg" } else { "frame.jpg" };
     let path = w.matcher.evidence_path(id, which);
     match actix_rt::task::spawn_blocking(move || std::fs::read(path)).await {

@@ -22,6 +22,25 @@ pub struct Entry {
     /// Unit length, 128 floats.
     pub embedding: Vec<f32>,
     pub photos: i32,
+    /// Who enrolled it (`user:name`), and who approved a high-danger entry.
+    pub enrolled_by: String,
+    pub approved_by: Option<String>,
+}
+
+impl Entry {
+    /// The danger the matcher acts on: a high-danger entry that no second person has approved
+    /// is held as medium (its matches wait for a dispatcher's review).
+    pub fn acting_danger(&self) -> Danger {
+        match (self.danger, &self.approved_by) {
+            (Danger::High, None) => Danger::Medium,
+            (d, _) => d,
+        }
+    }
+
+    /// Whether the entry waits for a second person's approval.
+    pub fn awaits_approval(&self) -> bool {
+        self.danger == Danger::High && self.approved_by.is_none()
+    }
 }
 
 /// Writes (or replaces) an entry with its face picture, and audits the enrolment: who, under
@@ -41,7 +60,7 @@ pub async fn enroll(
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, legal_basis = EXCLUDED.legal_basis,
              case_ref = EXCLUDED.case_ref, danger = EXCLUDED.danger, expires_at = EXCLUDED.expires_at,
              embedding = EXCLUDED.embedding, photos = EXCLUDED.photos, face_jpeg = EXCLUDED.face_jpeg,
-             enrolled_at = now(), enrolled_by = EXCLUDED.enrolled_by
+             enrolled_at = now(), enrolled_by = EXCLUDED.enrolled_by, approved_by = NULL, approved_at = NULL
          RETURNING (w.xmax = 0)",
     )
     .bind(e.id.as_str())
@@ -63,7 +82,7 @@ pub async fn enroll(
         .bind(json!({
             "created": created, "name": e.name, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
             "danger": e.danger.as_str(), "expires_at": e.expires_at, "photos": e.photos,
-            "photo_sha256": photo_sha256,
+            "photo_sha256": photo_sha256, "awaits_approval": e.danger == Danger::High,
         }))
         .execute(&mut *tx)
         .await
@@ -72,30 +91,112 @@ pub async fn enroll(
     Ok(created)
 }
 
+/// Why an approval was not given.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("{0} is not on the list")]
+    NotFound(String),
+    #[error("{0} is not a high-danger entry: it needs no approval")]
+    NotHigh(String),
+    #[error("{0} is already approved")]
+    Already(String),
+    #[error("{0} was enrolled by {1}: a second person approves it")]
+    SamePerson(String, String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A second person approves a high-danger entry (audited in the same transaction); the entry
+/// as it now stands.
+pub async fn approve(pool: &PgPool, person: &str, actor: &str) -> Result<Entry, ApprovalError> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT danger, enrolled_by, approved_by FROM watchlist WHERE id = $1 FOR UPDATE")
+            .bind(person)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((danger, enrolled_by, approved_by)) = row else {
+        return Err(ApprovalError::NotFound(person.to_owned()));
+    };
+    if danger != "high" {
+        return Err(ApprovalError::NotHigh(person.to_owned()));
+    }
+    if approved_by.is_some() {
+        return Err(ApprovalError::Already(person.to_owned()));
+    }
+    if enrolled_by == actor {
+        return Err(ApprovalError::SamePerson(person.to_owned(), enrolled_by));
+    }
+    sqlx::query("UPDATE watchlist SET approved_by = $2, approved_at = now() WHERE id = $1")
+        .bind(person)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT audit_append($1, 'watchlist.approve', $2, $3)")
+        .bind(actor)
+        .bind(person)
+        .bind(json!({"danger": "high", "enrolled_by": enrolled_by}))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    load(pool)
+        .await
+        .map_err(|e| ApprovalError::Database(sqlx::Error::Protocol(format!("{e:#}"))))?
+        .into_iter()
+        .find(|e| e.id.as_str() == person)
+        .ok_or_else(|| ApprovalError::NotFound(person.to_owned()))
+}
+
 /// Every entry (expired ones too: they stay listed, they just do not match).
 pub async fn load(pool: &PgPool) -> anyhow::Result<Vec<Entry>> {
-    type Row = (String, String, String, Option<String>, String, DateTime<Utc>, Vec<f32>, i32);
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        DateTime<Utc>,
+        Vec<f32>,
+        i32,
+        String,
+        Option<String>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, name, legal_basis, case_ref, danger, expires_at, embedding, photos
+        "SELECT id, name, legal_basis, case_ref, danger, expires_at, embedding, photos, enrolled_by, approved_by
          FROM watchlist ORDER BY id COLLATE \"C\"",
     )
     .fetch_all(pool)
     .await
     .context("cannot read the watchlist")?;
     rows.into_iter()
-        .map(|(id, name, legal_basis, case_ref, danger, expires_at, embedding, photos)| {
-            Ok(Entry {
-                id: PersonId::parse(&id).with_context(|| format!("watchlist id {id:?}"))?,
-                danger: Danger::parse(&danger)
-                    .with_context(|| format!("watchlist {id}: danger {danger:?}"))?,
+        .map(
+            |(
+                id,
                 name,
                 legal_basis,
                 case_ref,
+                danger,
                 expires_at,
                 embedding,
                 photos,
-            })
-        })
+                enrolled_by,
+                approved_by,
+            )| {
+                Ok(Entry {
+                    enrolled_by,
+                    approved_by,
+                    id: PersonId::parse(&id).with_context(|| format!("watchlist id {id:?}"))?,
+                    danger: Danger::parse(&danger)
+                        .with_context(|| format!("watchlist {id}: danger {danger:?}"))?,
+                    name,
+                    legal_basis,
+                    case_ref,
+                    expires_at,
+                    embedding,
+                    photos,
+                })
+            },
+        )
         .collect()
 }
 

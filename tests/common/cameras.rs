@@ -157,7 +157,13 @@ pub async fn enrol(t: &TestApp, danger: Danger) {
         expires_at: Utc::now() + chrono::Duration::days(30),
         embedding: Vec::new(),
         photos: 0,
+        enrolled_by: String::new(),
+        approved_by: None,
     };
     let created = t.app.watch().unwrap().enroll(entry, photos, "user:test".into()).await.unwrap();
     assert!(created);
+    if danger == Danger::High {
+        // It dispatches without review: a second person approves it.
+        t.app.watch().unwrap().approve("wp-1", "user:second").await.unwrap();
+    }
 }

@@ -115,6 +115,7 @@ export function signIn({ roles, refusal }) {
       } catch (e) {
         err.textContent = e.status === 401 ? 'Wrong user name or password.'
           : e.status === 429 ? 'Too many failed sign-ins. Try again in a few minutes.'
+          : e.status === 503 ? 'kuzet is busy signing people in. Try again in a moment.'
           : e.message;
       } finally {
         submit.disabled = false;
@@ -158,6 +159,12 @@ export function connectLive({ onMessage, onState }) {
       try { msg = JSON.parse(ev.data); } catch { return; }
       if (msg.type === 'lagged') {
         ws.close();
+        return;
+      }
+      if (msg.type === 'signed_out') {
+        // The session ended (signed out elsewhere, disabled, expired): no reconnecting.
+        stopped = true;
+        onState('signed_out');
         return;
       }
       try { onMessage(msg.type, msg.data); } catch (e) { console.error('live message', msg.type, e); }

@@ -558,7 +558,7 @@ function reviewCard(r) {
     const name = st.reviews.get(r.review_id)?.person.name || r.person.name;
     confirmBtn.disabled = rejectBtn.disabled = true;
     try {
-      const res = await api(`/reviews/${r.review_id}/${what}`, { method: 'POST' });
+      const res = await api(`/reviews/${r.review_id}/${what}`, { method: 'POST', body: {} });
       removeReview(r.review_id);
       if (what === 'confirm' && res?.incident_id) {
         if (st.incidents.has(res.incident_id)) select(res.incident_id, true);
