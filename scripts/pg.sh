@@ -16,7 +16,14 @@
 #                              exit 1 otherwise
 #
 # DIR defaults to target/pg in the repository; a relative DIR is taken from the current folder.
-# Layout: DIR/data (the cluster), DIR/sock (Unix socket), DIR/pg.log (server log), DIR/port.
+# Layout: DIR/data (the cluster), DIR/sock (Unix socket), DIR/pg.log (server log), DIR/port,
+# DIR/pg_hba.conf (written at every start), DIR/tls (below).
+#
+# TLS: the server has ssl=on with a certificate for localhost and 127.0.0.1 signed by a test CA
+# made once with openssl: DIR/tls/ca.crt is what a client verifies it with
+# (sslmode=verify-full&sslrootcert=DIR/tls/ca.crt). Plaintext is still accepted, except for the
+# role kuzet_tls_only (LOGIN, no password, no rights), which may connect over TLS only. Clients
+# that do not ask for TLS (sslmode=prefer, sqlx's and psql's default) get it unverified.
 # Started as root, DIR is owned by `postgres` and every folder above it must be traversable by
 # that user: folders inside the repository (e.g. target/) get o+x, anything outside is refused
 # with a message (a folder under /root is not traversable; /tmp is).
@@ -104,6 +111,48 @@ zombie() {
 
 url() { printf 'postgres://postgres@127.0.0.1:%s/%s\n' "$PORT" "$DB"; }
 
+# tls_files: a test CA and the server's certificate in DIR/tls, made once; the key belongs to
+# the server's user (PostgreSQL refuses a key others can read).
+tls_files() {
+  local t=$DIR/tls
+  [ -f "$t/server.crt" ] && [ -f "$t/server.key" ] && [ -f "$t/ca.crt" ] && return
+  command -v openssl >/dev/null || die "openssl not found (Debian: apt-get install openssl)"
+  log "making a test CA and a server certificate in $t"
+  rm -rf "$t"
+  mkdir -p "$t"
+  chmod 0755 "$t"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=kuzet pg.sh test CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$t/ca.key" -out "$t/ca.crt" 2>/dev/null ||
+    die "openssl could not make the test CA"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$t/server.key.new" -out "$t/server.csr" 2>/dev/null || die "openssl could not make the server key"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+    >"$t/server.ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$t/server.ext" -out "$t/server.crt.new" 2>/dev/null || die "openssl could not sign the server certificate"
+  chmod 0600 "$t/server.key.new" "$t/ca.key"
+  chmod 0644 "$t/server.crt.new" "$t/ca.crt"
+  if ((AS_ROOT)); then chown postgres:postgres "$t/server.key.new" "$t/server.crt.new"; fi
+  # The key last: its presence says the set is complete.
+  mv "$t/server.crt.new" "$t/server.crt"
+  mv "$t/server.key.new" "$t/server.key"
+}
+
+# hba_file: who may connect how. Trust on loopback, as before, but kuzet_tls_only over TLS only.
+hba_file() {
+  cat >"$DIR/pg_hba.conf" <<'HBA'
+# Written by scripts/pg.sh at every start. First match wins.
+local     all  all                          trust
+hostssl   all  kuzet_tls_only  127.0.0.1/32  trust
+hostssl   all  kuzet_tls_only  ::1/128       trust
+host      all  kuzet_tls_only  all           reject
+host      all  all             127.0.0.1/32  trust
+host      all  all             ::1/128       trust
+HBA
+  chmod 0644 "$DIR/pg_hba.conf"
+}
+
 # port_free PORT: nothing listens on 127.0.0.1:PORT (nor on the wildcard address).
 port_free() {
   ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .
@@ -190,10 +239,14 @@ start() {
   exec 9>"$DIR/.lock"
   flock 9
   if running; then
+    [ "$(psql_db postgres -tAc 'SHOW ssl' 2>/dev/null)" = on ] ||
+      log "warning: this cluster runs without TLS (an older pg.sh started it): stop it and start it again"
     echo "DATABASE_URL=$(url)"
     return
   fi
   init_cluster
+  tls_files
+  hba_file
   as_pg mkdir -p "$SOCK"
   as_pg chmod 0700 "$SOCK"
   local attempt prev
@@ -205,7 +258,9 @@ start() {
     log "starting on 127.0.0.1:$PORT (log $DIR/pg.log)"
     # 9>&-: the server must not inherit (and so hold forever) the lock.
     if as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/pg.log" -t 60 -w \
-      -o "-p $PORT -k $SOCK -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null 9>&-; then
+      -o "-p $PORT -k $SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c hba_file=$DIR/pg_hba.conf \
+        -c ssl=on -c ssl_cert_file=$DIR/tls/server.crt -c ssl_key_file=$DIR/tls/server.key" \
+      start >/dev/null 9>&-; then
       break
     fi
     # Most likely someone took the port between the check and the start: try another one.
@@ -225,6 +280,9 @@ start() {
   fi
   psql_db "$DB" -c 'SET client_min_messages = warning' \
     -c 'CREATE EXTENSION IF NOT EXISTS postgis' -c 'CREATE EXTENSION IF NOT EXISTS pgcrypto'
+  if [ "$(psql_db postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'kuzet_tls_only'")" != 1 ]; then
+    psql_db postgres -c 'CREATE ROLE kuzet_tls_only LOGIN'
+  fi
   echo "DATABASE_URL=$(url)"
 }
 
