@@ -11,6 +11,7 @@ use kuzet_actors::model::{IncidentKind, ResponsePlan};
 use serde::Deserialize;
 
 mod load;
+pub mod tls;
 use load::{env_settings, env_value, get_path, merge, parse_toml, set_path};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -56,6 +57,8 @@ pub struct MqttSettings {
     pub max_payload_bytes: usize,
     pub inflight: u16,
     pub request_capacity: usize,
+    /// CA certificates (PEM) kuzet trusts for an `mqtts://` broker; empty: the system's.
+    pub ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +67,13 @@ pub struct BrokerSettings {
     pub listen: SocketAddr,
     /// MQTT over WebSockets (browser tablets), host:port; empty: none.
     pub ws_listen: String,
+    /// MQTT over TLS for devices, host:port; empty: none. Needs `tls`.
+    pub tls_listen: String,
+    /// MQTT over WebSockets with TLS (tablet pages served over HTTPS), host:port; empty: none.
+    pub wss_listen: String,
+    /// The broker's certificate and key for `tls_listen` and `wss_listen`. Set, the plaintext
+    /// listeners must be on loopback: devices reach the broker over TLS only.
+    pub tls: TlsFiles,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
     /// The broker's configuration, password file, ACL and persistence.
@@ -75,6 +85,30 @@ pub struct BrokerSettings {
     /// the topics it lists.
     #[serde(default)]
     pub integrations: Vec<Integration>,
+}
+
+/// A server's certificate chain and private key, PEM files; both empty: no TLS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The server's certificate first, then any intermediate CA certificates.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, SEC1 or PKCS#1), readable by kuzet alone.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The files, when TLS is configured.
+    pub fn get(&self) -> Option<&Self> {
+        (!self.cert.as_os_str().is_empty()).then_some(self)
+    }
+
+    fn check(&self, what: &str) -> Result<(), SettingsError> {
+        if self.cert.as_os_str().is_empty() != self.key.as_os_str().is_empty() {
+            return Err(SettingsError::Invalid(format!("{what}: set both cert and key, or neither")));
+        }
+        Ok(())
+    }
 }
 
 /// An account on kuzet's broker for a system that is not a device.
@@ -153,13 +187,52 @@ pub struct AuditSettings {
 
 impl BrokerSettings {
     pub fn ws_listen(&self) -> Result<Option<SocketAddr>, SettingsError> {
-        if self.ws_listen.is_empty() {
-            return Ok(None);
-        }
-        self.ws_listen.parse().map(Some).map_err(|_| {
-            SettingsError::Invalid(format!("broker.ws_listen {:?} is not host:port", self.ws_listen))
-        })
+        optional_addr("broker.ws_listen", &self.ws_listen)
     }
+
+    pub fn tls_listen(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        optional_addr("broker.tls_listen", &self.tls_listen)
+    }
+
+    pub fn wss_listen(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        optional_addr("broker.wss_listen", &self.wss_listen)
+    }
+
+    /// With TLS, devices get TLS listeners only; the plaintext ones stay on loopback, for
+    /// kuzet's own connections (and a local TLS proxy): traffic there never leaves the host.
+    fn check_tls(&self) -> Result<(), SettingsError> {
+        self.tls.check("broker.tls")?;
+        let (tls, wss) = (self.tls_listen()?, self.wss_listen()?);
+        match self.tls.get() {
+            None if tls.is_some() || wss.is_some() => Err(SettingsError::Invalid(
+                "broker.tls_listen and broker.wss_listen need broker.tls (cert and key)".into(),
+            )),
+            None => Ok(()),
+            Some(_) if tls.is_none() && wss.is_none() => Err(SettingsError::Invalid(
+                "broker.tls is set but neither broker.tls_listen nor broker.wss_listen is".into(),
+            )),
+            Some(_) => {
+                for (name, addr) in
+                    [("broker.listen", Some(self.listen)), ("broker.ws_listen", self.ws_listen()?)]
+                {
+                    if addr.is_some_and(|a| !a.ip().is_loopback()) {
+                        return Err(SettingsError::Invalid(format!(
+                            "{name} must be a loopback address when broker.tls is set: devices connect \
+                             over TLS (broker.tls_listen, broker.wss_listen) only"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn optional_addr(name: &str, value: &str) -> Result<Option<SocketAddr>, SettingsError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| SettingsError::Invalid(format!("{name} {value:?} is not host:port")))
 }
 
 impl DatabaseSettings {
@@ -178,7 +251,10 @@ pub struct HttpSettings {
     /// host:port of the query API; empty: no HTTP server. Port 0 picks a free one.
     pub listen: String,
     /// Mark the session cookie Secure (browsers send it over HTTPS only, and to localhost).
+    /// Always with `tls`.
     pub secure_cookies: bool,
+    /// Serve HTTPS with this certificate and key; empty: plain HTTP.
+    pub tls: TlsFiles,
     /// The console, oversight and tablet pages (and their npm libraries in node_modules).
     pub web_dir: PathBuf,
     /// A map tile server for the console and tablets ({z}/{x}/{y}); empty: the roads of the
@@ -335,7 +411,13 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerTarget {
     Embedded,
-    External { host: String, port: u16 },
+    /// `tls`: over TLS (`mqtts://`), the server's certificate checked against `mqtt.ca_file`
+    /// (or the system's CAs) and the host name.
+    External {
+        host: String,
+        port: u16,
+        tls: bool,
+    },
 }
 
 impl MqttSettings {
@@ -343,7 +425,15 @@ impl MqttSettings {
         if self.url == "embedded" {
             return Ok(BrokerTarget::Embedded);
         }
-        parse_mqtt_url(&self.url).map(|(host, port)| BrokerTarget::External { host, port })
+        if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            let (host, port) = parse_mqtt_url(&format!("mqtt://{rest}")).map_err(|_| {
+                SettingsError::Invalid(format!("mqtt url {:?} is not mqtts://host:port", self.url))
+            })?;
+            // Without an explicit port: MQTT over TLS's own, not plain MQTT's.
+            let port = if rest.trim_end_matches('/').contains(':') { port } else { 8883 };
+            return Ok(BrokerTarget::External { host, port, tls: true });
+        }
+        parse_mqtt_url(&self.url).map(|(host, port)| BrokerTarget::External { host, port, tls: false })
     }
 }
 
@@ -404,7 +494,15 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         self.mqtt.target()?;
         self.broker.ws_listen()?;
+        self.broker.check_tls()?;
         self.http.listen()?;
+        self.http.tls.check("http.tls")?;
+        let mqtts = matches!(self.mqtt.target()?, BrokerTarget::External { tls: true, .. });
+        if !self.mqtt.ca_file.as_os_str().is_empty() && !mqtts {
+            return Err(SettingsError::Invalid(
+                "mqtt.ca_file is set but mqtt.url is not mqtts://host:port (kuzet's own broker is reached on loopback)".into(),
+            ));
+        }
         if self.database.batch_max == 0 || self.database.queue == 0 || self.database.pool_size == 0 {
             return Err(SettingsError::Invalid(
                 "database.batch_max, database.queue and database.pool_size must be above 0".into(),

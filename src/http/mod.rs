@@ -197,7 +197,9 @@ pub async fn start(
     let data = web::Data::new(pool);
     let watch = watch.map(web::Data::from);
     let rules = web::Data::new(session::rules());
-    let secure = web::Data::new(session::SecureCookies(http.secure_cookies));
+    let tls = http.tls.get().map(crate::settings::tls::server_config).transpose().context("http.tls")?;
+    // Over HTTPS the session cookie is never sent in the clear.
+    let secure = web::Data::new(session::SecureCookies(http.secure_cookies || tls.is_some()));
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(data.clone())
@@ -220,8 +222,12 @@ pub async fn start(
     .workers(1)
     // kuzet handles SIGINT/SIGTERM itself and stops the server through the handle.
     .disable_signals()
-    .shutdown_timeout(5)
-    .bind(listen)
+    .shutdown_timeout(5);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(listen, config),
+        None => server.bind(listen),
+    }
     .with_context(|| format!("cannot listen on {listen} for the query API"))?;
     let addr = *server.addrs().first().context("the query API is bound to no address")?;
     let server = server.run();
@@ -231,6 +237,6 @@ pub async fn start(
             tracing::error!(error = %e, "query API server stopped with an error");
         }
     });
-    tracing::info!(%addr, "query API listening");
+    tracing::info!(%addr, scheme, "query API listening");
     Ok((addr, handle))
 }

@@ -34,6 +34,8 @@ pub struct BrokerAccess {
 pub struct ManagedBroker {
     listen: SocketAddr,
     ws_listen: Option<SocketAddr>,
+    tls_listen: Option<SocketAddr>,
+    wss_listen: Option<SocketAddr>,
     dir: PathBuf,
     shared: Arc<Shared>,
     supervisor: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -57,7 +59,13 @@ impl ManagedBroker {
         let mosquitto = crate::mosquitto::find_bin("mosquitto")?;
         let listen = settings.listen;
         let ws_listen = settings.ws_listen()?;
-        for addr in std::iter::once(listen).chain(ws_listen) {
+        let tls = Listeners { tls: settings.tls_listen()?, wss: settings.wss_listen()? };
+        let all = || std::iter::once(listen).chain(ws_listen).chain(tls.tls).chain(tls.wss);
+        if let Some(files) = settings.tls.get() {
+            // A bad file would only show in the broker's log, as a broker that keeps dying.
+            crate::settings::tls::server_config(files).context("broker.tls")?;
+        }
+        for addr in all() {
             // Mosquitto would only log a failed bind; say which port is taken here.
             drop(std::net::TcpListener::bind(addr).with_context(|| {
                 format!("cannot listen on {addr} for kuzet's broker (is the port taken?)")
@@ -68,7 +76,15 @@ impl ManagedBroker {
         let owner = broker_user();
         set_mode(&dir, 0o700)?;
         chown(&dir, owner)?;
-        let conf = config(settings, &dir, listen, ws_listen, owner.is_some());
+        if let Some(files) = settings.tls.get() {
+            // Copies the broker's user may read: Mosquitto loads them after dropping to it.
+            for (from, to) in [(&files.cert, TLS_CERT), (&files.key, TLS_KEY)] {
+                let text = std::fs::read_to_string(from)
+                    .with_context(|| format!("cannot read {}", from.display()))?;
+                write_private(&dir.join(to), &text, owner)?;
+            }
+        }
+        let conf = config(settings, &dir, listen, ws_listen, tls, owner.is_some());
         write_private(&dir.join("mosquitto.conf"), &conf, owner)?;
         write_files(&dir, access, owner)?;
 
@@ -84,7 +100,7 @@ impl ManagedBroker {
         };
         first_rx.recv().context("the broker's supervisor stopped")?.context("cannot start mosquitto")?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        for addr in std::iter::once(listen).chain(ws_listen) {
+        for addr in all() {
             while std::net::TcpStream::connect(addr).is_err() {
                 if Instant::now() > deadline || shared.pid.load(Ordering::Relaxed) == 0 {
                     bail!("kuzet's broker did not listen on {addr} within 10 s (see its log lines above)");
@@ -92,9 +108,17 @@ impl ManagedBroker {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        tracing::info!(%listen, ws = ?ws_listen, dir = %dir.display(), accounts = access.accounts.len() + access.hashed.len(),
-            "broker listening (Mosquitto, supervised)");
-        Ok(Self { listen, ws_listen, dir, shared, supervisor: std::sync::Mutex::new(Some(thread)) })
+        tracing::info!(%listen, ws = ?ws_listen, tls = ?tls.tls, wss = ?tls.wss, dir = %dir.display(),
+            accounts = access.accounts.len() + access.hashed.len(), "broker listening (Mosquitto, supervised)");
+        Ok(Self {
+            listen,
+            ws_listen,
+            tls_listen: tls.tls,
+            wss_listen: tls.wss,
+            dir,
+            shared,
+            supervisor: std::sync::Mutex::new(Some(thread)),
+        })
     }
 
     pub fn listen(&self) -> SocketAddr {
@@ -103,6 +127,16 @@ impl ManagedBroker {
 
     pub fn ws_listen(&self) -> Option<SocketAddr> {
         self.ws_listen
+    }
+
+    /// MQTT over TLS, when `broker.tls` is set.
+    pub fn tls_listen(&self) -> Option<SocketAddr> {
+        self.tls_listen
+    }
+
+    /// MQTT over WebSockets with TLS, when `broker.tls` is set.
+    pub fn wss_listen(&self) -> Option<SocketAddr> {
+        self.wss_listen
     }
 
     /// The broker process now (0 between a death and its restart).
@@ -224,11 +258,23 @@ fn spawn(bin: &Path, dir: &Path) -> std::io::Result<std::process::Child> {
     cmd.spawn()
 }
 
+/// The broker's copies of `broker.tls`, in its data folder.
+const TLS_CERT: &str = "tls-cert.pem";
+const TLS_KEY: &str = "tls-key.pem";
+
+/// The TLS listeners (`broker.tls_listen`, `broker.wss_listen`).
+#[derive(Clone, Copy)]
+struct Listeners {
+    tls: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
+}
+
 fn config(
     s: &BrokerSettings,
     dir: &Path,
     listen: SocketAddr,
     ws: Option<SocketAddr>,
+    tls: Listeners,
     drops_to_broker_user: bool,
 ) -> String {
     let d = dir.display();
@@ -249,6 +295,12 @@ fn config(
     listener(&mut c, listen, "mqtt");
     if let Some(ws) = ws {
         listener(&mut c, ws, "websockets");
+    }
+    for (addr, protocol) in [(tls.tls, "mqtt"), (tls.wss, "websockets")] {
+        if let Some(addr) = addr {
+            listener(&mut c, addr, protocol);
+            c.push_str(&format!("certfile {d}/{TLS_CERT}\nkeyfile {d}/{TLS_KEY}\ntls_version tlsv1.2\n"));
+        }
     }
     if !drops_to_broker_user {
         // Not started as root (a container's user, say): the broker stays this user.

@@ -19,7 +19,10 @@ fn environment_overrides_files_and_keeps_types() {
         ("KUZET_MQTT__PASSWORD".to_owned(), "a-long-enough-secret".to_owned()),
     ];
     let s = Settings::load_from(None, &env).unwrap();
-    assert_eq!(s.mqtt.target().unwrap(), BrokerTarget::External { host: "broker.local".into(), port: 1884 });
+    assert_eq!(
+        s.mqtt.target().unwrap(),
+        BrokerTarget::External { host: "broker.local".into(), port: 1884, tls: false }
+    );
     assert_eq!(s.dispatch.position_max_age_s, 30);
     assert_eq!(s.dispatch.plans[&IncidentKind::SchoolAlarm].offer_timeout, Duration::from_millis(2500));
     assert_eq!(s.mqtt.password.expose(), "a-long-enough-secret");
@@ -157,4 +160,66 @@ fn integrations_are_held_to_names_and_topics() {
     assert!(load(base("write = [\"a b\"]")).is_err());
     assert!(load(base("").replace("recorder", "kuzet-units")).is_err());
     assert!(load(base("").replace("a-long-enough-secret", "short")).is_err());
+}
+
+#[test]
+fn mqtts_urls_name_a_tls_broker_and_only_they_take_a_ca_file() {
+    let target = |url: &str| {
+        let env = env(&[("KUZET_MQTT__URL", url), ("KUZET_MQTT__PASSWORD", "a-long-enough-secret")]);
+        Settings::load_from(None, &env).map(|s| s.mqtt.target().unwrap())
+    };
+    assert_eq!(
+        target("mqtts://broker.local").unwrap(),
+        BrokerTarget::External { host: "broker.local".into(), port: 8883, tls: true }
+    );
+    assert_eq!(
+        target("mqtts://broker.local:9883").unwrap(),
+        BrokerTarget::External { host: "broker.local".into(), port: 9883, tls: true }
+    );
+    assert!(target("mqtts://u@broker.local").is_err());
+    let with_ca = |url: &str| {
+        let env = env(&[
+            ("KUZET_MQTT__URL", url),
+            ("KUZET_MQTT__PASSWORD", "a-long-enough-secret"),
+            ("KUZET_MQTT__CA_FILE", "/etc/kuzet/tls/ca.crt"),
+        ]);
+        Settings::load_from(None, &env)
+    };
+    assert_eq!(with_ca("mqtts://b:8883").unwrap().mqtt.ca_file, Path::new("/etc/kuzet/tls/ca.crt"));
+    assert!(with_ca("mqtt://b:1883").is_err(), "a CA for a plaintext broker is a mistake");
+}
+
+#[test]
+fn broker_tls_takes_devices_off_plaintext() {
+    let load = |pairs: &[(&str, &str)]| Settings::load_from(None, &env(pairs));
+    let tls = [
+        ("KUZET_BROKER__TLS__CERT", "/etc/kuzet/tls/broker.crt"),
+        ("KUZET_BROKER__TLS__KEY", "/etc/kuzet/tls/broker.key"),
+        ("KUZET_BROKER__TLS_LISTEN", "0.0.0.0:8883"),
+    ];
+    let s = load(&tls).expect("TLS for devices, plaintext on loopback");
+    assert_eq!(s.broker.tls.get().unwrap().key, Path::new("/etc/kuzet/tls/broker.key"));
+    assert_eq!(s.broker.tls_listen().unwrap(), Some("0.0.0.0:8883".parse().unwrap()));
+    assert!(Settings::defaults().broker.tls.get().is_none());
+
+    let with = |extra: (&str, &str)| {
+        let mut pairs = tls.to_vec();
+        pairs.push(extra);
+        load(&pairs).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let e = with(("KUZET_BROKER__LISTEN", "0.0.0.0:1883")).unwrap_err();
+    assert!(e.contains("broker.listen must be a loopback address"), "{e}");
+    let e = with(("KUZET_BROKER__WS_LISTEN", "192.0.2.1:8080")).unwrap_err();
+    assert!(e.contains("broker.ws_listen must be a loopback address"), "{e}");
+    with(("KUZET_BROKER__WS_LISTEN", "")).expect("no plaintext WebSocket at all");
+    with(("KUZET_BROKER__WSS_LISTEN", "0.0.0.0:8884")).expect("WebSockets over TLS too");
+
+    // Half a configuration is refused: listeners without files, files without listeners,
+    // a certificate without its key.
+    assert!(load(&tls[2..]).is_err());
+    assert!(load(&tls[..2]).is_err());
+    assert!(load(&[tls[0], tls[2]]).is_err());
+    assert!(load(&[("KUZET_HTTP__TLS__CERT", "/etc/kuzet/tls/http.crt")]).is_err());
+    let s = load(&[("KUZET_HTTP__TLS__CERT", "h.crt"), ("KUZET_HTTP__TLS__KEY", "h.key")]).unwrap();
+    assert_eq!(s.http.tls.get().unwrap().cert, Path::new("h.crt"));
 }

@@ -75,6 +75,20 @@ pub struct Application {
     checkpoints: Option<Arc<Checkpointer>>,
 }
 
+/// How kuzet's MQTT connections reach the broker: over TLS to an `mqtts://` broker, whose
+/// certificate must chain to `mqtt.ca_file` (or the system's CAs) and name the URL's host;
+/// plain TCP otherwise (kuzet's own broker, on loopback).
+pub fn mqtt_transport(m: &crate::settings::MqttSettings) -> anyhow::Result<rumqttc::Transport> {
+    Ok(match m.target()? {
+        BrokerTarget::External { tls: true, .. } => {
+            let roots = crate::settings::tls::roots(&m.ca_file).context("mqtt.ca_file")?;
+            let config = crate::settings::tls::client_config(roots)?;
+            rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(config))
+        }
+        _ => rumqttc::Transport::Tcp,
+    })
+}
+
 /// The listeners' stop signal and their tasks.
 type Intake = (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>);
 
@@ -128,6 +142,7 @@ impl Application {
             tracing::warn!(count = no_password.len(), first = ?&no_password[..no_password.len().min(5)],
                 "devices without a broker password cannot connect: `kuzet credentials issue --missing`");
         }
+        let transport = mqtt_transport(&settings.mqtt)?;
         let (host, port, embedded, managed) = match target {
             BrokerTarget::Embedded => {
                 let access = broker_access(&settings, &devices, &credentials, &issued);
@@ -141,12 +156,14 @@ impl Application {
                 let listen = m.listen();
                 (listen.ip().to_string(), listen.port(), Some(listen), Some(m))
             }
-            BrokerTarget::External { host, port } => (host, port, None, None),
+            BrokerTarget::External { host, port, .. } => (host, port, None, None),
         };
 
         let metrics = Arc::new(Metrics::default());
         let opts = |client_id: &str, manual_acks: bool| {
-            gateway::options(&settings.mqtt, client_id, (&host, port), manual_acks)
+            let mut o = gateway::options(&settings.mqtt, client_id, (&host, port), manual_acks);
+            o.set_transport(transport.clone());
+            o
         };
         let [main_id, alarm_id, units_id, out_id] =
             crate::brokerfiles::SERVICE_SUFFIXES.map(|s| format!("{}{s}", settings.mqtt.username));
@@ -301,6 +318,14 @@ impl Application {
         let http = match (settings.http.listen()?, &pool) {
             (Some(listen), Some(pool)) => {
                 let h = &settings.http;
+                if managed.is_some()
+                    && settings.broker.wss_listen()?.is_some()
+                    && h.tls.get().is_none()
+                    && h.tablet_mqtt_url.is_empty()
+                {
+                    tracing::warn!("tablet pages reach the broker's TLS WebSocket (broker.wss_listen) only when \
+                        served over HTTPS: set http.tls, or put a TLS proxy in front, or set http.tablet_mqtt_url");
+                }
                 let map = crate::http::console::MapInfo::new(
                     &devices,
                     roads.as_deref(),
@@ -310,7 +335,10 @@ impl Application {
                 tracing::info!(bytes = map.len(), "console map ready");
                 let tablets = crate::http::console::TabletAccess {
                     url: (!h.tablet_mqtt_url.is_empty()).then(|| h.tablet_mqtt_url.clone()),
-                    ws_port: embedded.and(settings.broker.ws_listen()?).map(|a| a.port()),
+                    // The TLS WebSocket when there is one: the page asks for wss:// over HTTPS.
+                    ws_port: embedded
+                        .and(settings.broker.wss_listen()?.or(settings.broker.ws_listen()?))
+                        .map(|a| a.port()),
                     // A password handed over HTTP is safe only with a broker that holds the
                     // unit to its own topics: kuzet's own, or one the operator vouches for.
                     credentials: if managed.is_some() || h.tablet_broker_enforces_acl {

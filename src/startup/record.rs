@@ -29,6 +29,11 @@ pub(super) async fn open_record(settings: &Settings, url: &str, devices: &Device
     let actor = format!("registry:{}", settings.registry.file.display()).replace('|', "/");
     let why = match tokio::time::timeout(FIRST_CONNECT, pool.acquire()).await {
         Ok(Ok(_)) => None,
+        Ok(Err(e)) if tls_refused(&e) => {
+            return Err(e).context(
+                "cannot connect to the database over TLS: check sslmode, sslrootcert and the host name in database.url",
+            )
+        }
         Ok(Err(e)) if writer::unreachable(&e) => Some(e.to_string()),
         // Refused for another reason (a wrong password, no such database): a setting to fix.
         Ok(Err(e)) => return Err(e).context("cannot connect to the database"),
@@ -57,6 +62,20 @@ pub(super) async fn open_record(settings: &Settings, url: &str, devices: &Device
     let alerts = crate::store::restore::open_camera_alerts(&pool, &devices).await?;
     writer.seed(written, LocalState::from_restored(&devices, &restored, &alerts)).await;
     Ok(Record { writer, pool, devices, restored, alerts, database_up: true })
+}
+
+/// TLS to the database failed for a reason waiting will not cure: the CA file is missing or
+/// bad, the server speaks no TLS, or its certificate does not verify (a setting to fix, or
+/// someone in the middle). kuzet then refuses to start rather than run from its local copy.
+fn tls_refused(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_))),
+        _ => false,
+    }
 }
 
 /// Starts without the database: from the local copy the writer keeps in the spool folder (or

@@ -92,7 +92,10 @@ function connect() {
     if (password) localStorage.setItem(key, password);
   }
   setConn('connecting', 'bad');
-  client = window.mqtt.connect(m.url, {
+  // A page served over HTTPS may not open ws:// (mixed content); kuzet's broker then names its
+  // TLS WebSocket port, which speaks wss://.
+  const url = location.protocol === 'https:' ? m.url.replace(/^ws:/, 'wss:') : m.url;
+  client = window.mqtt.connect(url, {
     clientId: m.client_id || unit.unit_id,
     username: m.username,
     password,
