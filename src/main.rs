@@ -39,6 +39,9 @@ enum Command {
     /// Devices' broker passwords.
     #[command(subcommand)]
     Credentials(cli::credentials::CredentialsCommand),
+    /// A private CA (made once, kept) and a server certificate it signs, for kuzet's broker,
+    /// HTTPS or PostgreSQL: DIR/ca.crt for clients, DIR/NAME.crt and DIR/NAME.key for the server.
+    Certs(cli::certs::CertsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             Command::User(command) => cli::users::run(command).await,
             Command::Import(command) => cli::import::run(command).await,
             Command::Credentials(command) => cli::credentials::run(command).await,
+            Command::Certs(args) => cli::certs::run(args),
         }
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod broker_files;
+pub mod certs;
 pub mod credentials;
 pub mod import;
 pub mod migrate;
