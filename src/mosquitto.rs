@@ -19,6 +19,8 @@ pub struct MosquittoProcess {
     pub port: u16,
     /// MQTT over WebSockets.
     pub ws_port: u16,
+    /// MQTT over TLS (`start_tls` only).
+    pub tls_port: Option<u16>,
     child: Child,
     dir: PathBuf,
 }
@@ -74,6 +76,19 @@ impl MosquittoProcess {
     /// With `persistent`, the broker keeps sessions and queued messages on disk across a
     /// stop (`stop`) and start, as a production broker does.
     pub fn start_with(access: Option<Access>, persistent: bool) -> anyhow::Result<Self> {
+        Self::start_inner(access, persistent, None)
+    }
+
+    /// With a third listener, MQTT over TLS with this certificate chain and key (PEM files).
+    pub fn start_tls(access: Option<Access>, cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        Self::start_inner(access, false, Some((cert, key)))
+    }
+
+    fn start_inner(
+        access: Option<Access>,
+        persistent: bool,
+        tls: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<Self> {
         // Under /tmp: Mosquitto started as root drops to its own user, which must read the files.
         let dir = std::env::temp_dir().join(format!("kuzet-mosquitto-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -94,6 +109,23 @@ impl MosquittoProcess {
              set_tcp_nodelay true\n{persistence}max_packet_size 262144\nmax_queued_messages 100000\n\
              max_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\n"
         );
+        let tls_port = match tls {
+            None => None,
+            Some((cert, key)) => {
+                // Copies the broker's own user can read: it loads them after dropping to it.
+                for (from, to) in [(cert, "tls-cert.pem"), (key, "tls-key.pem")] {
+                    std::fs::copy(from, dir.join(to))
+                        .with_context(|| format!("cannot copy {}", from.display()))?;
+                    set_mode(&dir.join(to), 0o644)?;
+                }
+                let p = free_port()?;
+                conf.push_str(&format!(
+                    "listener {p} 127.0.0.1\nprotocol mqtt\n{per_listener}certfile {0}/tls-cert.pem\nkeyfile {0}/tls-key.pem\n",
+                    dir.display()
+                ));
+                Some(p)
+            }
+        };
         match access {
             None => conf.push_str("allow_anonymous true\n"),
             Some(a) => {
@@ -115,8 +147,14 @@ impl MosquittoProcess {
         }
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         set_mode(&dir.join("mosquitto.conf"), 0o644)?;
-        let child = spawn(&dir, port)?;
-        Ok(Self { port, ws_port, child, dir })
+        // Every port: listeners open one after another, the first may listen before the others.
+        let ports: Vec<u16> = [port, ws_port].into_iter().chain(tls_port).collect();
+        let child = spawn(&dir, &ports)?;
+        Ok(Self { port, ws_port, tls_port, child, dir })
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        [self.port, self.ws_port].into_iter().chain(self.tls_port).collect()
     }
 
     /// Kills the broker at once (SIGKILL: no goodbye to its clients).
@@ -140,34 +178,45 @@ impl MosquittoProcess {
 
     /// Starts the broker again after `stop` or `kill`, with the same configuration and port.
     pub fn start_again(&mut self) -> anyhow::Result<()> {
-        self.child = spawn(&self.dir, self.port)?;
+        self.child = spawn(&self.dir, &self.ports())?;
         Ok(())
     }
 
     /// Starts the broker again with the same configuration and port.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        self.child = spawn(&self.dir, self.port)?;
+        self.child = spawn(&self.dir, &self.ports())?;
         Ok(())
     }
 }
 
-fn spawn(dir: &Path, port: u16) -> anyhow::Result<Child> {
-    let child = Command::new(find_bin("mosquitto")?)
+fn spawn(dir: &Path, ports: &[u16]) -> anyhow::Result<Child> {
+    let mut child = Command::new(find_bin("mosquitto")?)
         .arg("-c")
         .arg(dir.join("mosquitto.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .context("cannot start mosquitto")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("mosquitto did not listen on port {port} within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Err(e) = wait_listening(ports) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
     }
     Ok(child)
+}
+
+fn wait_listening(ports: &[u16]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &port in ports {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on port {port} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
 }
 
 impl Drop for MosquittoProcess {
