@@ -1,9 +1,11 @@
 //! MQTT contract v1 as code: the topics (`topics`), the payloads each way with their checks
 //! (`codec`), and the one rule for free text from outside (`text`). Devices' bytes are parsed
 //! here and nowhere else; the MQTT gateway and the consoles' live feed both speak these
-//! shapes, and neither imports the other.
+//! shapes, and neither imports the other. The HTTP API's query parameters are parsed here
+//! too (`params`), so that everything read from outside builds, and is fuzzed, on its own.
 
 pub mod codec;
+pub mod params;
 pub mod text;
 pub mod topics;
 

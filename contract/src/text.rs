@@ -8,6 +8,23 @@
 //! NUL (one would make the database refuse the whole batch it is in), and line breaks and
 //! escapes forge log lines and garble the console. Other format characters (zero-width
 //! joiners, which some scripts need) are allowed.
+//!
+//! The same goes for what kuzet itself repeats of outside text in a refusal: `echo` escapes
+//! what the rule refuses and keeps it short.
+
+/// How much of a refused value a refusal repeats.
+pub const ECHO_CHARS: usize = 40;
+
+/// A refused value as a refusal repeats it: quoted, controls escaped (`{:?}`), and cut to
+/// `ECHO_CHARS` characters so a long value does not make a long refusal.
+pub fn echo(raw: &str) -> String {
+    if raw.chars().count() <= ECHO_CHARS {
+        format!("{raw:?}")
+    } else {
+        let head: String = raw.chars().take(ECHO_CHARS).collect();
+        format!("{head:?}...")
+    }
+}
 
 /// A refused character: which one, and where (counted in characters from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
