@@ -38,9 +38,16 @@ if ! "$py" tests/vision/reference.py compare-crops target/vision-parity target/v
   rc=1
 fi
 
+# The parsers of outside input under libFuzzer, 20 s a target (nightly, fuzz/ is a workspace of
+# its own; the first run builds it, later runs reuse fuzz/target and the corpus).
+echo "test: scripts/fuzz.sh smoke"
+if ! scripts/fuzz.sh smoke 2>&1 | tee -a "$log"; then
+  rc=1
+fi
+
 # Add up cargo's "test result: ok. N passed; M failed; K ignored; ..." lines (doc-tests too)
-# and the road and vision checks' "roads ...: N passed, M failed" lines.
-awk '/^test result:|^roads [a-z]+: [0-9]+ passed|^vision parity: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
+# and the road, vision and fuzz checks' "roads ...: N passed, M failed" lines.
+awk '/^test result:|^roads [a-z]+: [0-9]+ passed|^vision parity: [0-9]+ passed|^fuzz [a-z]+: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i
        if ($(i + 1) ~ /^failed/) f += $i
        if ($(i + 1) ~ /^ignored/) s += $i } }
