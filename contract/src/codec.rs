@@ -247,7 +247,8 @@ fn json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Reject> {
             serde_json::error::Category::Data => RejectCode::InvalidPayload,
             _ => RejectCode::MalformedJson,
         };
-        Reject::new(code, e.to_string())
+        // serde quotes what it refused as it came: escaped and cut before it is logged.
+        Reject::new(code, crate::text::clean_message(&e.to_string()))
     })
 }
 

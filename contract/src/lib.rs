@@ -21,17 +21,19 @@ pub fn embedding_from(values: &[f64]) -> Result<Embedding, String> {
     if values.len() != EMBEDDING_DIM {
         return Err(format!("embedding has {} values, not {EMBEDDING_DIM}", values.len()));
     }
-    let mut e = [0f32; EMBEDDING_DIM];
-    for (o, v) in e.iter_mut().zip(values) {
-        if !v.is_finite() {
-            return Err("embedding holds a value that is not a finite number".into());
-        }
-        *o = *v as f32;
+    if !values.iter().all(|v| v.is_finite()) {
+        return Err("embedding holds a value that is not a finite number".into());
     }
-    let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !(norm.is_finite() && norm > 1e-6) {
+    // Scaled by the largest value first, in f64: any finite values, however large or small,
+    // normalise without overflowing (or vanishing in) the f32 arithmetic.
+    let max = values.iter().fold(0f64, |m, v| m.max(v.abs()));
+    if max == 0.0 {
         return Err("embedding is all zeros".into());
     }
-    e.iter_mut().for_each(|x| *x /= norm);
+    let norm = values.iter().map(|v| (v / max).powi(2)).sum::<f64>().sqrt();
+    let mut e = [0f32; EMBEDDING_DIM];
+    for (o, v) in e.iter_mut().zip(values) {
+        *o = (v / max / norm) as f32;
+    }
     Ok(e)
 }

@@ -78,7 +78,8 @@ pub enum TopicError {
     /// The id is usable enough to name in a reject only if it passed the pattern.
     #[error("device id in topic is invalid: {0}")]
     Id(IdError),
-    #[error("channel {channel:?} does not exist for {kind}")]
+    /// `channel` as a refusal shows it (`text::echo`: quoted, escaped, short).
+    #[error("channel {channel} does not exist for {kind}")]
     Channel { kind: &'static str, channel: String, id: String },
 }
 
@@ -117,7 +118,11 @@ pub fn parse(topic: &str) -> Result<InboundTopic<'_>, TopicError> {
         (DeviceKind::Unit, "progress") => Channel::Progress,
         (DeviceKind::Camera, "detections") => Channel::Detections,
         (k, c) => {
-            return Err(TopicError::Channel { kind: k.segment(), channel: c.to_owned(), id: id.to_owned() })
+            return Err(TopicError::Channel {
+                kind: k.segment(),
+                channel: crate::text::echo(c),
+                id: id.to_owned(),
+            })
         }
     };
     Ok(InboundTopic { kind, id, channel })
@@ -188,5 +193,17 @@ mod tests {
         assert_eq!(parse("kuzet/v1/units/U1/position"), Err(TopicError::Id(IdError::BadCharacter)));
         let e = parse("kuzet/v1/buttons/b1/position").unwrap_err();
         assert_eq!(e.device_id(), Some("b1"));
+    }
+
+    #[test]
+    fn a_refused_channel_is_repeated_escaped_and_short() {
+        let e = parse("kuzet/v1/buttons/b1/position").unwrap_err();
+        assert_eq!(e.to_string(), "channel \"position\" does not exist for buttons");
+        // Found by fuzz/ (target topics): a 190-character channel of control characters.
+        let topic = format!("kuzet/v1/buttons/b1/hearvbea{}A{}t", "\u{16}".repeat(65), "\u{12}".repeat(120));
+        let e = parse(&topic).unwrap_err();
+        assert_eq!(e.device_id(), Some("b1"));
+        let message = e.to_string();
+        assert!(message.len() < 500 && crate::text::check_text(&message).is_ok(), "{message}");
     }
 }

@@ -84,6 +84,38 @@ fn classifies_each_bad_input() {
     assert_eq!(code(POS, &big), RejectCode::Oversize);
 }
 
+#[test]
+fn what_serde_repeats_of_a_payload_is_escaped_and_short() {
+    // Found by fuzz/ (target codec): serde's "unknown variant" repeats the value as it came.
+    let alarm = r#"{"alar\u2028m_id": "3b2f0c1e-5d7a=4c84-9a11-0f6e2d9b7c41", "action": "cancel\u0000", "at": "2026-11-25T15:00:00+05:00"}"#;
+    let e = dec("kuzet/v1/buttons/btn-012-a/alarm", alarm).unwrap_err();
+    assert_eq!(e.code, RejectCode::InvalidPayload);
+    assert_eq!(e.error, "unknown variant `cancel\\u{0}`, expected `raise` or `cancel` at line 1 column 83");
+    let long = format!(r#"{{"at":"2026-11-25T10:00:00Z","status":"{}"}}"#, "x".repeat(10_000));
+    let e = dec("kuzet/v1/units/u/status", &long).unwrap_err();
+    assert_eq!(e.error.chars().count(), crate::text::MAX_MESSAGE_CHARS);
+    assert!(e.error.ends_with("at line 1 column 10040"), "{}", e.error);
+}
+
+#[test]
+fn embeddings_of_any_finite_scale_are_normalised() {
+    let detections = |embedding: &[f64]| {
+        let v = serde_json::json!({"at": "2026-11-25T10:00:00Z", "faces": [{"embedding": embedding}]});
+        dec("kuzet/v1/cameras/c/detections", &v.to_string())
+    };
+    // Found by fuzz/ (target codec): one value past f32's range made the whole face "all zeros".
+    let mut e = vec![0.1; crate::EMBEDDING_DIM];
+    e[40] = 1.111111111111111e108;
+    let Ok(Message::Detections { faces, .. }) = detections(&e) else { panic!("face refused") };
+    assert!((faces[0][40] - 1.0).abs() < 1e-6 && faces[0][0] == 0.0, "{:?}", &faces[0][..4]);
+    let tiny = vec![1e-300; crate::EMBEDDING_DIM];
+    let Ok(Message::Detections { faces, .. }) = detections(&tiny) else { panic!("face refused") };
+    let norm = faces[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    let zeros = vec![-0.0; crate::EMBEDDING_DIM];
+    assert_eq!(detections(&zeros).unwrap_err().error, "faces[0]: embedding is all zeros");
+}
+
 use kuzet_actors::incident::{IncidentSnapshot, TimelineEntry};
 use kuzet_actors::outbound::ReviewOut;
 use serde_json::{json, Value};
