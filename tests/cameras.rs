@@ -661,3 +661,115 @@ async fn edge_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     })
     .await
 }
+
+/// Signs in an officer of `unit` at `base`; the token.
+async fn officer_of(t: &TestApp, base: &str, unit: &str) -> String {
+    let name = format!("officer-{unit}");
+    kuzet::auth::add_user(
+        t.app.pool().unwrap(),
+        &name,
+        kuzet::auth::Role::Officer,
+        Some(unit),
+        "correct horse battery",
+        "user:test",
+    )
+    .await
+    .unwrap();
+    let mut res = client()
+        .post(format!("{base}/api/v1/session"))
+        .send_json(&json!({"username": name, "password": "correct horse battery"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+/// GET `path` with `token`: the status.
+async fn get_as(base: &str, path: &str, token: &str) -> u16 {
+    client()
+        .get(format!("{base}{path}"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[actix_rt::test]
+async fn a_high_danger_entry_dispatches_unreviewed_only_once_a_second_person_approves_it() {
+    use base64::Engine as _;
+    // The same face twice from one camera is matched twice (once before approval, once after).
+    let t = edge_app(|s| s.vision.rematch_s = 0.0).await;
+    let mut near = t.unit_at("near", 300.0).await;
+    t.wait_available(1).await;
+    let (_models, emb) = edge_probe();
+    let base = format!("http://{}", t.app.http_addr().unwrap());
+    let pool = t.app.pool().unwrap();
+    let enroller = sign_in_as(pool, &base, kuzet::auth::Role::Supervisor).await;
+    let second = sign_in_as(pool, &base, kuzet::auth::Role::Supervisor).await;
+    let as_user = |token: &str| {
+        awc::Client::builder().add_default_header(("Authorization", format!("Bearer {token}"))).finish()
+    };
+    let photos: Vec<String> = ["face_recognition/obama2.jpg", "face_recognition/obama3.jpg"]
+        .iter()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(std::fs::read(face(p)).unwrap()))
+        .collect();
+    let mut res = as_user(&enroller)
+        .post(format!("{base}/api/v1/watchlist"))
+        .send_json(&json!({"id": "wp-1", "name": "Wanted Person One", "legal_basis": "arrest warrant",
+                           "danger": "high", "expires_at": Utc::now() + chrono::Duration::days(30),
+                           "photos": photos}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["approval"], "pending");
+
+    // Unapproved, a match waits for a dispatcher's review: nobody is sent.
+    let mut console = t.observer(&["kuzet/v1/dispatch/reviews/+"]).await;
+    let cam = edge_camera(&t, &[]).await;
+    let detect = || json!({"at": Utc::now(), "faces": [{"embedding": emb.clone(), "score": 0.95}]});
+    publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", detect()).await;
+    let review = next_on(&mut console, "").await;
+    assert_eq!(review["person"]["person_id"], "wp-1", "{review}");
+    nothing_on(&mut near, "/offers", Duration::from_millis(500)).await;
+    // An officer reads no picture of someone their unit was not sent to.
+    let officer = officer_of(&t, &base, "near").await;
+    assert_eq!(get_as(&base, "/api/v1/watchlist/wp-1/face.jpg", &officer).await, 403);
+
+    // The one who enrolled it cannot approve it; a second supervisor can, once.
+    let approve = |token: &str| {
+        as_user(token).post(format!("{base}/api/v1/watchlist/wp-1/approve")).send_json(&json!({}))
+    };
+    assert_eq!(approve(&enroller).await.unwrap().status(), 403);
+    let mut res = approve(&second).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let approved: Value = res.json().await.unwrap();
+    assert_eq!(approved["approval"], "approved");
+    assert_ne!(approved["approved_by"], approved["enrolled_by"]);
+    assert_eq!(approve(&second).await.unwrap().status(), 409);
+    assert_eq!(
+        scalar(&t, "SELECT count(*) FROM audit_log WHERE action = 'watchlist.approve' AND subject = 'wp-1'")
+            .await,
+        1
+    );
+    let list: Value =
+        as_user(&second).get(format!("{base}/api/v1/watchlist")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list[0]["approval"], "approved", "{list}");
+
+    // Approved: the next match dispatches at once.
+    publish(&cam, kuzet::mqtt::topics::DeviceKind::Camera, "edge-1", "detections", detect()).await;
+    let offer = next_on(&mut near, "/offers").await;
+    assert_eq!(offer["kind"], "wanted_person");
+    // The officer sent reads the person's picture and the incident's sightings; another not.
+    let other = officer_of(&t, &base, "unit-9").await;
+    assert_eq!(get_as(&base, "/api/v1/watchlist/wp-1/face.jpg", &officer).await, 200);
+    assert_eq!(get_as(&base, "/api/v1/watchlist/wp-1/face.jpg", &other).await, 403);
+    let inc = t.app.incidents().await;
+    let sighting = inc[0].sightings[0].sighting_id;
+    let path = format!("/api/v1/sightings/{sighting}/face.jpg");
+    assert_eq!(get_as(&base, &path, &other).await, 403);
+    // Past the check: an edge camera sends no pictures, so there is none to give.
+    assert_eq!(get_as(&base, &path, &officer).await, 404);
+    t.app.stop().await;
+}
