@@ -268,6 +268,10 @@ pub struct HttpSettings {
     /// wrote, so a signed-in officer may be handed their unit's broker password. kuzet's own
     /// broker always holds each unit to its own topics.
     pub tablet_broker_enforces_acl: bool,
+    /// Origins (scheme://host[:port]) besides the page's own host that may change state or
+    /// open the live feed with a browser session: the address a reverse proxy serves kuzet at
+    /// when it rewrites the Host header.
+    pub origins: Vec<String>,
 }
 
 impl HttpSettings {

@@ -52,6 +52,10 @@ pub enum ApiError {
     /// The request is sound but the state does not allow it (a busy unit, a closed incident).
     #[error("{0}")]
     Conflict(String),
+    /// The user's role admits the route, but not this thing (an officer asking for another
+    /// incident's picture, a supervisor approving their own entry).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ApiError {
@@ -67,6 +71,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Database(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -78,7 +83,7 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %e, "query API: database error");
                 json!({"error": "database unavailable"})
             }
-            Self::Unavailable(e) | Self::Conflict(e) => json!({"error": e}),
+            Self::Unavailable(e) | Self::Conflict(e) | Self::Forbidden(e) => json!({"error": e}),
         };
         HttpResponse::build(self.status_code()).json(body)
     }
@@ -132,13 +137,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(get("/reviews", watchlist::reviews).wrap(from_fn(session::guard)))
             .service(
+                web::resource("/watchlist/{id}/approve")
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
+                    .route(web::post().to(watchlist::approve))
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
+            )
+            .service(
                 web::resource("/reviews/{id}/confirm")
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
                     .route(web::post().to(watchlist::decide))
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
             .service(
                 web::resource("/reviews/{id}/reject")
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
                     .route(web::post().to(watchlist::decide))
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
@@ -197,6 +211,7 @@ pub async fn start(
     let data = web::Data::new(pool);
     let watch = watch.map(web::Data::from);
     let rules = web::Data::new(session::rules());
+    let origins = web::Data::new(session::Origins::new(&http.origins));
     let tls = http.tls.get().map(crate::settings::tls::server_config).transpose().context("http.tls")?;
     // Over HTTPS the session cookie is never sent in the clear.
     let secure = web::Data::new(session::SecureCookies(http.secure_cookies || tls.is_some()));
@@ -205,6 +220,7 @@ pub async fn start(
             .app_data(data.clone())
             .app_data(auth.clone())
             .app_data(rules.clone())
+            .app_data(origins.clone())
             .app_data(secure.clone())
             .app_data(web_root.clone())
             .app_data(web::JsonConfig::default().limit(watchlist::MAX_ENROL_BYTES).error_handler(json_error))
