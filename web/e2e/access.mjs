@@ -1,6 +1,7 @@
 // Who sees what: signed-out requests get 401; an officer on the console is refused and
-// gets 403 from the console's data; oversight sees the audit log with a verified chain and
-// nothing that changes anything.
+// gets 403 from the console's data and from pictures of incidents not theirs; oversight sees
+// the audit log with a verified chain and nothing that changes anything; signing out in one
+// tab closes the console's live feed in another.
 
 import {
   createRun, env, BASE, waitFor, waitUntil, screenshot, signIn, signInOk, statusInPage, layoutProblems,
@@ -44,6 +45,11 @@ await run.step('an officer signing in on the console is not allowed in', async (
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ unit_id: 'x' }),
   })).status);
   run.check(assign === 403, `POST assign with the officer's session: ${assign} (want 403)`);
+  // Pictures: only those of an incident the officer's unit was sent to (none here).
+  const face = await statusInPage(officerPage, '/api/v1/watchlist/wp-none/face.jpg');
+  run.check(face === 403, `GET a watchlist face with the officer's session: ${face} (want 403)`);
+  const sighting = await statusInPage(officerPage, '/api/v1/sightings/00000000-0000-0000-0000-000000000001/frame.jpg');
+  run.check(sighting === 403, `GET a sighting's frame with the officer's session: ${sighting} (want 403)`);
 });
 
 const dispPage = await run.page(await run.context({ viewport: { width: 1024, height: 768 } }), 'dispatcher-tablet');
@@ -82,6 +88,20 @@ await run.step('oversight sees the audit log and a verified chain', async () => 
   const problems = await layoutProblems(ovPage, ['.topbar', '#alerts-panel', '#audit-panel']);
   run.check(problems.length === 0, `oversight layout is clean${problems.length ? `: ${problems.join('; ')}` : ''}`);
   run.log(`saved ${await screenshot(ovPage, 'oversight.png')}`);
+});
+
+const consoleCtx = await run.context({ viewport: { width: 1280, height: 800 } });
+const consolePage = await run.page(consoleCtx, 'dispatcher-console');
+await run.step('signing out in another tab closes the console\'s live feed', async () => {
+  await signInOk(consolePage, '/console/', env('DISPATCHER_USER'), env('DISPATCHER_PASSWORD'));
+  await waitUntil(consolePage, () => document.querySelector('#conn')?.textContent.trim() === 'live', null, 'the console feed to be live');
+  const other = await run.page(consoleCtx, 'dispatcher-second-tab');
+  await other.goto('/console/');
+  const out = await other.evaluate(async () => (await fetch('/api/v1/session', { method: 'DELETE' })).status);
+  run.check(out === 200, `DELETE /api/v1/session from the second tab: ${out}`);
+  // The first tab's feed is closed by kuzet (signed_out), and the page asks to sign in.
+  await waitFor(consolePage, '#signin', 'the sign-in form on the first tab');
+  run.check(await statusInPage(consolePage, '/api/v1/incidents') === 401, 'the first tab\'s session is gone');
 });
 
 await run.finish();
