@@ -48,3 +48,20 @@ async fn the_demo_and_a_deployment_never_share_a_database() {
     let e = start(&old, true).await.err().expect("the demo refuses a database with users");
     assert!(format!("{e:#}").contains("not the demo's"), "{e:#}");
 }
+
+#[actix_rt::test]
+async fn a_published_device_password_in_the_registry_works_only_in_the_demo() {
+    let mut devices = city(&["u1"]);
+    devices.sites[0].buttons[0].password = Some("kuzet-demo-button".into());
+    let mut s = test_settings();
+    s.http.listen = String::new();
+    let e = Application::build(s, devices.clone())
+        .await
+        .err()
+        .expect("serve refuses a published device password");
+    assert!(format!("{e:#}").contains("published password"), "{e:#}");
+    let mut s = test_settings();
+    s.http.listen = String::new();
+    s.demo = true;
+    Application::build(s, devices).await.expect("the demo takes its own").stop().await;
+}

@@ -110,6 +110,23 @@ impl Application {
         let issued = crate::credentials::read(&settings.registry.credentials_file)?;
         let mut credentials = device_credentials(&devices);
         credentials.retain(|id, _| !issued.contains_key(id));
+        if !settings.demo {
+            // A password in the registry file is for trying kuzet out: a published one never
+            // works outside the demo, and a short one is named at every start.
+            if let Some(id) =
+                credentials.iter().find(|(_, p)| crate::settings::is_published(p)).map(|(id, _)| id)
+            {
+                anyhow::bail!("device {id} has a published password in the registry file; issue it one (kuzet credentials issue)");
+            }
+            let short = credentials.values().filter(|p| p.chars().count() < 22).count();
+            if short > 0 {
+                tracing::warn!(
+                    devices = short,
+                    "registry-file passwords shorter than 128 random bits (22 characters): for trying kuzet out only; \
+                     issue real ones with kuzet credentials issue --missing"
+                );
+            }
+        }
         let (devices, record) = match settings.database.url() {
             Some(url) => {
                 let r = open_record(&settings, url, &devices).await?;
