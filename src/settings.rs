@@ -43,6 +43,18 @@ pub struct Settings {
     #[serde(skip)]
     pub demo: bool,
     pub audit: AuditSettings,
+    pub warnings: WarningsSettings,
+}
+
+/// Area warnings (CAP 1.2) dispatchers issue: who they say they come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarningsSettings {
+    /// CAP `sender`: the operations centre's id, unique among senders the receivers hear
+    /// (e.g. `dispatch@police.example.org`); no spaces, commas, `<` or `&`.
+    pub sender: String,
+    /// CAP `senderName`, shown to people.
+    pub sender_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -501,6 +513,13 @@ impl Settings {
         self.broker.check_tls()?;
         self.http.listen()?;
         self.http.tls.check("http.tls")?;
+        self.metrics.check()?;
+        if !kuzet_contract::cap::valid_cap_id(&self.warnings.sender) {
+            return Err(SettingsError::Invalid(format!(
+                "warnings.sender {:?} is not a CAP sender: no spaces, commas, < or &",
+                self.warnings.sender
+            )));
+        }
         let mqtts = matches!(self.mqtt.target()?, BrokerTarget::External { tls: true, .. });
         if !self.mqtt.ca_file.as_os_str().is_empty() && !mqtts {
             return Err(SettingsError::Invalid(

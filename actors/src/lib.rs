@@ -23,3 +23,4 @@ pub mod subject;
 pub mod travel;
 pub mod unit;
 pub mod wanted;
+pub mod warning;

@@ -89,6 +89,8 @@ pub enum Notify {
     Integrity(Arc<IntegrityAlert>),
     /// A face match for dispatchers to confirm or reject, as it stands now.
     Review(Arc<ReviewOut>),
+    /// An area warning's newest message (CAP), for outside systems.
+    Warning(Arc<crate::warning::Warning>),
 }
 
 impl Notify {

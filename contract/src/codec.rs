@@ -474,6 +474,14 @@ pub fn encode(n: &Notify) -> Result<Outgoing, serde_json::Error> {
             retain: true,
             then_clear_retained: false,
         },
+        // CAP XML, not JSON: outside systems read warnings in their own standard. Kept
+        // (retained) as the warning's newest message, its cancellation included.
+        Notify::Warning(w) => Outgoing {
+            topic: topics::warning(&w.warning_id),
+            payload: crate::cap::alert_document(w).into_bytes(),
+            retain: true,
+            then_clear_retained: false,
+        },
         Notify::Review(r) => {
             let pending = r.state == ReviewState::Pending;
             Outgoing {

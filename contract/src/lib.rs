@@ -3,7 +3,9 @@
 //! here and nowhere else; the MQTT gateway and the consoles' live feed both speak these
 //! shapes, and neither imports the other. The HTTP API's query parameters are parsed here
 //! too (`params`), so that everything read from outside builds, and is fuzzed, on its own.
+//! Area warnings go out as OASIS CAP 1.2 XML (`cap`), on MQTT and over HTTP alike.
 
+pub mod cap;
 pub mod codec;
 pub mod params;
 pub mod text;

@@ -161,6 +161,11 @@ pub fn review(review: &kuzet_actors::ids::ReviewId) -> String {
     format!("kuzet/v1/dispatch/reviews/{review}")
 }
 
+/// An area warning's newest CAP message, retained (`kuzet/v1/warnings/{warning_id}`).
+pub fn warning(warning_id: &uuid::Uuid) -> String {
+    format!("{PREFIX}warnings/{warning_id}")
+}
+
 pub fn rejects(device: &str) -> String {
     format!("kuzet/v1/rejects/{device}")
 }

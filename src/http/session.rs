@@ -59,6 +59,12 @@ pub fn rules() -> Vec<Rule> {
         r(Method::GET, "/api/v1/tablet", OFFICERS),
         r(Method::POST, "/api/v1/incidents/{id}/assign", CONSOLE),
         r(Method::POST, "/api/v1/incidents/{id}/cancel", CONSOLE),
+        r(Method::GET, "/api/v1/warnings", READERS),
+        r(Method::POST, "/api/v1/warnings", CONSOLE),
+        r(Method::GET, "/api/v1/warnings/feed.atom", READERS),
+        r(Method::GET, "/api/v1/warnings/messages/{identifier}", READERS),
+        r(Method::POST, "/api/v1/warnings/{id}/update", CONSOLE),
+        r(Method::POST, "/api/v1/warnings/{id}/cancel", CONSOLE),
     ]
 }
 

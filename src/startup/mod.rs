@@ -371,6 +371,11 @@ impl Application {
                     watch: Some(vision.watch.clone()),
                     map: Arc::new(map),
                     tablets: Arc::new(tablets),
+                    warnings: Some(crate::http::warnings::WarningDesk {
+                        outbox: outbox.clone(),
+                        sender: settings.warnings.sender.clone(),
+                        sender_name: settings.warnings.sender_name.clone(),
+                    }),
                 };
                 Some(
                     crate::http::start(listen, pool.clone(), Some(vision.watch.clone()), h, Some(feed))

@@ -9,6 +9,7 @@ pub mod restore;
 pub mod rows;
 pub mod spool;
 pub mod state;
+pub mod warnings;
 pub mod watchlist;
 pub mod writer;
 

@@ -6,6 +6,7 @@ import {
   fmtDistance, fmtEta, words, KIND_LABEL, haversine, beep, unlockSound, soundReady,
 } from './common.js';
 import { createMap, arrowSvg, UNIT_COLOURS, prioColour, cameraIcon, esc } from './map.js';
+import { setupWarnings } from './warnings.js';
 
 const L = window.L;
 const ENDED = new Set(['closed', 'cancelled']);
@@ -65,6 +66,14 @@ linksLayer = L.layerGroup().addTo(map);
 const labels = () => map.getContainer().classList.toggle('labels-off', map.getZoom() < 16);
 map.on('zoomend', labels);
 labels();
+
+// A new area warning starts at the selected incident, else the middle of the map.
+setupWarnings(map, () => {
+  const s = st.selected && st.incidents.get(st.selected);
+  if (s) return { lat: s.location.lat, lon: s.location.lon };
+  const c = map.getCenter();
+  return { lat: c.lat, lon: c.lng };
+});
 
 connectLive({ onMessage, onState });
 setInterval(tick, 1000);
