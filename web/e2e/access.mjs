@@ -92,9 +92,40 @@ await run.step('oversight sees the audit log and a verified chain', async () => 
 
 const consoleCtx = await run.context({ viewport: { width: 1280, height: 800 } });
 const consolePage = await run.page(consoleCtx, 'dispatcher-console');
-await run.step('signing out in another tab closes the console\'s live feed', async () => {
+await run.step('a dispatcher issues an area warning on the map, extends it and cancels it', async () => {
   await signInOk(consolePage, '/console/', env('DISPATCHER_USER'), env('DISPATCHER_PASSWORD'));
   await waitUntil(consolePage, () => document.querySelector('#conn')?.textContent.trim() === 'live', null, 'the console feed to be live');
+  await consolePage.click('[data-action=new-warning]');
+  await waitFor(consolePage, 'form[data-form=warning]', 'the warning form');
+  await consolePage.fill('form[data-form=warning] input[name=headline]', 'Police operation at the school');
+  await consolePage.fill('form[data-form=warning] textarea[name=description]', 'Police on scene; keep clear.');
+  await consolePage.fill('form[data-form=warning] input[name=area]', 'The school and the streets around it');
+  // The centre is where the dispatcher clicks.
+  const box = await consolePage.locator('#map').boundingBox();
+  await consolePage.mouse.click(box.x + box.width / 2 + 30, box.y + box.height / 2 - 20);
+  await consolePage.click('[data-action=issue-warning]');
+  await waitFor(consolePage, '#warnings .warning[data-state="in force"]', 'the warning listed in force');
+  const count = (await consolePage.textContent('#warnings-count')).trim();
+  run.check(count === '1', `one warning in force (${count})`);
+  const shapes = await consolePage.evaluate(() => document.querySelectorAll('#map path.leaflet-interactive').length);
+  run.check(shapes >= 1, `its area is drawn on the map (${shapes} shapes)`);
+  await consolePage.click('#warnings [data-action=extend-warning]');
+  await waitUntil(consolePage, () => /2 message/.test(document.querySelector('#warnings .warning')?.textContent || ''), null,
+    'the update listed (2 messages)');
+  await consolePage.fill('#warnings input[name=reason]', 'operation over');
+  await consolePage.click('#warnings [data-action=cancel-warning]');
+  await waitFor(consolePage, '#warnings .warning[data-state=cancelled]', 'the warning listed as cancelled');
+  const feed = await consolePage.evaluate(async () => {
+    const res = await fetch('/api/v1/warnings/feed.atom');
+    return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+  });
+  run.check(feed.status === 200 && /atom\+xml/.test(feed.type), `the Atom feed answers (${feed.status} ${feed.type})`);
+  const entries = (feed.text.match(/<entry>/g) || []).length;
+  run.check(entries === 3, `the feed has the Alert, the Update and the Cancel (${entries} entries)`);
+  run.check(/<msgType>Cancel<\/msgType>/.test(feed.text), 'the feed carries the Cancel');
+});
+
+await run.step('signing out in another tab closes the console\'s live feed', async () => {
   const other = await run.page(consoleCtx, 'dispatcher-second-tab');
   await other.goto('/console/');
   const out = await other.evaluate(async () => (await fetch('/api/v1/session', { method: 'DELETE' })).status);

@@ -59,7 +59,12 @@ export function setupWarnings(map, centre) {
     show();
     return f;
   };
-  const close = () => { placing?.remove(); placing = null; if (pin) { pin.remove(); pin = null; } };
+  const close = () => {
+    placing?.remove();
+    placing = null;
+    $('#warnings-panel').classList.remove('composing');
+    if (pin) { pin.remove(); pin = null; }
+  };
   const drawPin = (p, r) => {
     if (pin) pin.remove();
     pin = L.circle([p.lat, p.lon], { radius: r, color: '#b45309', dashArray: '4 4', fill: false }).addTo(map);
@@ -70,7 +75,8 @@ export function setupWarnings(map, centre) {
   newBtn.addEventListener('click', () => {
     if (placing) return;
     placing = form();
-    list.before(placing);
+    $('#warning-compose').append(placing);
+    $('#warnings-panel').classList.add('composing');
     placing.querySelector('input[name=headline]').focus();
   });
   $('#warnings-panel h2 .right').append(newBtn);
