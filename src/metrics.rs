@@ -1,10 +1,21 @@
 //! Counters kept by the adapters: what came in, what was refused and why, what went out.
-//! Cheap atomics, read by `Application::metrics`, logged periodically by `serve`.
+//! Cheap atomics, read by `Application::metrics`, logged periodically by `serve`, and served
+//! to Prometheus (`metrics.listen`, `GET /metrics`) with what the outbound fan-out's metrics
+//! sink counts (`fanout`: incidents, offers, per-hop latency, cameras) and the writer's.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::mqtt::codec::RejectCode;
+
+pub mod exposition;
+pub mod fanout;
+pub mod histogram;
+pub mod scrape;
+pub mod server;
+
+pub use fanout::{FanoutStats, Hop, MetricsSink};
+pub use scrape::{render, Sources};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -19,6 +30,8 @@ pub struct Metrics {
     /// move nothing.
     pub positions_late: AtomicU64,
     pub broker_disconnects: AtomicU64,
+    /// kuzet's outbound connection (`-out`) is connected.
+    pub outbound_up: AtomicBool,
     /// Messages the broker dropped because a client's queue was full (broker.max_queued_messages),
     /// summed over broker restarts.
     pub broker_dropped: AtomicU64,
@@ -73,3 +86,6 @@ impl Metrics {
         m
     }
 }
+
+#[cfg(test)]
+mod tests;

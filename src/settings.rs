@@ -39,6 +39,7 @@ pub struct Settings {
     pub vision: VisionSettings,
     pub limits: LimitsSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     /// Set by `kuzet-demo` only: it may claim an empty database for the demo, and nothing else.
     #[serde(skip)]
     pub demo: bool,
@@ -295,6 +296,50 @@ impl HttpSettings {
             .parse()
             .map(Some)
             .map_err(|_| SettingsError::Invalid(format!("http.listen {:?} is not host:port", self.listen)))
+    }
+}
+
+/// The Prometheus endpoint (`GET /metrics`), on a listener of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// host:port; empty: no endpoint. Port 0 picks a free one.
+    pub listen: String,
+    /// A bearer token every scrape must bring; empty: none. Required when `listen` is not a
+    /// loopback address.
+    pub token: Secret,
+    /// Serve HTTPS with this certificate and key; empty: plain HTTP.
+    pub tls: TlsFiles,
+}
+
+impl MetricsSettings {
+    pub fn listen(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .parse()
+            .map(Some)
+            .map_err(|_| SettingsError::Invalid(format!("metrics.listen {:?} is not host:port", self.listen)))
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        (!self.token.expose().is_empty()).then_some(self.token.expose())
+    }
+
+    /// A listener other hosts can reach needs a token; a token that is set must be strong.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        self.tls.check("metrics.tls")?;
+        if let Some(t) = self.token() {
+            strong_password("metrics.token", t)?;
+        }
+        match self.listen()? {
+            Some(a) if !a.ip().is_loopback() && self.token().is_none() => Err(SettingsError::Invalid(format!(
+                "metrics.listen {a} is not a loopback address: set metrics.token (a bearer token for Prometheus), \
+                 or listen on 127.0.0.1"
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `kuzet serve`: the service, until Ctrl-C or SIGTERM, with a status line every minute.
+//! `kuzet serve`: the service, until Ctrl-C or SIGTERM, with a status line every minute (and,
+//! with `metrics.listen`, the same counters and more for Prometheus at any time).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 let mut counters = app.metrics().snapshot();
+                counters.extend(app.fanout().snapshot());
                 if let Some(w) = app.writer() {
                     counters.extend(w.stats().snapshot());
                 }

@@ -476,10 +476,12 @@ pub async fn drive_outbound(mut eventloop: EventLoop, metrics: Arc<Metrics>) {
         match eventloop.poll().await {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                 backoff = Duration::from_millis(100);
+                metrics.outbound_up.store(true, Ordering::Relaxed);
                 tracing::info!("outbound connection to broker up");
             }
             Ok(_) => {}
             Err(e) => {
+                metrics.outbound_up.store(false, Ordering::Relaxed);
                 metrics.broker_disconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbound broker connection lost");
                 tokio::time::sleep(backoff).await;

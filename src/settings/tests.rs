@@ -223,3 +223,31 @@ fn broker_tls_takes_devices_off_plaintext() {
     let s = load(&[("KUZET_HTTP__TLS__CERT", "h.crt"), ("KUZET_HTTP__TLS__KEY", "h.key")]).unwrap();
     assert_eq!(s.http.tls.get().unwrap().cert, Path::new("h.crt"));
 }
+
+#[test]
+fn metrics_listen_on_loopback_by_default_and_elsewhere_only_with_a_token() {
+    let s = Settings::defaults();
+    assert_eq!(s.metrics.listen().unwrap(), Some("127.0.0.1:9464".parse().unwrap()));
+    assert!(s.metrics.token().is_none());
+    let off = Settings::load_from(None, &env(&[("KUZET_METRICS__LISTEN", "")])).unwrap();
+    assert_eq!(off.metrics.listen().unwrap(), None);
+    for listen in ["127.0.0.1:0", "[::1]:9464"] {
+        assert!(Settings::load_from(None, &env(&[("KUZET_METRICS__LISTEN", listen)])).is_ok(), "{listen}");
+    }
+    for listen in ["0.0.0.0:9464", "[::]:9464", "10.1.2.3:9464"] {
+        let err = Settings::load_from(None, &env(&[("KUZET_METRICS__LISTEN", listen)])).unwrap_err();
+        assert!(err.to_string().contains("metrics.token"), "{listen}: {err}");
+        let with_token = env(&[
+            ("KUZET_METRICS__LISTEN", listen),
+            ("KUZET_METRICS__TOKEN", "a-scrape-token-of-some-length"),
+        ]);
+        let s = Settings::load_from(None, &with_token).unwrap();
+        assert_eq!(s.metrics.token(), Some("a-scrape-token-of-some-length"));
+        assert!(!format!("{:?}", s.metrics).contains("a-scrape-token"), "the token is never printed");
+    }
+    let weak = env(&[("KUZET_METRICS__LISTEN", "0.0.0.0:9464"), ("KUZET_METRICS__TOKEN", "short")]);
+    assert!(Settings::load_from(None, &weak).is_err(), "a token must be strong");
+    assert!(Settings::load_from(None, &env(&[("KUZET_METRICS__LISTEN", "localhost")])).is_err());
+    let half_tls = env(&[("KUZET_METRICS__TLS__CERT", "/etc/kuzet/metrics.crt")]);
+    assert!(Settings::load_from(None, &half_tls).is_err(), "a certificate without its key");
+}

@@ -57,6 +57,8 @@ pub struct Application {
     router: Addr<Router>,
     directory: Directory,
     metrics: Arc<Metrics>,
+    /// What the outbound fan-out's metrics sink counts.
+    fanout: Arc<crate::metrics::FanoutStats>,
     outbox: Outbox,
     /// The main connection's state, the alarm connection's and the units connection's.
     links: [watch::Receiver<Link>; 3],
@@ -69,6 +71,8 @@ pub struct Application {
     writer: Option<WriterHandle>,
     pool: Option<sqlx::PgPool>,
     http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
+    /// The Prometheus endpoint (`metrics.listen`).
+    metrics_http: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
     /// Camera pipelines and inference threads; taken (and stopped) by `stop`.
     vision: std::sync::Mutex<Option<Vision>>,
     live: crate::feed::LiveHub,
@@ -105,6 +109,7 @@ impl Application {
         roads: Option<Arc<RoadNetwork>>,
     ) -> anyhow::Result<Self> {
         devices.validate().context("invalid device registry")?;
+        settings.metrics.check()?;
         // Broker credentials: issued ones (hashes, `kuzet credentials issue`) and, for trying
         // kuzet out, passwords the registry file carries. The database holds none.
         let issued = crate::credentials::read(&settings.registry.credentials_file)?;
@@ -198,12 +203,19 @@ impl Application {
         for a in record.iter().flat_map(|r| &r.alerts) {
             live.offer(&Notify::Integrity(Arc::new(a.clone())));
         }
-        // What happened goes to every sink: devices over MQTT, the consoles' live feed.
+        // What happened goes to every sink: devices over MQTT, the consoles' live feed, the
+        // counters and latency histograms Prometheus reads.
         let gateway = Gateway::new(out_client.clone(), metrics.clone()).start();
         let live_sink = crate::feed::LiveSink::new(live.clone()).start();
+        let fanout = Arc::new(crate::metrics::FanoutStats::default());
+        let recorded_cameras =
+            record.iter().flat_map(|r| &r.alerts).map(|a| (a.camera.clone(), a.state.clone())).collect();
+        let metrics_sink =
+            crate::metrics::MetricsSink::start(fanout.clone(), devices.cameras.len(), recorded_cameras);
         let mut outbox = Outbox::default()
             .with_sink("mqtt", ActorSink::only(gateway.recipient(), Notify::for_devices))
             .with_sink("live", ActorSink::only(live_sink.recipient(), crate::feed::for_consoles))
+            .with_sink("metrics", metrics_sink)
             .with_board(Arc::new(live.clone()));
         if let Some(r) = &record {
             outbox = outbox.with_journal(Arc::new(r.writer.clone()));
@@ -388,6 +400,26 @@ impl Application {
             }
             _ => None,
         };
+        let metrics_http = match settings.metrics.listen()? {
+            Some(listen) => {
+                let sources = crate::metrics::Sources {
+                    started: std::time::SystemTime::now(),
+                    metrics: metrics.clone(),
+                    fanout: fanout.clone(),
+                    outbox: outbox.clone(),
+                    writer: writer.clone(),
+                    links: vec![
+                        ("main", link.clone()),
+                        ("alarms", alarm_link.clone()),
+                        ("units", units_link.clone()),
+                    ],
+                    broker: managed.clone(),
+                    vision: Some(vision.watch.matcher.clone()),
+                };
+                crate::metrics::server::start(listen, &settings.metrics, Arc::new(sources)).await?
+            }
+            None => None,
+        };
         tracing::info!(broker = %format!("{host}:{port}"), embedded = embedded.is_some(), "kuzet started");
         Ok(Self {
             broker: (host, port),
@@ -397,6 +429,7 @@ impl Application {
             router,
             directory,
             metrics,
+            fanout,
             outbox,
             links: [link, alarm_link, units_link],
             intake: std::sync::Mutex::new(Some((stop_intake, vec![inbound, alarms, units]))),
@@ -407,6 +440,7 @@ impl Application {
             writer,
             pool,
             http,
+            metrics_http,
             vision: std::sync::Mutex::new(Some(vision)),
             live,
             checkpoints,
@@ -442,6 +476,11 @@ impl Application {
         self.http.as_ref().map(|(a, _)| *a)
     }
 
+    /// Where the Prometheus endpoint listens (`GET /metrics`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http.as_ref().map(|(a, _)| *a)
+    }
+
     /// Waits until kuzet is connected and subscribed; false after `timeout`.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let [main, alarms, units] = self.links.clone();
@@ -465,6 +504,11 @@ impl Application {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// What the metrics sink counted from the outbound fan-out (incidents, offers, hops).
+    pub fn fanout(&self) -> &Arc<crate::metrics::FanoutStats> {
+        &self.fanout
     }
 
     /// Notifications dropped on the way to the gateway (should stay 0).
@@ -510,6 +554,9 @@ impl Application {
             w.flush().await;
         }
         if let Some((_, h)) = &self.http {
+            h.stop(true).await;
+        }
+        if let Some((_, h)) = &self.metrics_http {
             h.stop(true).await;
         }
         // Before the broker connection goes: the last checkpoint is published too.

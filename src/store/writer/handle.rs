@@ -86,6 +86,14 @@ impl WriterHandle {
     pub fn stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    /// Records waiting for the writer thread, and each queue's capacity: (urgent: alarms,
+    /// incidents, statuses, audit; positions).
+    pub fn queued(&self) -> [(usize, usize); 2] {
+        let urgent = self.urgent.max_capacity();
+        let positions = self.positions.max_capacity();
+        [(urgent - self.urgent.capacity(), urgent), (positions - self.positions.capacity(), positions)]
+    }
 }
 
 impl Journal for WriterHandle {
