@@ -31,7 +31,7 @@ const MAX_FAILURES_ADDR: usize = 20;
 const MAX_FAILURES_USER_ELSEWHERE: usize = 50;
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Runs the console: incidents, assignments, face-match reviews.
@@ -62,7 +62,7 @@ impl Role {
 }
 
 /// A signed-in user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub username: String,
     pub role: Role,

@@ -31,6 +31,23 @@ fn int(
 
 /// GET /api/v1/audit?after=SEQ&limit=N&action=NAME: rows with a `seq` above `after`, oldest
 /// first; `next_after` is where the next page starts.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit", operation_id = "list_audit",
+    summary = "The audit log's rows, oldest first",
+    description = "Rows with a `seq` above `after`. A supervisor's page leaves custodial cameras' \
+        alerts (`camera.integrity`) out and counts them in `withheld`. Every read is audited \
+        (`audit.read`).",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Rows after this `seq` (default 0)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
+        ("action" = Option<String>, Query, description = "Only rows of this action, e.g. `watchlist.enroll`"),
+    ),
+    responses(
+        (status = 200, description = "A page of the log", body = super::schemas::AuditPage),
+        (status = 400, description = "A parameter out of range or unknown", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn list(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|_| ApiError::bad("query string", "cannot be decoded".into()))?
@@ -75,6 +92,16 @@ pub async fn list(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpRespo
 }
 
 /// GET /api/v1/audit/verify: the whole chain recomputed, as `kuzet audit verify` does.
+#[utoipa::path(
+    get, path = "/api/v1/audit/verify", tag = "audit", operation_id = "verify_audit",
+    summary = "Whether the audit log's hash chain is intact",
+    description = "Recomputes the whole chain in one consistent snapshot of the database, as \
+        `kuzet audit verify` does.",
+    responses(
+        (status = 200, description = "The chain's state", body = super::schemas::AuditVerify),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn verify(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let v = crate::store::audit::verify(pool.get_ref())
         .await

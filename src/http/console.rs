@@ -118,6 +118,16 @@ fn state(s: &Option<web::Data<LiveState>>) -> Result<&LiveState, ApiError> {
 }
 
 /// GET /api/v1/map
+#[utoipa::path(
+    get, path = "/api/v1/map", tag = "console", operation_id = "get_map",
+    summary = "What the pages draw their maps from",
+    description = "The road network kuzet loaded, the sites, the cameras and the units' call signs, \
+        built once at start; `Cache-Control: private, max-age=300`.",
+    responses(
+        (status = 200, description = "The map", body = super::schemas::Map),
+        (status = 404, description = "No dispatch in this process", body = super::schemas::Error),
+    )
+)]
 pub async fn map(s: Option<web::Data<LiveState>>) -> Result<HttpResponse, ApiError> {
     let s = state(&s)?;
     Ok(HttpResponse::Ok()
@@ -127,6 +137,16 @@ pub async fn map(s: Option<web::Data<LiveState>>) -> Result<HttpResponse, ApiErr
 }
 
 /// GET /api/v1/tablet: the signed-in officer's unit and how its tablet connects.
+#[utoipa::path(
+    get, path = "/api/v1/tablet", tag = "console", operation_id = "get_tablet",
+    summary = "An officer's unit and how its tablet reaches the broker",
+    description = "MQTT over WebSockets for the officer's unit; `Cache-Control: no-store`.",
+    responses(
+        (status = 200, description = "The tablet's settings", body = super::schemas::Tablet),
+        (status = 404, description = "No dispatch in this process, or the user has no unit", body = super::schemas::Error),
+        (status = 503, description = "No broker WebSocket for tablets (neither `http.tablet_mqtt_url` nor `broker.ws_listen`)", body = super::schemas::Error),
+    )
+)]
 pub async fn tablet(req: HttpRequest, s: Option<web::Data<LiveState>>) -> Result<HttpResponse, ApiError> {
     let s = state(&s)?;
     let user = session::user(&req);
@@ -155,21 +175,45 @@ pub async fn tablet(req: HttpRequest, s: Option<web::Data<LiveState>>) -> Result
     })))
 }
 
-#[derive(Deserialize)]
+/// A dispatcher's order to send a unit, or to send it in place of another.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
+    /// The unit to send.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     unit_id: String,
+    /// The unit on the incident it replaces.
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     replace: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A dispatcher's order to cancel an incident.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    /// Why: not blank, at most 500 bytes, no control characters.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
 /// POST /api/v1/incidents/{id}/assign
+#[utoipa::path(
+    post, path = "/api/v1/incidents/{id}/assign", tag = "console", operation_id = "assign_unit",
+    summary = "Send a unit to an open incident, or in place of a unit on it",
+    description = "The unit gets an offer like any other (the officer still accepts). Answered once \
+        the order is in kuzet's record.",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id")),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "The incident just after the order", body = super::schemas::IncidentSnapshot),
+        (status = 400, description = "`id` not a UUID; `unit_id` or `replace` not a device id; `body` not JSON, no `unit_id`, another field", body = super::schemas::BadRequest),
+        (status = 404, description = "No open incident with this id", body = super::schemas::Error),
+        (status = 409, description = "The unit cannot take it now, is already on it, `replace` is not on it, or the incident ended meanwhile", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The order was carried out but could not be recorded, or the database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn assign(
     req: HttpRequest,
     s: Option<web::Data<LiveState>>,
@@ -189,6 +233,22 @@ pub async fn assign(
 }
 
 /// POST /api/v1/incidents/{id}/cancel
+#[utoipa::path(
+    post, path = "/api/v1/incidents/{id}/cancel", tag = "console", operation_id = "cancel_incident",
+    summary = "Close an open incident as cancelled",
+    description = "As when a button withdraws the last alarm: units and buttons are told. Answered once \
+        the order is in kuzet's record.",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id")),
+    request_body = CancelBody,
+    responses(
+        (status = 200, description = "The final snapshot (state `cancelled`)", body = super::schemas::IncidentSnapshot),
+        (status = 400, description = "`id` not a UUID; `reason` blank, over 500 bytes or holding a control character; `body` not JSON, no `reason`, another field", body = super::schemas::BadRequest),
+        (status = 404, description = "No open incident with this id", body = super::schemas::Error),
+        (status = 409, description = "The incident cannot be cancelled as things stand", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The order was carried out but could not be recorded, or the database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn cancel(
     req: HttpRequest,
     s: Option<web::Data<LiveState>>,

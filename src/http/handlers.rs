@@ -25,20 +25,31 @@ fn path_id(req: &HttpRequest) -> &str {
     req.match_info().get("id").unwrap_or("")
 }
 
-#[derive(Debug, Serialize)]
-struct Incident {
+/// An incident as recorded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Incident {
     id: uuid::Uuid,
+    /// `school_alarm` or `wanted_person`.
     kind: String,
+    /// 1 is the most urgent.
     priority: i16,
+    /// `dispatching`, `dispatched`, `uncovered`, `en_route`, `on_scene`, `closed` or `cancelled`.
     state: String,
+    #[schema(required = true)]
     site_id: Option<String>,
     /// What the incident is about: `site` or `person`, and that site's or person's id.
+    #[schema(required = true)]
     subject_kind: Option<String>,
+    #[schema(required = true)]
     subject_id: Option<String>,
     lat: f64,
     lon: f64,
     opened_at: DateTime<Utc>,
+    /// Null while open.
+    #[schema(required = true)]
     closed_at: Option<DateTime<Utc>>,
+    /// Why it was escalated to the console as uncovered (`no_units_left`, ...), or null.
+    #[schema(required = true)]
     escalated: Option<String>,
 }
 
@@ -80,6 +91,32 @@ impl Incident {
 }
 
 /// GET /api/v1/incidents
+#[utoipa::path(
+    get, path = "/api/v1/incidents", tag = "record", operation_id = "list_incidents",
+    summary = "Incidents, newest first",
+    description = "Every filter is optional; they combine with AND. `bbox` and `near` are alternatives. \
+        Unknown parameters are refused (400). JSON, or GeoJSON (a FeatureCollection of Points) with \
+        `format=geojson` or `Accept: application/geo+json`.",
+    params(
+        ("from" = Option<DateTime<Utc>>, Query, description = "Opened at or after (RFC 3339 with an offset)"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "Opened at or before; not before `from`"),
+        ("state" = Option<Vec<super::schemas::StateFilter>>, Query, style = Form, explode,
+            description = "Any of these states (repeat it, or separate with commas); `open` is every state but `closed` and `cancelled`"),
+        ("bbox" = Option<String>, Query, description = "`min_lon,min_lat,max_lon,max_lat` (longitude first)", example = "76.9,43.2,76.92,43.22"),
+        ("near" = Option<String>, Query, description = "`lat,lon` (latitude first); needs `radius_m`", example = "43.207,76.907"),
+        ("radius_m" = Option<f64>, Query, minimum = 0, maximum = 100000, description = "Metres around `near`; only with it"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
+        super::schemas::FormatParam,
+    ),
+    responses(
+        (status = 200, description = "The incidents", content(
+            (Vec<Incident> = "application/json"),
+            (super::schemas::IncidentFeatureCollection = "application/geo+json"),
+        )),
+        (status = 400, description = "A parameter missing, unparsable, out of range, unknown or repeated", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn incidents(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let p = Params::parse(&req, &["from", "to", "state", "bbox", "near", "radius_m", "limit", "format"])?;
     let from = p.time("from")?;
@@ -149,6 +186,23 @@ pub async fn incidents(req: HttpRequest, pool: web::Data<PgPool>) -> Result<Http
 }
 
 /// GET /api/v1/incidents/{id}
+#[utoipa::path(
+    get, path = "/api/v1/incidents/{id}", tag = "record", operation_id = "get_incident",
+    summary = "One incident, with its stored snapshot",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The incident's id"),
+        super::schemas::FormatParam,
+    ),
+    responses(
+        (status = 200, description = "The incident", content(
+            (super::schemas::IncidentDetail = "application/json"),
+            (super::schemas::IncidentDetailFeature = "application/geo+json"),
+        )),
+        (status = 400, description = "`id` not a UUID, or a bad or unknown parameter", body = super::schemas::BadRequest),
+        (status = 404, description = "No such incident", body = super::schemas::Error),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn incident(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let id = params::incident_id(path_id(&req))?;
     let p = Params::parse(&req, &["format"])?;
@@ -173,18 +227,36 @@ pub async fn incident(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(v))
 }
 
-#[derive(Debug, Serialize)]
-struct Event {
+/// One event of an incident's timeline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Event {
     seq: i32,
+    /// Wall clock.
     at: DateTime<Utc>,
+    /// Microseconds since the incident opened, on kuzet's monotonic clock.
     t_us: i64,
     event: String,
+    #[schema(required = true)]
     unit_id: Option<String>,
+    #[schema(required = true)]
     button_id: Option<String>,
+    #[schema(required = true)]
     detail: Option<String>,
 }
 
 /// GET /api/v1/incidents/{id}/timeline
+#[utoipa::path(
+    get, path = "/api/v1/incidents/{id}/timeline", tag = "record", operation_id = "get_timeline",
+    summary = "An incident's events in order",
+    description = "Every event, `seq` 0, 1, 2, ...; no parameters; always JSON.",
+    params(("id" = uuid::Uuid, Path, description = "The incident's id")),
+    responses(
+        (status = 200, description = "The events", body = Vec<Event>),
+        (status = 400, description = "`id` not a UUID, or any query parameter", body = super::schemas::BadRequest),
+        (status = 404, description = "No such incident", body = super::schemas::Error),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn timeline(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let id = params::incident_id(path_id(&req))?;
     Params::parse(&req, &[])?;
@@ -219,17 +291,43 @@ pub async fn timeline(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(events))
 }
 
-#[derive(Debug, Serialize)]
-struct TrackPoint {
+/// A unit's fix.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TrackPoint {
+    /// The fix's own time.
     at: DateTime<Utc>,
+    /// When kuzet got it.
     received_at: DateTime<Utc>,
     lat: f64,
     lon: f64,
+    #[schema(required = true)]
     speed_mps: Option<f32>,
+    #[schema(required = true)]
     heading_deg: Option<f32>,
 }
 
 /// GET /api/v1/units/{id}/track
+#[utoipa::path(
+    get, path = "/api/v1/units/{id}/track", tag = "record", operation_id = "get_track",
+    summary = "Where a unit reported itself between two times",
+    description = "Ordered by the fix's own time; at most 100 000 fixes, the earliest (`truncated`). \
+        A unit without fixes in the window, or unknown, gives an empty track. JSON, or GeoJSON (one \
+        Feature: a LineString, a Point for one fix, null for none).",
+    params(
+        ("id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "The unit's id"),
+        ("from" = DateTime<Utc>, Query, description = "Fixes at or after (RFC 3339 with an offset)"),
+        ("to" = DateTime<Utc>, Query, description = "Fixes at or before; after `from`, at most 7 days after it"),
+        super::schemas::FormatParam,
+    ),
+    responses(
+        (status = 200, description = "The track", content(
+            (super::schemas::Track = "application/json"),
+            (super::schemas::TrackFeature = "application/geo+json"),
+        )),
+        (status = 400, description = "`id` not a device id, `from` or `to` missing or out of range, an unknown parameter", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn track(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let unit = params::unit_id(path_id(&req))?.to_owned();
     let p = Params::parse(&req, &["from", "to", "format"])?;
@@ -309,6 +407,26 @@ pub async fn track(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResp
 }
 
 /// GET /api/v1/sites/containing
+#[utoipa::path(
+    get, path = "/api/v1/sites/containing", tag = "record", operation_id = "site_containing",
+    summary = "The site whose area covers a point",
+    description = "The smallest area covering it (boundary included); sites without an area are never \
+        returned. JSON, or GeoJSON (a Feature with the area as its geometry).",
+    params(
+        ("lat" = f64, Query, minimum = -90, maximum = 90),
+        ("lon" = f64, Query, minimum = -180, maximum = 180),
+        super::schemas::FormatParam,
+    ),
+    responses(
+        (status = 200, description = "The site", content(
+            (super::schemas::Site = "application/json"),
+            (super::schemas::SiteFeature = "application/geo+json"),
+        )),
+        (status = 400, description = "`lat` or `lon` missing or out of range, an unknown parameter", body = super::schemas::BadRequest),
+        (status = 404, description = "No site's area covers the point", body = super::schemas::Error),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn site_containing(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let p = Params::parse(&req, &["lat", "lon", "format"])?;
     let lat = p.one("lat")?.ok_or_else(|| ApiError::bad("lat", "is required".into()))?;

@@ -26,8 +26,25 @@ pub struct LiveState {
     pub watch: Option<Arc<Watch>>,
     pub map: Arc<super::console::MapInfo>,
     pub tablets: Arc<super::console::TabletAccess>,
+    /// Where area warnings are issued (the outbox, the CAP sender).
+    pub warnings: Option<super::warnings::WarningDesk>,
 }
 
+/// GET /api/v1/live: the WebSocket upgrade.
+#[utoipa::path(
+    get, path = "/api/v1/live", tag = "live", operation_id = "live_feed",
+    summary = "The live feed (WebSocket)",
+    description = "A WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`). Every message is a \
+        text frame `{\"type\": ..., \"data\": ...}`: `hello`, the state as it stands, `ready`, then \
+        every change (docs/api.md, The live feed). Refused (403) when `Origin` names a page kuzet did \
+        not serve. The feed ends with its session (`signed_out`, close code 1008).",
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade (no body)"),
+        (status = 404, description = "No live feed in this process", body = super::schemas::Error),
+        (status = 426, description = "An unsupported WebSocket version (no body)"),
+    )
+)]
 pub async fn live(
     req: HttpRequest,
     body: web::Payload,

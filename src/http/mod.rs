@@ -9,9 +9,12 @@ mod audit;
 pub mod console;
 mod handlers;
 pub mod live;
+pub mod openapi;
 mod pages;
 pub mod params;
+mod schemas;
 pub mod session;
+pub mod warnings;
 mod watchlist;
 
 use std::net::SocketAddr;
@@ -90,7 +93,8 @@ impl ResponseError for ApiError {
 }
 
 /// The routes, for `App::configure`. Every resource sits behind the session guard
-/// (`session::rules` says who may use what), signing in aside.
+/// (`session::rules` says who may use what), signing in and the OpenAPI document aside.
+/// `openapi::ApiDoc` lists the same operations (a test holds the two together).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::middleware::from_fn;
     /// A GET-only resource; other methods get a 405 with a JSON body.
@@ -146,14 +150,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/reviews/{id}/confirm")
                     .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
-                    .route(web::post().to(watchlist::decide))
+                    .route(web::post().to(watchlist::confirm))
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
             .service(
                 web::resource("/reviews/{id}/reject")
                     .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
-                    .route(web::post().to(watchlist::decide))
+                    .route(web::post().to(watchlist::reject))
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
@@ -173,8 +177,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(|| only("POST")))
                     .wrap(from_fn(session::guard)),
             )
-            .service(get("/sightings/{id}/face.jpg", watchlist::evidence).wrap(from_fn(session::guard)))
-            .service(get("/sightings/{id}/frame.jpg", watchlist::evidence).wrap(from_fn(session::guard))),
+            .service(get("/sightings/{id}/face.jpg", watchlist::sighting_face).wrap(from_fn(session::guard)))
+            .service(
+                get("/sightings/{id}/frame.jpg", watchlist::sighting_frame).wrap(from_fn(session::guard)),
+            )
+            .service(
+                web::resource("/warnings")
+                    .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(json_error))
+                    .route(web::get().to(warnings::list))
+                    .route(web::post().to(warnings::create))
+                    .default_service(web::to(|| only("GET, POST")))
+                    .wrap(from_fn(session::guard)),
+            )
+            .service(get("/warnings/feed.atom", warnings::feed).wrap(from_fn(session::guard)))
+            .service(get("/warnings/messages/{identifier}", warnings::message).wrap(from_fn(session::guard)))
+            .service(
+                web::resource("/warnings/{id}/update")
+                    .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(json_error))
+                    .route(web::post().to(warnings::update))
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
+            )
+            .service(
+                web::resource("/warnings/{id}/cancel")
+                    .app_data(web::JsonConfig::default().limit(4096).error_handler(json_error))
+                    .route(web::post().to(warnings::cancel))
+                    .default_service(web::to(|| only("POST")))
+                    .wrap(from_fn(session::guard)),
+            )
+            // Public documentation, like signing in: outside the guard and the rule table.
+            .service(get("/openapi.json", openapi::document)),
     );
 }
 
@@ -231,6 +263,9 @@ pub async fn start(
             app = app.app_data(w.clone());
         }
         if let Some(l) = &live {
+            if let Some(d) = &l.warnings {
+                app = app.app_data(web::Data::new(d.clone()));
+            }
             app = app.app_data(l.clone());
         }
         app

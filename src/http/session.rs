@@ -209,15 +209,34 @@ pub fn user(req: &HttpRequest) -> User {
     req.extensions().get::<User>().cloned().expect("the guard admits only signed-in users")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     username: String,
+    #[schema(format = Password)]
     password: String,
 }
 
 /// POST /api/v1/session: signs in; the session comes back as an httpOnly cookie and, for
 /// integrations, as `token` in the body.
+#[utoipa::path(
+    post, path = "/api/v1/session", tag = "session", operation_id = "sign_in",
+    summary = "Sign in",
+    description = "The session comes back as the httpOnly cookie `kuzet_session` (for browsers) and as \
+        `token` (for `Authorization: Bearer`). Failed sign-ins are limited per user and address, per \
+        address, and per user from unknown addresses (429).",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in", body = super::schemas::SignedIn,
+            headers(("set-cookie" = String, description = "kuzet_session=TOKEN; Path=/; Max-Age=50400; HttpOnly; SameSite=Strict[; Secure]"))),
+        (status = 400, description = "`body` not JSON, a field missing or unknown; `username` holding a control character", body = super::schemas::BadRequest),
+        (status = 401, description = "Unknown user name, wrong password or disabled user, all alike", body = super::schemas::Error),
+        (status = 403, description = "An `Origin` naming a page kuzet did not serve", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 429, description = "Too many failed sign-ins from here", body = super::schemas::Error),
+        (status = 503, description = "More sign-ins at once than the password checks take (`Retry-After: 1`), or the database cannot be reached", body = super::schemas::Error),
+    )
+)]
 pub async fn sign_in(
     req: HttpRequest,
     body: web::Json<SignIn>,
@@ -250,11 +269,26 @@ pub async fn sign_in(
 }
 
 /// GET /api/v1/session: who is signed in.
+#[utoipa::path(
+    get, path = "/api/v1/session", tag = "session", operation_id = "who_am_i",
+    summary = "Who is signed in",
+    responses((status = 200, description = "The signed-in user", body = super::schemas::Me))
+)]
 pub async fn me(req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(json!({"user": user(&req)}))
 }
 
 /// DELETE /api/v1/session: signs out.
+#[utoipa::path(
+    delete, path = "/api/v1/session", tag = "session", operation_id = "sign_out",
+    summary = "Sign out",
+    description = "Ends the session the request carries (the cookie's, or without a cookie the bearer \
+        token's) and clears the cookie.",
+    responses(
+        (status = 200, description = "Signed out", body = super::schemas::SignedOut,
+            headers(("set-cookie" = String, description = "kuzet_session=; Path=/; Max-Age=0; ..."))),
+    )
+)]
 pub async fn sign_out(
     req: HttpRequest,
     auth: web::Data<Auth>,

@@ -33,7 +33,7 @@ const MAX_POLYGON_POINTS: usize = 100;
 const LIST_DAYS: i32 = 7;
 const FEED_LIMIT: i64 = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CircleIn {
     lat: f64,
@@ -41,7 +41,7 @@ pub struct CircleIn {
     radius_m: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AreaIn {
     description: String,
@@ -49,11 +49,12 @@ pub struct AreaIn {
     circle: Option<CircleIn>,
     /// [lat, lon] pairs, at least three places.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Vec<f64>>>)]
     polygon: Option<Vec<[f64; 2]>>,
 }
 
 /// A new warning, or an update's changes (every field optional there: what is left out stays).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarningIn {
     #[serde(default)]
@@ -74,7 +75,7 @@ pub struct WarningIn {
     area: Option<AreaIn>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelIn {
     #[serde(default)]
@@ -193,6 +194,21 @@ async fn issue(pool: &PgPool, desk: &WarningDesk, w: Warning) -> Result<HttpResp
 }
 
 /// POST /api/v1/warnings
+/// POST /api/v1/warnings
+#[utoipa::path(
+    post, path = "/api/v1/warnings", tag = "warnings", operation_id = "issue_warning",
+    summary = "Issue an area warning (a CAP 1.2 Alert)",
+    description = "An area (a circle or a polygon), a message and an expiry at most 7 days ahead; \
+        published retained on `kuzet/v1/warnings/{id}`, recorded and audited.",
+    request_body = WarningIn,
+    responses(
+        (status = 200, description = "The warning as issued", body = super::schemas::Warning),
+        (status = 400, description = "A field missing, blank, too long, out of range or unknown", body = super::schemas::BadRequest),
+        (status = 404, description = "Area warnings are not issued by this process", body = super::schemas::Error),
+        (status = 413, description = "A body over 16 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     body: web::Json<WarningIn>,
@@ -264,6 +280,22 @@ fn next(last: &Warning, all: &[Warning], msg_type: MsgType, by: String) -> Warni
 }
 
 /// POST /api/v1/warnings/{id}/update: what is given replaces what the warning said.
+/// POST /api/v1/warnings/{id}/update
+#[utoipa::path(
+    post, path = "/api/v1/warnings/{id}/update", tag = "warnings", operation_id = "update_warning",
+    summary = "Update a warning in force (a CAP Update naming the messages before it)",
+    description = "Every field optional: what is left out stays.",
+    params(("id" = uuid::Uuid, Path, description = "The warning's id")),
+    request_body = WarningIn,
+    responses(
+        (status = 200, description = "The warning as updated", body = super::schemas::Warning),
+        (status = 400, description = "`id` not a UUID; a field blank, too long, out of range or unknown", body = super::schemas::BadRequest),
+        (status = 404, description = "No such warning, or none issued by this process", body = super::schemas::Error),
+        (status = 409, description = "The warning is cancelled or has expired", body = super::schemas::Error),
+        (status = 413, description = "A body over 16 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn update(
     req: HttpRequest,
     body: web::Json<WarningIn>,
@@ -302,6 +334,21 @@ pub async fn update(
 }
 
 /// POST /api/v1/warnings/{id}/cancel: the all-clear, `{}` or `{"reason": "..."}`.
+/// POST /api/v1/warnings/{id}/cancel
+#[utoipa::path(
+    post, path = "/api/v1/warnings/{id}/cancel", tag = "warnings", operation_id = "cancel_warning",
+    summary = "Cancel a warning in force (a CAP Cancel)",
+    params(("id" = uuid::Uuid, Path, description = "The warning's id")),
+    request_body(content = CancelIn, description = "`{}` or `{\"reason\": \"...\"}`"),
+    responses(
+        (status = 200, description = "The cancelled warning", body = super::schemas::Warning),
+        (status = 400, description = "`id` not a UUID; `reason` blank, too long or holding a control character; `body`", body = super::schemas::BadRequest),
+        (status = 404, description = "No such warning, or none issued by this process", body = super::schemas::Error),
+        (status = 409, description = "The warning is cancelled already or has expired", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn cancel(
     req: HttpRequest,
     body: web::Json<CancelIn>,
@@ -321,6 +368,15 @@ pub async fn cancel(
 }
 
 /// GET /api/v1/warnings: the newest message of each warning of the last week, newest first.
+/// GET /api/v1/warnings
+#[utoipa::path(
+    get, path = "/api/v1/warnings", tag = "warnings", operation_id = "list_warnings",
+    summary = "Warnings with a message in the last week, the latest message of each",
+    responses(
+        (status = 200, description = "The warnings", body = Vec<super::schemas::Warning>),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn list(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let rows = store::latest(&pool, LIST_DAYS).await.map_err(failed)?;
@@ -329,6 +385,16 @@ pub async fn list(pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
 }
 
 /// GET /api/v1/warnings/feed.atom: the messages of the last day and every warning in force.
+/// GET /api/v1/warnings/feed.atom
+#[utoipa::path(
+    get, path = "/api/v1/warnings/feed.atom", tag = "warnings", operation_id = "warnings_feed",
+    summary = "The warnings' CAP messages as an Atom feed",
+    responses(
+        (status = 200, description = "The feed", content_type = "application/atom+xml; charset=utf-8", body = String),
+        (status = 404, description = "Area warnings are not issued by this process", body = super::schemas::Error),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn feed(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let desk = desk(&req)?;
     let messages = store::feed(&pool, FEED_LIMIT).await.map_err(failed)?;
@@ -352,6 +418,18 @@ pub async fn feed(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpRespo
 }
 
 /// GET /api/v1/warnings/messages/{identifier}: one CAP message as it went out.
+/// GET /api/v1/warnings/messages/{identifier}
+#[utoipa::path(
+    get, path = "/api/v1/warnings/messages/{identifier}", tag = "warnings", operation_id = "warning_message",
+    summary = "One CAP 1.2 message",
+    params(("identifier" = String, Path, pattern = "^urn:uuid:[0-9a-fA-F-]{36}$", description = "`urn:uuid:UUID`")),
+    responses(
+        (status = 200, description = "The message", content_type = "application/cap+xml; charset=utf-8", body = String),
+        (status = 400, description = "`identifier` not `urn:uuid:UUID`", body = super::schemas::BadRequest),
+        (status = 404, description = "No such message", body = super::schemas::Error),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn message(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
     let raw = req.match_info().get("identifier").unwrap_or_default();
     let ok = raw.strip_prefix("urn:uuid:").is_some_and(|u| Uuid::parse_str(u).is_ok());

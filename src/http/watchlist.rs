@@ -36,21 +36,45 @@ fn failed(e: anyhow::Error) -> ApiError {
     ApiError::Unavailable(format!("{e:#}"))
 }
 
-#[derive(Deserialize)]
+/// A person to enrol, or whose entry to replace (same `id`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolIn {
+    /// The person's id.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     id: String,
+    /// Shown to officers in offers and to dispatchers in reviews; not blank.
     name: String,
+    /// The law, warrant or court order the person is listed under; not blank.
     legal_basis: String,
     #[serde(default)]
     case_ref: Option<String>,
+    /// `low`, `medium` or `high`.
+    #[schema(value_type = super::schemas::Danger)]
     danger: String,
+    /// In the future: from then on the entry no longer matches.
     expires_at: DateTime<Utc>,
     /// Base64 (standard alphabet) JPEG or PNG photos of the person's face.
+    #[schema(min_items = 1, max_items = 10)]
     photos: Vec<String>,
 }
 
 /// POST /api/v1/watchlist
+#[utoipa::path(
+    post, path = "/api/v1/watchlist", tag = "watchlist", operation_id = "enrol",
+    summary = "Enrol a person from photos of their face, or replace their entry",
+    description = "The entry matches at once. The whole body may be at most 24 MiB. Audited \
+        (`watchlist.enroll`, with the photos' SHA-256). A `high` entry waits for a second \
+        supervisor's approval.",
+    request_body = EnrolIn,
+    responses(
+        (status = 200, description = "Enrolled", body = super::schemas::Enrolled),
+        (status = 400, description = "A field missing, unknown or invalid (`id`, `danger`, `name`, `legal_basis`, `case_ref`, `expires_at`, `photos`, `body`)", body = super::schemas::BadRequest),
+        (status = 404, description = "No watchlist in this process", body = super::schemas::Error),
+        (status = 413, description = "A body over 24 MiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The face models could not be loaded, or the database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn enrol(
     req: HttpRequest,
     body: web::Json<EnrolIn>,
@@ -112,6 +136,16 @@ pub async fn enrol(
 
 /// GET /api/v1/watchlist: the entries, without embeddings. Reading the list is audited like
 /// any other search of it.
+#[utoipa::path(
+    get, path = "/api/v1/watchlist", tag = "watchlist", operation_id = "list_watchlist",
+    summary = "Every entry on the list, expired ones too",
+    description = "Without faces or embeddings, ordered by id. Every read is audited (`watchlist.list`).",
+    responses(
+        (status = 200, description = "The entries", body = Vec<super::schemas::WatchlistEntry>),
+        (status = 404, description = "No watchlist (or no database) in this process", body = super::schemas::Error),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let pool = w.pool.as_ref().ok_or_else(|| ApiError::NotFound("no database".into()))?;
@@ -140,14 +174,31 @@ pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Deserialize)]
+/// Why an entry is taken off the list.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveIn {
-    /// Why (the warrant was served, the order lapsed, ...).
+    /// Why (the warrant was served, the order lapsed, ...): not blank, no control characters.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
 /// DELETE /api/v1/watchlist/{id}
+#[utoipa::path(
+    delete, path = "/api/v1/watchlist/{id}", tag = "watchlist", operation_id = "remove_from_watchlist",
+    summary = "Take a person off the list",
+    description = "At once: no more matches; an incident already open goes on. Audited \
+        (`watchlist.remove`, with the reason).",
+    params(("id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "The person's id")),
+    request_body = RemoveIn,
+    responses(
+        (status = 200, description = "Removed", body = super::schemas::Removed),
+        (status = 400, description = "`id` not valid; `reason` blank or holding a control character; `body` not JSON, no `reason`, another field", body = super::schemas::BadRequest),
+        (status = 404, description = "Not on the list", body = super::schemas::Error),
+        (status = 413, description = "A body over 24 MiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn remove(
     req: HttpRequest,
     body: web::Json<RemoveIn>,
@@ -170,6 +221,23 @@ pub async fn remove(
 
 /// POST /api/v1/watchlist/{id}/approve: a second supervisor approves a high-danger entry
 /// (one that dispatches without review on a match). Body: `{}` or `{"note": "..."}`.
+#[utoipa::path(
+    post, path = "/api/v1/watchlist/{id}/approve", tag = "watchlist", operation_id = "approve_entry",
+    summary = "Approve another supervisor's high-danger entry",
+    description = "From then on a match at or above `vision.auto_threshold` opens an incident at once. \
+        Audited (`watchlist.approve`). Not by the supervisor who enrolled it (403).",
+    params(("id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "The person's id")),
+    request_body = NoteIn,
+    responses(
+        (status = 200, description = "Approved", body = super::schemas::Approved),
+        (status = 400, description = "`id` not valid; `body` not `{}` or `{\"note\"}`; `note` too long or holding a control character", body = super::schemas::BadRequest),
+        (status = 403, description = "The signed-in user enrolled the entry", body = super::schemas::Error),
+        (status = 404, description = "No such entry", body = super::schemas::Error),
+        (status = 409, description = "The entry is not `high`, or is already approved", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
 pub async fn approve(
     req: HttpRequest,
     body: web::Json<NoteIn>,
@@ -195,10 +263,12 @@ pub async fn approve(
 
 /// The body of a decision: a JSON object, with an optional note for the audit log. A decision
 /// needs one so that no page on another site can make it with a plain form.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteIn {
+    /// Kept in the audit entry: at most 500 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     note: Option<String>,
 }
 
@@ -255,6 +325,21 @@ async fn officers_incident(
 
 /// GET /api/v1/watchlist/{id}/face.jpg: the enrolment face shown beside a match. Officers see
 /// only the person their own incident is about.
+#[utoipa::path(
+    get, path = "/api/v1/watchlist/{id}/face.jpg", tag = "watchlist", operation_id = "watchlist_face",
+    summary = "An entry's picture: the aligned face from its first photo",
+    description = "112x112 JPEG, `Cache-Control: private, no-store`. Every picture served is audited \
+        (`picture.read`). An officer gets only the person an incident of their unit (within the last \
+        day) is about.",
+    params(("id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "The person's id")),
+    responses(
+        (status = 200, description = "The picture", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 400, description = "`id` not valid", body = super::schemas::BadRequest),
+        (status = 403, description = "An officer, and the person is no subject of their unit's incidents", body = super::schemas::Error),
+        (status = 404, description = "No such entry or picture", body = super::schemas::Error),
+        (status = 503, description = "The database failed (no picture is served unaudited)", body = super::schemas::Error),
+    )
+)]
 pub async fn face(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let pool = w.pool.as_ref().ok_or_else(|| ApiError::NotFound("no database".into()))?;
@@ -296,22 +381,79 @@ fn picture(jpeg: Vec<u8>) -> HttpResponse {
 }
 
 /// GET /api/v1/reviews: face matches waiting for a dispatcher, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/reviews", tag = "reviews", operation_id = "list_reviews",
+    summary = "Face matches waiting for a dispatcher, oldest first",
+    description = "From kuzet's live state, with every sighting. Not audited.",
+    responses(
+        (status = 200, description = "The pending reviews", body = Vec<super::schemas::Review>),
+        (status = 404, description = "No watchlist in this process", body = super::schemas::Error),
+    )
+)]
 pub async fn reviews(w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let list: Vec<_> = w.people.pending_reviews().iter().map(|r| (**r).clone()).collect();
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// POST /api/v1/reviews/{id}/confirm and /reject, with a body: `{}` or `{"note": "..."}`.
-pub async fn decide(
+/// POST /api/v1/reviews/{id}/confirm
+#[utoipa::path(
+    post, path = "/api/v1/reviews/{id}/confirm", tag = "reviews", operation_id = "confirm_review",
+    summary = "Confirm a face match: an incident for the person",
+    description = "Opens a `wanted_person` incident where the person was seen last (or moves theirs). \
+        Audited (`review.confirm`); the timeline says who confirmed.",
+    params(("id" = uuid::Uuid, Path, description = "The review's id")),
+    request_body(content = NoteIn, description = "`{}` or `{\"note\": \"...\"}`"),
+    responses(
+        (status = 200, description = "The decided review (`confirmed`, with `incident_id`)", body = super::schemas::Review),
+        (status = 400, description = "`id` not a UUID; `body` missing or not `{}`/`{\"note\"}`; `note` too long or holding a control character", body = super::schemas::BadRequest),
+        (status = 404, description = "No pending review with this id, or the person is no longer on the list", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The incident could not be opened, or the database failed", body = super::schemas::Error),
+    )
+)]
+pub async fn confirm(
     req: HttpRequest,
     body: web::Json<NoteIn>,
     w: Option<web::Data<Watch>>,
 ) -> Result<HttpResponse, ApiError> {
+    decide(req, body, w, true).await
+}
+
+/// POST /api/v1/reviews/{id}/reject
+#[utoipa::path(
+    post, path = "/api/v1/reviews/{id}/reject", tag = "reviews", operation_id = "reject_review",
+    summary = "Reject a face match: someone else",
+    description = "Every face of the review becomes a negative example for the person on its camera; \
+        the review's pictures are deleted. Audited (`review.reject`).",
+    params(("id" = uuid::Uuid, Path, description = "The review's id")),
+    request_body(content = NoteIn, description = "`{}` or `{\"note\": \"...\"}`"),
+    responses(
+        (status = 200, description = "The decided review (`rejected`)", body = super::schemas::Review),
+        (status = 400, description = "`id` not a UUID; `body` missing or not `{}`/`{\"note\"}`; `note` too long or holding a control character", body = super::schemas::BadRequest),
+        (status = 404, description = "No pending review with this id, or the person is no longer on the list", body = super::schemas::Error),
+        (status = 413, description = "A body over 4 KiB", body = super::schemas::BadRequest),
+        (status = 503, description = "The database failed", body = super::schemas::Error),
+    )
+)]
+pub async fn reject(
+    req: HttpRequest,
+    body: web::Json<NoteIn>,
+    w: Option<web::Data<Watch>>,
+) -> Result<HttpResponse, ApiError> {
+    decide(req, body, w, false).await
+}
+
+/// A dispatcher's decision on a review, with a body: `{}` or `{"note": "..."}`.
+async fn decide(
+    req: HttpRequest,
+    body: web::Json<NoteIn>,
+    w: Option<web::Data<Watch>>,
+    confirm: bool,
+) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     body.check()?;
     let review_id = ReviewId(uuid_param(&req, "id")?);
-    let confirm = req.path().ends_with("/confirm");
     let by = session::user(&req).username;
     let review = w
         .people
@@ -376,8 +518,52 @@ pub async fn decide(
     Ok(HttpResponse::Ok().json(&*decided.review))
 }
 
-/// GET /api/v1/sightings/{id}/face.jpg and /frame.jpg
-pub async fn evidence(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
+/// GET /api/v1/sightings/{id}/face.jpg
+#[utoipa::path(
+    get, path = "/api/v1/sightings/{id}/face.jpg", tag = "reviews", operation_id = "sighting_face",
+    summary = "A sighting's aligned face (112x112)",
+    description = "From the evidence folder, `Cache-Control: private, no-store`; audited \
+        (`picture.read`). An officer gets only the sightings of an incident of their unit (within \
+        the last day).",
+    params(("id" = uuid::Uuid, Path, description = "The sighting's id")),
+    responses(
+        (status = 200, description = "The picture", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 400, description = "`id` not a UUID", body = super::schemas::BadRequest),
+        (status = 403, description = "An officer, and the sighting is in no incident of their unit", body = super::schemas::Error),
+        (status = 404, description = "No such picture", body = super::schemas::Error),
+        (status = 503, description = "The database failed (no picture is served unaudited)", body = super::schemas::Error),
+    )
+)]
+pub async fn sighting_face(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
+    evidence(req, w, "face.jpg").await
+}
+
+/// GET /api/v1/sightings/{id}/frame.jpg
+#[utoipa::path(
+    get, path = "/api/v1/sightings/{id}/frame.jpg", tag = "reviews", operation_id = "sighting_frame",
+    summary = "The whole camera frame a sighting's face was found in",
+    description = "From the evidence folder, `Cache-Control: private, no-store`; audited \
+        (`picture.read`). An officer gets only the sightings of an incident of their unit (within \
+        the last day).",
+    params(("id" = uuid::Uuid, Path, description = "The sighting's id")),
+    responses(
+        (status = 200, description = "The picture", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 400, description = "`id` not a UUID", body = super::schemas::BadRequest),
+        (status = 403, description = "An officer, and the sighting is in no incident of their unit", body = super::schemas::Error),
+        (status = 404, description = "No such picture", body = super::schemas::Error),
+        (status = 503, description = "The database failed (no picture is served unaudited)", body = super::schemas::Error),
+    )
+)]
+pub async fn sighting_frame(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpResponse, ApiError> {
+    evidence(req, w, "frame.jpg").await
+}
+
+/// A sighting's picture, `which` is `face.jpg` or `frame.jpg`.
+async fn evidence(
+    req: HttpRequest,
+    w: Option<web::Data<Watch>>,
+    which: &str,
+) -> Result<HttpResponse, ApiError> {
     let w = watch(&w)?;
     let id = SightingId(uuid_param(&req, "id")?);
     if session::user(&req).role == Role::Officer {
@@ -386,7 +572,6 @@ pub async fn evidence(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<H
             return Err(ApiError::Forbidden(format!("sighting {id} is not in an incident of your unit")));
         }
     }
-    let which = if req.path().ends_with("/face.jpg") { "face.jpg" } else { "frame.jpg" };
     let path = w.matcher.evidence_path(id, which);
     match actix_rt::task::spawn_blocking(move || std::fs::read(path)).await {
         Ok(Ok(bytes)) => {

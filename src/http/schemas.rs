@@ -1,0 +1,640 @@
+//! The shapes of the API's bodies, for the OpenAPI document (`openapi.rs`) only.
+//!
+//! Handlers build most answers with `json!` or serialise the actors' types (an incident's
+//! snapshot, a review), which live in crates without utoipa; these types mirror those answers
+//! field for field. They are never built: schemathesis, run by `scripts/openapi-check.sh`
+//! against a running kuzet, checks every answer against them, so a drift shows there.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// An error: what went wrong, in words (401, 403, 404, 405, 409, 429, 503).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": "sign in first (POST /api/v1/session)"}))]
+pub struct Error {
+    error: String,
+}
+
+/// Bad input (400, and 413 for a body over its limit): `error` starts with the parameter's
+/// name and a colon, `parameter` names it alone (`id` for the path's id, `body` for the body as
+/// a whole, a field's name for a field of a body).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": "limit: must be an integer from 1 to 1000", "parameter": "limit"}))]
+pub struct BadRequest {
+    error: String,
+    parameter: String,
+}
+
+/// WGS 84 degrees, named.
+#[derive(Serialize, ToSchema)]
+pub struct LatLon {
+    #[schema(minimum = -90.0, maximum = 90.0)]
+    lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
+    lon: f64,
+}
+
+/// `format`: the answer's format.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Json,
+    Geojson,
+}
+
+/// The `format` query parameter of the routes that answer GeoJSON too.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FormatParam {
+    /// `json` or `geojson` (`application/geo+json`). Without it, GeoJSON when the `Accept` header
+    /// names `application/geo+json` with a q above 0, else JSON.
+    format: Option<Format>,
+}
+
+/// A `state` filter: a state, or `open` (every state but `closed` and `cancelled`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    Open,
+    Dispatching,
+    Dispatched,
+    Uncovered,
+    EnRoute,
+    OnScene,
+    Closed,
+    Cancelled,
+}
+
+// ---- Signing in ----
+
+#[derive(Serialize, ToSchema)]
+pub struct SignedIn {
+    user: crate::auth::User,
+    /// The session, 64 hexadecimal characters: `Authorization: Bearer <token>`.
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    user: crate::auth::User,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignedOut {
+    signed_out: bool,
+}
+
+// ---- The audit log ----
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    rows: Vec<AuditRow>,
+    /// Ask again with `after` set to this for the next page; null past the end.
+    #[schema(required = true)]
+    next_after: Option<i64>,
+    /// Rows of this page left out for the reader's role (custodial cameras' alerts).
+    #[schema(minimum = 0)]
+    withheld: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    #[schema(required = true)]
+    subject: Option<String>,
+    details: Value,
+    /// The row's SHA-256 in hex.
+    hash: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditVerify {
+    #[schema(minimum = 0)]
+    rows: u64,
+    intact: bool,
+    /// Present when `intact` is false: the first row edited, removed or inserted out of order.
+    first_break: Option<ChainBreak>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChainBreak {
+    seq: i64,
+    reason: String,
+}
+
+// ---- GeoJSON ----
+
+#[derive(Serialize, ToSchema)]
+pub enum FeatureCollectionType {
+    FeatureCollection,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum FeatureType {
+    Feature,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum PointType {
+    Point,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum LineStringType {
+    LineString,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum PolygonType {
+    Polygon,
+}
+
+/// A GeoJSON Point: `[lon, lat]`.
+#[derive(Serialize, ToSchema)]
+pub struct Point {
+    r#type: PointType,
+    #[schema(min_items = 2, max_items = 2)]
+    coordinates: Vec<f64>,
+}
+
+/// A GeoJSON LineString: `[[lon, lat], ...]`, two positions or more.
+#[derive(Serialize, ToSchema)]
+pub struct LineString {
+    r#type: LineStringType,
+    #[schema(min_items = 2)]
+    coordinates: Vec<[f64; 2]>,
+}
+
+/// A GeoJSON Polygon: rings of `[lon, lat]` positions, the first the outer one.
+#[derive(Serialize, ToSchema)]
+pub struct Polygon {
+    r#type: PolygonType,
+    coordinates: Vec<Vec<[f64; 2]>>,
+}
+
+// ---- Incidents ----
+
+/// An incident as a GeoJSON Point feature; every field of the incident in `properties`.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentFeature {
+    r#type: FeatureType,
+    id: Uuid,
+    geometry: Point,
+    properties: super::handlers::Incident,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentFeatureCollection {
+    r#type: FeatureCollectionType,
+    features: Vec<IncidentFeature>,
+}
+
+/// One incident with the snapshot kuzet last stored.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    incident: super::handlers::Incident,
+    /// When kuzet last wrote the row.
+    #[schema(required = true)]
+    updated_at: Option<DateTime<Utc>>,
+    /// The incident's snapshot as stored (as published on `kuzet/v1/incidents/{id}`), or null.
+    #[schema(required = true, value_type = Option<Object>)]
+    snapshot: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentDetailProperties {
+    #[serde(flatten)]
+    incident: super::handlers::Incident,
+    #[schema(required = true)]
+    updated_at: Option<DateTime<Utc>>,
+    #[schema(required = true, value_type = Option<Object>)]
+    snapshot: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentDetailFeature {
+    r#type: FeatureType,
+    id: Uuid,
+    geometry: Point,
+    properties: IncidentDetailProperties,
+}
+
+// ---- Tracks ----
+
+#[derive(Serialize, ToSchema)]
+pub struct Track {
+    unit_id: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    #[schema(minimum = 0)]
+    count: u64,
+    /// More fixes than one answer holds (100 000): ask again from the last `at`.
+    truncated: bool,
+    points: Vec<super::handlers::TrackPoint>,
+}
+
+/// The geometry of a track: a LineString through two fixes or more, a Point for one.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TrackGeometry {
+    LineString(LineString),
+    Point(Point),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrackProperties {
+    unit_id: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    #[schema(minimum = 0)]
+    count: u64,
+    truncated: bool,
+    /// The fixes' times, in the order of the coordinates.
+    times: Vec<DateTime<Utc>>,
+    speeds_mps: Vec<Option<f32>>,
+    headings_deg: Vec<Option<f32>>,
+}
+
+/// A track as one GeoJSON feature; `geometry` is null without fixes.
+#[derive(Serialize, ToSchema)]
+pub struct TrackFeature {
+    r#type: FeatureType,
+    #[schema(required = true)]
+    geometry: Option<TrackGeometry>,
+    properties: TrackProperties,
+}
+
+// ---- Sites ----
+
+#[derive(Serialize, ToSchema)]
+pub struct Site {
+    id: String,
+    name: String,
+    /// `school`, `police_station` or `prison`.
+    kind: String,
+    /// The site's point.
+    location: LatLon,
+    area: Polygon,
+    area_m2: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SiteProperties {
+    id: String,
+    name: String,
+    kind: String,
+    location: LatLon,
+    area_m2: f64,
+}
+
+/// A site as a GeoJSON feature: its area as the geometry.
+#[derive(Serialize, ToSchema)]
+pub struct SiteFeature {
+    r#type: FeatureType,
+    id: String,
+    geometry: Polygon,
+    properties: SiteProperties,
+}
+
+// ---- The watchlist ----
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Danger {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    Pending,
+    Approved,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Enrolled {
+    id: String,
+    /// False when an entry with this id was replaced.
+    created: bool,
+    /// `pending` for a high-danger entry (a second supervisor approves it), else null.
+    #[schema(required = true)]
+    approval: Option<Approval>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WatchlistEntry {
+    id: String,
+    name: String,
+    legal_basis: String,
+    #[schema(required = true)]
+    case_ref: Option<String>,
+    danger: Danger,
+    expires_at: DateTime<Utc>,
+    /// `expires_at` has passed: the entry no longer matches.
+    expired: bool,
+    /// How many photos it was enrolled from.
+    #[schema(minimum = 0)]
+    photos: u64,
+    enrolled_by: String,
+    /// For a high-danger entry; null for the others.
+    #[schema(required = true)]
+    approval: Option<Approval>,
+    #[schema(required = true)]
+    approved_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Removed {
+    id: String,
+    removed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Approved {
+    id: String,
+    danger: Danger,
+    approval: Approval,
+    enrolled_by: String,
+    approved_by: String,
+}
+
+// ---- Reviews and snapshots (the actors' types, as serialised) ----
+
+#[derive(Serialize, ToSchema)]
+pub struct WantedRef {
+    person_id: String,
+    name: String,
+    danger: Danger,
+    legal_basis: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SightingRef {
+    sighting_id: Uuid,
+    camera: String,
+    at: DateTime<Utc>,
+    location: LatLon,
+    score: f32,
+    /// Whether the face and frame were kept (`/api/v1/sightings/{id}/face.jpg`).
+    evidence: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+/// A face match waiting for a dispatcher's decision, or decided.
+#[derive(Serialize, ToSchema)]
+pub struct Review {
+    review_id: Uuid,
+    person: WantedRef,
+    state: ReviewState,
+    opened_at: DateTime<Utc>,
+    /// Every sighting of the review, oldest first.
+    sightings: Vec<SightingRef>,
+    /// Once decided.
+    decided_by: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    /// Once confirmed: the incident opened (or moved) for the person.
+    incident_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    SchoolAlarm,
+    WantedPerson,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Dispatching,
+    Dispatched,
+    Uncovered,
+    EnRoute,
+    OnScene,
+    Closed,
+    Cancelled,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    Intruder,
+    Medical,
+    Fire,
+    Other,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    Accepted,
+    EnRoute,
+    OnScene,
+    Cleared,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    NoUnitsLeft,
+    OfferLimitReached,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SiteRef {
+    id: String,
+    name: String,
+    #[schema(required = true)]
+    room: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Raiser {
+    button: String,
+    alarm_id: Uuid,
+    #[schema(required = true)]
+    room: Option<String>,
+    kind: AlarmKind,
+    withdrawn: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Assignment {
+    unit: String,
+    progress: Progress,
+    distance_m: f64,
+    #[schema(minimum = 0)]
+    eta_s: u32,
+    offer_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingOffer {
+    offer_id: Uuid,
+    unit: String,
+    distance_m: f64,
+    #[schema(minimum = 0)]
+    eta_s: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelineEntry {
+    at: DateTime<Utc>,
+    /// Microseconds since the incident opened, on kuzet's monotonic clock.
+    #[schema(minimum = 0)]
+    t_us: u64,
+    event: String,
+    unit: Option<String>,
+    button: Option<String>,
+    detail: Option<String>,
+}
+
+/// An incident as kuzet holds it live: the JSON of `kuzet/v1/incidents/{id}` (docs/mqtt.md),
+/// with every timeline entry.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentSnapshot {
+    incident_id: Uuid,
+    kind: IncidentKind,
+    /// 1 is the most urgent.
+    #[schema(minimum = 0, maximum = 255)]
+    priority: u8,
+    state: IncidentState,
+    location: LatLon,
+    /// The site it is at; null when it is about a person.
+    #[schema(required = true)]
+    site: Option<SiteRef>,
+    /// The person it is about (absent otherwise).
+    wanted: Option<WantedRef>,
+    raised_by: Vec<Raiser>,
+    opened_at: DateTime<Utc>,
+    units: Vec<Assignment>,
+    offers: Vec<PendingOffer>,
+    escalated: Option<EscalationReason>,
+    timeline: Vec<TimelineEntry>,
+    /// The person's sightings, oldest first (absent when none).
+    sightings: Option<Vec<SightingRef>>,
+}
+
+// ---- Area warnings ----
+
+#[derive(Serialize, ToSchema)]
+pub struct WarningCircle {
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+}
+
+/// The area: a circle or a polygon of `[lat, lon]` pairs (latitude first, closed).
+#[derive(Serialize, ToSchema)]
+pub struct WarningArea {
+    description: String,
+    circle: Option<WarningCircle>,
+    polygon: Option<Vec<[f64; 2]>>,
+}
+
+/// An area warning, as its latest CAP message has it.
+#[derive(Serialize, ToSchema)]
+pub struct Warning {
+    warning_id: Uuid,
+    /// The CAP message's identifier (`urn:uuid:...`).
+    identifier: String,
+    /// `Alert`, `Update` or `Cancel`.
+    msg_type: String,
+    sent: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    in_force: bool,
+    event: String,
+    headline: String,
+    description: String,
+    #[schema(required = true)]
+    instruction: Option<String>,
+    severity: String,
+    urgency: String,
+    area: WarningArea,
+    /// The identifiers of the messages this one changes.
+    references: Vec<String>,
+    issued_by: String,
+    /// How many messages the warning has had (in the list; null as issued).
+    #[schema(required = true)]
+    messages: Option<i64>,
+}
+
+// ---- The map and the tablet ----
+
+#[derive(Serialize, ToSchema)]
+pub struct MapSite {
+    site_id: String,
+    name: String,
+    kind: String,
+    lat: f64,
+    lon: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MapCamera {
+    camera_id: String,
+    lat: f64,
+    lon: f64,
+    custodial: bool,
+    #[schema(required = true)]
+    site_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MapUnit {
+    unit_id: String,
+    callsign: String,
+}
+
+/// What the pages draw their maps from.
+#[derive(Serialize, ToSchema)]
+pub struct Map {
+    /// `[[south, west], [north, east]]`, latitude first; null when there is nothing to bound.
+    #[schema(required = true, value_type = Option<Vec<Vec<f64>>>)]
+    bounds: Option<[[f64; 2]; 2]>,
+    #[schema(required = true)]
+    tile_url: Option<String>,
+    #[schema(required = true)]
+    tile_attribution: Option<String>,
+    /// Polylines, each a flat array `[lat, lon, lat, lon, ...]`.
+    roads: Vec<Vec<f64>>,
+    sites: Vec<MapSite>,
+    cameras: Vec<MapCamera>,
+    units: Vec<MapUnit>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TabletMqtt {
+    /// MQTT over WebSockets: `ws://...` or `wss://...`.
+    url: String,
+    username: String,
+    /// The unit's broker password when kuzet may hand it out, else null.
+    #[schema(required = true)]
+    password: Option<String>,
+    client_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Tablet {
+    unit_id: String,
+    #[schema(required = true)]
+    callsign: Option<String>,
+    mqtt: TabletMqtt,
+}
