@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::postgres::PgPool;
 
-use super::{session, ApiError};
+use super::{params, session, ApiError};
 use crate::auth::Role;
 
 const MAX_LIMIT: i64 = 1000;
@@ -58,6 +58,10 @@ pub async fn list(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpRespo
     let after = int(&q, "after", 0, 0..=i64::MAX)?;
     let limit = int(&q, "limit", 100, 1..=MAX_LIMIT)?;
     let action = q.get("action").cloned();
+    // PostgreSQL text holds no NUL: refused here, not a database error (503).
+    if let Some(a) = &action {
+        params::text("action", a)?;
+    }
     let user = session::user(&req);
     // Custodial cameras' tampering is oversight's business: watching the police is not left to
     // the police. Anyone else reads the log without those rows (and is told how many).
