@@ -284,6 +284,16 @@ pub struct Enrolment {
 /// The largest face in each photo, embedded; the mean embedding (unit length) stands for the
 /// person. A photo with no face is an error that names it.
 pub fn enrolment(models: &mut FaceModels, photos: &[(String, Vec<u8>)]) -> anyhow::Result<Enrolment> {
+    let quiet = kuzet_progress::Progress::new(kuzet_progress::Show::Quiet, "enrolling", "photos", None);
+    enrolment_shown(models, photos, &quiet)
+}
+
+/// `enrolment`, advancing `progress` a photo at a time.
+pub fn enrolment_shown(
+    models: &mut FaceModels,
+    photos: &[(String, Vec<u8>)],
+    progress: &kuzet_progress::Progress,
+) -> anyhow::Result<Enrolment> {
     anyhow::ensure!(!photos.is_empty(), "at least one photo is needed");
     let mut sum = [0f32; DIM];
     let mut face_jpeg = None;
@@ -300,6 +310,7 @@ pub fn enrolment(models: &mut FaceModels, photos: &[(String, Vec<u8>)]) -> anyho
             face_jpeg = Some(jpeg_crop(&face.crop, 90)?);
         }
         sha.push(hex(&Sha256::digest(bytes)));
+        progress.advance(1);
     }
     kuzet_vision::face::normalize(&mut sum);
     Ok(Enrolment { embedding: sum, face_jpeg: face_jpeg.unwrap_or_default(), photo_sha256: sha })
@@ -393,12 +404,23 @@ impl Watch {
     ) -> anyhow::Result<bool> {
         let pool = self.pool.clone().context("enrolment needs the database")?;
         let me = self.clone();
+        let entry_id = entry.id.to_string();
         let e = actix_rt::task::spawn_blocking(move || {
             let mut guard = me.enroller.lock().unwrap_or_else(|p| p.into_inner());
+            let what = format!("enrolling {}", entry_id);
+            let progress = kuzet_progress::Progress::new(
+                kuzet_progress::Show::Log,
+                &what,
+                "photos",
+                Some(photos.len() as u64),
+            );
             if guard.is_none() {
+                progress.stage("loading the face models");
                 *guard = Some(FaceModels::load(&me.model_paths, me.intra_threads)?);
             }
-            enrolment(guard.as_mut().expect("loaded above"), &photos)
+            let e = enrolment_shown(guard.as_mut().expect("loaded above"), &photos, &progress);
+            progress.finish(if e.is_ok() { "done" } else { "refused" });
+            e
         })
         .await
         .context("enrolment thread failed")??;

@@ -337,7 +337,7 @@ async fn the_app_role_appends_to_the_log_and_cannot_change_it() {
     assert!(registered > 0, "kuzet appended the registry's entries as the app role");
     // A panic alarm: its incident is audited by kuzet's writer, in the batch with the alarm,
     // the incident and its timeline, all written as the app role.
-    let btn = kuzet_tools::sim::connect_device(
+    let mut btn = kuzet_tools::sim::connect_device(
         "127.0.0.1",
         run.mosquitto.port,
         kuzet::mqtt::topics::DeviceKind::Button,
@@ -347,8 +347,26 @@ async fn the_app_role_appends_to_the_log_and_cannot_change_it() {
     )
     .await
     .expect("the button connects");
-    publish(&btn, kuzet::mqtt::topics::DeviceKind::Button, "btn-a", "alarm", raise(&uuid::Uuid::new_v4()))
+    // As a button does (docs/mqtt.md): the same alarm again until kuzet acknowledges it. The
+    // first may come before kuzet's alarm connection has subscribed for the first time.
+    let alarm = raise(&uuid::Uuid::new_v4());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        publish(&btn, kuzet::mqtt::topics::DeviceKind::Button, "btn-a", "alarm", alarm.clone()).await;
+        let acked = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some((topic, _)) = btn.rx.recv().await {
+                if topic.ends_with("/ack") {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await
+        })
         .await;
+        if acked.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no ack for the alarm within 30 s");
+    }
     wait_until("the alarm's incident in the audit log", Duration::from_secs(30), || async {
         count(
             &app,

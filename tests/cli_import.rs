@@ -32,6 +32,12 @@ async fn a_bad_feature_is_named_and_nothing_is_imported_then_a_good_file_is() {
     let stdout = String::from_utf8_lossy(&good.stdout);
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
     assert!(stdout.starts_with("imported "), "{stdout}");
+    // Off a terminal, long work says how far it got in log lines (kuzet_progress).
+    let stderr = String::from_utf8_lossy(&good.stderr);
+    assert!(
+        stderr.contains("importing sites: started,") && stderr.contains(" features (100%), "),
+        "{stderr}"
+    );
     let devices = kuzet::store::devices::load(&pool).await.unwrap();
     assert!(!devices.sites.is_empty() && !devices.units.is_empty(), "{devices:?}");
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'devices.import'")

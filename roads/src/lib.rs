@@ -419,29 +419,24 @@ fn contract(graph: &RoadGraph) -> FastGraph {
     fast_paths::prepare(&input)
 }
 
-fn spinner(on: bool, msg: &str) -> indicatif::ProgressBar {
-    let bar = if on { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar.set_message(msg.to_owned());
-    bar
-}
-
 fn prepare(extract: &Path, progress: bool) -> anyhow::Result<Prepared> {
-    let bar = spinner(progress, "reading the OpenStreetMap extract");
+    use kuzet_progress::{Progress, Show};
+    let show = if progress { Show::auto() } else { Show::Quiet };
+    let p = Progress::new(show, "preparing the road graph", "stages", Some(3));
+    p.stage("reading the OpenStreetMap extract");
     let osm = osm::read(extract)?;
-    bar.set_message(format!("building the car graph from {} drivable ways", osm.ways.len()));
+    p.advance(1);
+    p.stage(&format!("building the car graph from {} drivable ways", osm.ways.len()));
     let graph = RoadGraph::build(&osm);
-    bar.set_message(format!(
+    p.advance(1);
+    p.stage(&format!(
         "contracting {} nodes, {} edges (contraction hierarchies)",
         graph.node_count(),
         graph.edges.len()
     ));
     let ch = contract(&graph);
-    bar.finish_with_message(format!(
-        "road graph ready: {} nodes, {} edges",
-        graph.node_count(),
-        graph.edges.len()
-    ));
+    p.advance(1);
+    p.finish(&format!("ready: {} nodes, {} edges", graph.node_count(), graph.edges.len()));
     Ok(Prepared { graph, ch })
 }
 

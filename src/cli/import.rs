@@ -34,8 +34,7 @@ async fn devices(args: DevicesArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let pool = kuzet::store::connect(&database_url).await?;
     let name = file.file_name().map(|n| n.to_string_lossy().replace('|', "_")).unwrap_or_default();
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    match kuzet::store::devices::import_geojson(&pool, &text, &format!("import:{name}"), progress).await {
+    match kuzet::store::devices::import_geojson(&pool, &text, &format!("import:{name}"), true).await {
         Ok(r) => println!(
             "imported {} features: {} sites, {} buttons, {} units, {} cameras ({} new, {} updated)",
             r.features, r.sites, r.buttons, r.units, r.cameras, r.new, r.updated

@@ -102,7 +102,14 @@ async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let paths = kuzet_vision::ModelPaths::in_dir(&settings.vision.models_dir);
     let mut models = kuzet_vision::FaceModels::load(&paths, settings.vision.intra_threads)?;
     models.min_score = settings.vision.min_face_score;
-    let e = kuzet::vision::enrolment(&mut models, &photos)?;
+    let progress = kuzet_progress::Progress::new(
+        kuzet_progress::Show::auto(),
+        &format!("enrolling {id}"),
+        "photos",
+        Some(photos.len() as u64),
+    );
+    let e = kuzet::vision::enrolment_shown(&mut models, &photos, &progress)?;
+    progress.finish("done");
     let entry = kuzet::store::watchlist::Entry {
         id,
         name,

@@ -108,8 +108,8 @@ pub async fn load_roads(settings: &Settings) -> anyhow::Result<Option<Arc<RoadNe
         return Ok(None);
     };
     let cache = settings.roads.cache_dir.clone();
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let loaded = actix_rt::task::spawn_blocking(move || RoadNetwork::load(&extract, &cache, progress))
+    // A bar on a terminal, log lines in a service (kuzet_progress).
+    let loaded = actix_rt::task::spawn_blocking(move || RoadNetwork::load(&extract, &cache, true))
         .await
         .context("road network loader failed")??;
     let (net, report) = loaded;

@@ -1,9 +1,8 @@
 //! A GeoJSON file's sites and devices into the database, all or nothing.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kuzet_progress::{Progress, Show};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgPool;
@@ -65,7 +64,8 @@ pub struct ImportReport {
 /// auditing of 100,000 rows in one transaction would take minutes (the audit chain's cost
 /// grows with the square of the entries per transaction), the summary costs nothing.
 ///
-/// `progress`: an indicatif bar on stderr, advancing as chunks are written.
+/// `progress`: shown as `kuzet_progress` shows long work (a bar on a terminal, log lines
+/// elsewhere), advancing as chunks are written.
 pub async fn import_geojson(
     pool: &PgPool,
     text: &str,
@@ -124,19 +124,8 @@ pub async fn import_geojson(
         }
     }
 
-    let bar = if progress {
-        let b = ProgressBar::with_draw_target(Some(n_features as u64), ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} features ({per_sec}, {eta})")
-        {
-            b.set_style(style.progress_chars("=> "));
-        }
-        b.set_message("importing");
-        b.enable_steady_tick(Duration::from_millis(200));
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let show = if progress { Show::auto() } else { Show::Quiet };
+    let bar = Progress::new(show, "importing sites", "features", Some(n_features as u64));
 
     let mut report = ImportReport { features: n_features, sha256: sha256.clone(), ..Default::default() };
     for chunk in sites.chunks(CHUNK) {
@@ -169,7 +158,7 @@ pub async fn import_geojson(
         .map_err(|e| anyhow::Error::new(e).context("cannot write sites"))?;
         count_inserted(&mut report, &inserted);
         report.sites += chunk.len();
-        bar.inc(chunk.len() as u64);
+        bar.advance(chunk.len() as u64);
     }
     for chunk in devices.chunks(CHUNK) {
         let ids: Vec<&str> = chunk.iter().map(|d| d.id.as_str()).collect();
@@ -212,7 +201,7 @@ pub async fn import_geojson(
                 _ => report.cameras += 1,
             }
         }
-        bar.inc(chunk.len() as u64);
+        bar.advance(chunk.len() as u64);
     }
 
     let per_entry = sites.len() + devices.len() <= PER_ENTRY_AUDIT_LIMIT;
@@ -244,7 +233,7 @@ pub async fn import_geojson(
     .await?;
     report.audit_entries += 1;
     tx.commit().await?;
-    bar.finish_and_clear();
+    bar.finish(&format!("{} new, {} updated", report.new, report.updated));
     Ok(report)
 }
 
