@@ -98,7 +98,7 @@ async fn only_get_reads_the_document() {
     a.handle.stop(true).await;
 }
 
-// What schemathesis found (scripts/openapi-check.sh): bad input answered as a database failure.
+// Bad input that reached the database and was answered as its failure (503).
 
 #[actix_rt::test]
 async fn an_audit_action_with_a_nul_is_a_bad_request_not_a_database_failure() {

@@ -193,7 +193,7 @@ pub struct AssignBody {
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     /// Why: not blank, at most 500 bytes, no control characters.
-    #[schema(min_length = 1)]
+    #[schema(value_type = super::schemas::Solid)]
     reason: String,
 }
 

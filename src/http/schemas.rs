@@ -29,6 +29,18 @@ pub struct BadRequest {
     parameter: String,
 }
 
+/// Free text: no control characters (U+0000-U+001F, U+007F-U+009F, U+2028, U+2029).
+#[derive(Serialize, ToSchema)]
+#[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$")]
+pub struct Text(String);
+
+/// Free text that is not blank: no control characters, something besides white space.
+#[derive(Serialize, ToSchema)]
+#[schema(
+    pattern = r"^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*[^\s\u0000-\u001F\u007F-\u009F\u2028\u2029][^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$"
+)]
+pub struct Solid(String);
+
 /// WGS 84 degrees, named.
 #[derive(Serialize, ToSchema)]
 pub struct LatLon {

@@ -212,6 +212,8 @@ pub fn user(req: &HttpRequest) -> User {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
+    /// No control characters.
+    #[schema(value_type = super::schemas::Text)]
     username: String,
     #[schema(format = Password)]
     password: String,

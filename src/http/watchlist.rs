@@ -43,11 +43,16 @@ pub struct EnrolIn {
     /// The person's id.
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     id: String,
-    /// Shown to officers in offers and to dispatchers in reviews; not blank.
+    /// Shown to officers in offers and to dispatchers in reviews; not blank, no control characters.
+    #[schema(value_type = super::schemas::Solid)]
     name: String,
-    /// The law, warrant or court order the person is listed under; not blank.
+    /// The law, warrant or court order the person is listed under; not blank, no control
+    /// characters.
+    #[schema(value_type = super::schemas::Solid)]
     legal_basis: String,
+    /// A case reference, shown after the legal basis; no control characters.
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Text>)]
     case_ref: Option<String>,
     /// `low`, `medium` or `high`.
     #[schema(value_type = super::schemas::Danger)]
@@ -179,7 +184,7 @@ pub async fn list(req: HttpRequest, w: Option<web::Data<Watch>>) -> Result<HttpR
 #[serde(deny_unknown_fields)]
 pub struct RemoveIn {
     /// Why (the warrant was served, the order lapsed, ...): not blank, no control characters.
-    #[schema(min_length = 1)]
+    #[schema(value_type = super::schemas::Solid)]
     reason: String,
 }
 
@@ -268,7 +273,7 @@ pub async fn approve(
 pub struct NoteIn {
     /// Kept in the audit entry: at most 500 characters, no control characters.
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(value_type = Option<super::schemas::Text>)]
     note: Option<String>,
 }
 
