@@ -45,9 +45,15 @@ if ! scripts/fuzz.sh smoke 2>&1 | tee -a "$log"; then
   rc=1
 fi
 
+# The HTTP API against its OpenAPI document: a real kuzet, schemathesis once per role.
+echo "test: scripts/openapi-check.sh"
+if ! scripts/openapi-check.sh 2>&1 | tee -a "$log"; then
+  rc=1
+fi
+
 # Add up cargo's "test result: ok. N passed; M failed; K ignored; ..." lines (doc-tests too)
-# and the road, vision and fuzz checks' "roads ...: N passed, M failed" lines.
-awk '/^test result:|^roads [a-z]+: [0-9]+ passed|^vision parity: [0-9]+ passed|^fuzz [a-z]+: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
+# and the road, vision, fuzz, AsyncAPI and OpenAPI checks' "roads ...: N passed, M failed" lines.
+awk '/^test result:|^roads [a-z]+: [0-9]+ passed|^vision parity: [0-9]+ passed|^fuzz [a-z]+: [0-9]+ passed|^asyncapi: [0-9]+ passed|^openapi [a-z]+: [0-9]+ passed/ { gsub(",", ""); for (i = 1; i < NF; i++) {
        if ($(i + 1) ~ /^passed/) p += $i
        if ($(i + 1) ~ /^failed/) f += $i
        if ($(i + 1) ~ /^ignored/) s += $i } }
