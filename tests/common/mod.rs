@@ -5,6 +5,7 @@
 
 pub mod cameras;
 pub mod process;
+pub mod record;
 pub mod tap;
 
 use std::time::Duration;
@@ -58,7 +59,7 @@ pub fn observer_password(user: &str) -> String {
 pub const IMPOSTOR: &str = "impostor";
 
 /// The observers as integration accounts (they read everything under kuzet/v1/, write
-/// nothing), and the impostor.
+/// nothing), the impostor, and the payload recorder (`record`).
 pub fn observer_accounts() -> Vec<kuzet::settings::Integration> {
     let mut accounts: Vec<_> = OBSERVERS
         .iter()
@@ -75,6 +76,7 @@ pub fn observer_accounts() -> Vec<kuzet::settings::Integration> {
         read: vec!["kuzet/v1/#".into()],
         write: vec!["kuzet/v1/#".into()],
     });
+    accounts.push(record::account());
     accounts
 }
 
@@ -101,6 +103,9 @@ pub enum BrokerKind {
 
 /// kuzet running against a broker, with the broker kept alive as long as this lives.
 pub struct TestApp {
+    /// Records what kuzet publishes (`record`). First, so it is dropped (and drains what the
+    /// broker still has for it) while kuzet and the broker are still there.
+    recorder: Option<record::Recorder>,
     pub app: Application,
     pub host: String,
     pub port: u16,
@@ -175,10 +180,21 @@ pub async fn spawn_app_with_roads(
         }
     };
     tweak(&mut settings);
+    let record = records_payloads(&settings);
     let app = Application::build_with_roads(settings, devices.clone(), roads).await.expect("kuzet starts");
     assert!(app.wait_ready(Duration::from_secs(10)).await, "kuzet connected and subscribed");
     let (host, port) = app.broker();
-    TestApp { host: host.to_owned(), port, devices, app, mosquitto, observers: Default::default() }
+    let recorder = if record { record::Recorder::start(host, port).await } else { None };
+    TestApp { recorder, host: host.to_owned(), port, devices, app, mosquitto, observers: Default::default() }
+}
+
+/// Whether a test kuzet with `s` gets a payload recorder (`record`). Not when kuzet talks to a
+/// broker other than the test's own (one without the recorder's account) or over TLS; nor when
+/// a test bounds the broker's queues below the default: tests/broker.rs counts what a broker
+/// with a queue of 10 drops, and a busy recorder must not add to that count.
+fn records_payloads(s: &Settings) -> bool {
+    let own_broker = s.mqtt.url == "embedded" || s.mqtt.url.starts_with("mqtt://127.0.0.1:");
+    own_broker && s.broker.max_queued_messages >= Settings::defaults().broker.max_queued_messages
 }
 
 /// The test city's school, near Almaty's centre.
