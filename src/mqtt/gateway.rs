@@ -495,3 +495,8 @@ pub async fn drive_outbound(mut eventloop: EventLoop, metrics: Arc<Metrics>) {
 pub async fn wait_ready(mut rx: watch::Receiver<Link>, timeout: Duration) -> bool {
     tokio::time::timeout(timeout, rx.wait_for(|l| *l == Link::Ready)).await.is_ok_and(|r| r.is_ok())
 }
+
+/// Waits until the link has noticed it is down (it will subscribe again when it is back).
+pub async fn wait_down(mut rx: watch::Receiver<Link>, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, rx.wait_for(|l| *l == Link::Connecting)).await.is_ok_and(|r| r.is_ok())
+}

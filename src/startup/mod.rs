@@ -492,6 +492,18 @@ impl Application {
         a && b && c
     }
 
+    /// Waits until every listening link has noticed the broker is gone (after which
+    /// `wait_ready` means each has connected and subscribed again).
+    pub async fn wait_down(&self, timeout: Duration) -> bool {
+        let [main, alarms, units] = self.links.clone();
+        let (a, b, c) = tokio::join!(
+            gateway::wait_down(main, timeout),
+            gateway::wait_down(alarms, timeout),
+            gateway::wait_down(units, timeout)
+        );
+        a && b && c
+    }
+
     /// The broker kuzet talks to, as (host, port).
     pub fn broker(&self) -> (&str, u16) {
         (&self.broker.0, self.broker.1)
