@@ -18,6 +18,9 @@ trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
 
 echo "test: cargo test"
 log=target/test-output.log
+# What kuzet publishes during this run is recorded here (tests/common/record.rs) and checked
+# against docs/asyncapi.yaml below: this run's only.
+rm -rf target/asyncapi-payloads
 # --no-fail-fast: a failing test binary does not keep the others from running (and reporting).
 if cargo test --locked --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"; then rc=0; else rc=$?; fi
 
@@ -42,6 +45,13 @@ fi
 # its own; the first run builds it, later runs reuse fuzz/target and the corpus).
 echo "test: scripts/fuzz.sh smoke"
 if ! scripts/fuzz.sh smoke 2>&1 | tee -a "$log"; then
+  rc=1
+fi
+
+# The MQTT contract: docs/asyncapi.yaml parsed by the AsyncAPI parser, and every payload kuzet
+# published during the tests above, and every example in docs/mqtt.md, validated against it.
+echo "test: scripts/asyncapi-check.sh"
+if ! scripts/asyncapi-check.sh 2>&1 | tee -a "$log"; then
   rc=1
 fi
 
