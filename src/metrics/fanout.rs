@@ -458,6 +458,14 @@ pub fn wants(n: &Notify) -> bool {
 /// The sink attached to the outbox as `metrics`.
 pub struct MetricsSink {
     to: Recipient<Observed>,
+    arbiter: ArbiterHandle,
+}
+
+impl Drop for MetricsSink {
+    fn drop(&mut self) {
+        // The last outbox is gone: so is the observer's thread.
+        self.arbiter.stop();
+    }
 }
 
 impl MetricsSink {
@@ -469,7 +477,13 @@ impl MetricsSink {
         for (camera, state) in cameras {
             tracker.camera_known(camera, &state);
         }
-        Self { to: Observer { tracker }.start().recipient() }
+        // On a thread of its own, at the bulk lanes' priority: reading timelines is never a
+        // turn taken from the actors' thread, where alarms are worked. The arbiter stops with
+        // the actix system, or when the sink is dropped.
+        let arbiter = actix::Arbiter::new();
+        arbiter.spawn(async { crate::lanes::lower_priority("kuzet-metrics") });
+        let to = Observer::start_in_arbiter(&arbiter.handle(), move |_| Observer { tracker });
+        Self { to: to.recipient(), arbiter: arbiter.handle() }
     }
 }
 
