@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 # from /usr/lib/postgresql/15/bin, psql, and the postgis extension; pgcrypto ships with the server.
 # GStreamer 1.22: the libraries and RTSP server the vision crate links, the decoders and
 # encoders its pipelines use, and gst-launch-1.0 (tests/vision/reference.py decodes photos with it).
+# opencv-doc: examples/data/vtest.avi (people walking), a clip of the motion gating benchmark.
 # Chromium (/usr/bin/chromium) and fonts: the browser tests drive it with playwright-core, which
 # never downloads a browser of its own.
 APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essential pkg-config
@@ -28,7 +29,8 @@ APT_PACKAGES=(mosquitto mosquitto-clients python3-venv python3-pip build-essenti
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-tools libgstrtspserver-1.0-dev
-  chromium fonts-liberation fonts-dejavu-core libxml2-utils)
+  chromium fonts-liberation fonts-dejavu-core libxml2-utils
+  opencv-doc)
 VENV=target/tools-venv
 # Pinned: the Compose schema we validate against is bundled in this package.
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kuzet_actors::model::{IncidentKind, ResponsePlan};
+use kuzet_vision::MotionConfig;
 use serde::Deserialize;
 
 mod load;
@@ -370,9 +371,37 @@ pub struct VisionSettings {
     pub offline_after_s: f64,
     pub frozen_after_s: f64,
     pub covered_after_s: f64,
+    /// Motion gating: detect only where and when something moves.
+    #[serde(default)]
+    pub motion: MotionConfig,
+    /// Per camera id, settings that differ from `motion`.
+    #[serde(default)]
+    pub motion_cameras: HashMap<String, MotionOverride>,
+}
+
+/// A camera's own motion gating settings; what is not given is taken from `vision.motion`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotionOverride {
+    pub enabled: Option<bool>,
+    pub threshold: Option<u8>,
+    pub min_area: Option<u32>,
+    pub full_every_s: Option<f64>,
 }
 
 impl VisionSettings {
+    /// The motion gating of one camera.
+    pub fn motion_for(&self, camera: &str) -> MotionConfig {
+        let mut m = self.motion.clone();
+        if let Some(o) = self.motion_cameras.get(camera) {
+            m.enabled = o.enabled.unwrap_or(m.enabled);
+            m.threshold = o.threshold.unwrap_or(m.threshold);
+            m.min_area = o.min_area.unwrap_or(m.min_area);
+            m.full_every_s = o.full_every_s.unwrap_or(m.full_every_s);
+        }
+        m
+    }
+
     pub fn secs(v: f64) -> Duration {
         Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::MAX)
     }
@@ -604,6 +633,14 @@ impl Settings {
                 return Err(SettingsError::Invalid(format!(
                     "vision.{name} must be a number of seconds, 0 or more"
                 )));
+            }
+        }
+        if let Err(e) = v.motion.check() {
+            return Err(SettingsError::Invalid(format!("vision.motion: {e}")));
+        }
+        for camera in v.motion_cameras.keys() {
+            if let Err(e) = v.motion_for(camera).check() {
+                return Err(SettingsError::Invalid(format!("vision.motion_cameras.{camera}: {e}")));
             }
         }
         for (name, l) in self.limits.all() {

@@ -29,8 +29,8 @@ use kuzet_actors::spec::Devices;
 use kuzet_actors::wanted::{RestoreReview, Update, WantedConfig, WantedPerson, WantedSpec, WatchDirectory};
 use kuzet_vision::evidence::{jpeg_bgr, jpeg_crop, write_durable};
 use kuzet_vision::{
-    Embedding, FaceModels, Frame, FramePool, FrameStats, Gallery, HealthConfig, HealthState, ModelPaths,
-    Source, SourceConfig, SourceEvents, DIM,
+    Embedding, FaceModels, Focus, Frame, FramePool, FrameStats, Gallery, HealthConfig, HealthState,
+    ModelPaths, Source, SourceConfig, SourceEvents, DIM,
 };
 use sha2::{Digest, Sha256};
 
@@ -49,6 +49,10 @@ pub struct VisionStats {
     pub evidence_failed: AtomicU64,
     pub inference_errors: AtomicU64,
     pub edge_faces: AtomicU64,
+    /// Frames motion gating let go undetected.
+    pub gated: AtomicU64,
+    /// Frames detected only in the region that moved (the rest of `frames` in full).
+    pub regions: AtomicU64,
 }
 
 impl VisionStats {
@@ -63,6 +67,8 @@ impl VisionStats {
             ("vision.evidence_failed", g(&self.evidence_failed)),
             ("vision.inference_errors", g(&self.inference_errors)),
             ("vision.edge_faces", g(&self.edge_faces)),
+            ("vision.gated", g(&self.gated)),
+            ("vision.regions", g(&self.regions)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -447,11 +453,16 @@ struct Events {
     frames: FramePool,
     cameras: Vec<CameraId>,
     directory: Directory,
+    matcher: Arc<Matcher>,
 }
 
 impl SourceEvents for Events {
-    fn frame(&self, camera: usize, frame: Frame, _stats: &FrameStats) {
-        self.frames.submit(camera, frame);
+    fn frame(&self, camera: usize, frame: Frame, _stats: &FrameStats, focus: Focus) {
+        self.frames.submit_focus(camera, frame, focus);
+    }
+
+    fn gated(&self, _camera: usize, _stats: &FrameStats) {
+        self.matcher.stats.gated.fetch_add(1, Ordering::Relaxed);
     }
 
     fn health(&self, camera: usize, state: HealthState, detail: &str) {
@@ -533,6 +544,7 @@ impl Vision {
             frames: me.frames.clone(),
             cameras: cameras.clone(),
             directory: p.directory.clone(),
+            matcher: matcher.clone(),
         });
         for c in &p.devices.cameras {
             let slot = me.frames.add_camera();
@@ -551,6 +563,7 @@ impl Vision {
                     ..HealthConfig::default()
                 },
                 backoff: (Duration::from_millis(500), Duration::from_secs(10)),
+                motion: Some(s.motion_for(c.id.as_str())),
             };
             me.sources.push(Source::spawn(cfg, events.clone())?);
         }
@@ -583,9 +596,12 @@ impl Drop for Vision {
 
 /// An inference thread: the newest frame of any camera, its faces, each searched.
 fn infer(mut models: FaceModels, frames: FramePool, matcher: Arc<Matcher>, cameras: Vec<CameraId>) {
-    while let Some((cam, frame, _at)) = frames.take() {
+    while let Some((cam, frame, focus, _at)) = frames.take() {
         matcher.stats.frames.fetch_add(1, Ordering::Relaxed);
-        let faces = match models.faces(&frame) {
+        if matches!(focus, Focus::Region(_)) {
+            matcher.stats.regions.fetch_add(1, Ordering::Relaxed);
+        }
+        let faces = match models.faces_in(&frame, &focus) {
             Ok(f) => f,
             Err(e) => {
                 matcher.stats.inference_errors.fetch_add(1, Ordering::Relaxed);

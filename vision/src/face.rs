@@ -14,6 +14,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::image::Frame;
+use crate::motion::Focus;
 
 /// The detector's square input side.
 pub const DETECT_SIZE: u32 = 640;
@@ -62,7 +63,8 @@ impl Detection {
         self.w.max(0.0) * self.h.max(0.0)
     }
 
-    fn iou(&self, o: &Detection) -> f32 {
+    /// Intersection over union of the two boxes.
+    pub fn iou(&self, o: &Detection) -> f32 {
         let ix = (self.x + self.w).min(o.x + o.w) - self.x.max(o.x);
         let iy = (self.y + self.h).min(o.y + o.h) - self.y.max(o.y);
         if ix <= 0.0 || iy <= 0.0 {
@@ -161,19 +163,38 @@ impl FaceModels {
 
     /// Every face in `frame`, best first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, FaceError> {
+        self.detect_in(frame, &Focus::Full)
+    }
+
+    /// The faces where `focus` says to look (none for `Skip`), in frame coordinates. A region
+    /// is searched at up to the frame's own resolution, so a face there is at least as large
+    /// to the detector as in a full-frame look.
+    pub fn detect_in(&mut self, frame: &Frame, focus: &Focus) -> Result<Vec<Detection>, FaceError> {
+        let (x0, y0, rw, rh, max_scale) = match focus {
+            Focus::Skip => return Ok(Vec::new()),
+            Focus::Full => (0.0, 0.0, frame.width, frame.height, f32::INFINITY),
+            Focus::Region(r) => {
+                let w = r.w.min(frame.width.saturating_sub(r.x));
+                let h = r.h.min(frame.height.saturating_sub(r.y));
+                if w == 0 || h == 0 {
+                    return Ok(Vec::new());
+                }
+                (r.x as f32, r.y as f32, w, h, 1.0)
+            }
+        };
         let side = DETECT_SIZE as usize;
         // One scale for both sides; the image sits at the top left, zeros to the right and below.
-        let scale = DETECT_SIZE as f32 / frame.width.max(frame.height) as f32;
-        let sw = ((frame.width as f32 * scale).round() as usize).min(side);
-        let sh = ((frame.height as f32 * scale).round() as usize).min(side);
+        let scale = (DETECT_SIZE as f32 / rw.max(rh) as f32).min(max_scale);
+        let sw = ((rw as f32 * scale).round() as usize).min(side);
+        let sh = ((rh as f32 * scale).round() as usize).min(side);
         self.input.fill(0.0);
         let plane = side * side;
         let inv = 1.0 / scale;
         for y in 0..sh {
             // Pixel centres of the resized image mapped back (as OpenCV's INTER_LINEAR does).
-            let sy = ((y as f32 + 0.5) * inv - 0.5).max(0.0);
+            let sy = y0 + ((y as f32 + 0.5) * inv - 0.5).max(0.0);
             for x in 0..sw {
-                let sx = ((x as f32 + 0.5) * inv - 0.5).max(0.0);
+                let sx = x0 + ((x as f32 + 0.5) * inv - 0.5).max(0.0);
                 let at = y * side + x;
                 for c in 0..3 {
                     self.input[c * plane + at] = frame.sample_clamped(sx, sy, c);
@@ -209,11 +230,11 @@ impl FaceModels {
                 let k = &kps[i * 10..i * 10 + 10];
                 let mut landmarks = [[0.0; 2]; 5];
                 for (n, l) in landmarks.iter_mut().enumerate() {
-                    *l = [(k[2 * n] + col) * s * inv, (k[2 * n + 1] + r) * s * inv];
+                    *l = [x0 + (k[2 * n] + col) * s * inv, y0 + (k[2 * n + 1] + r) * s * inv];
                 }
                 found.push(Detection {
-                    x: (cx - w / 2.0) * inv,
-                    y: (cy - h / 2.0) * inv,
+                    x: x0 + (cx - w / 2.0) * inv,
+                    y: y0 + (cy - h / 2.0) * inv,
                     w: w * inv,
                     h: h * inv,
                     score,
@@ -272,8 +293,13 @@ impl FaceModels {
 
     /// Detects, aligns and embeds every face in `frame` (best first).
     pub fn faces(&mut self, frame: &Frame) -> Result<Vec<Face>, FaceError> {
+        self.faces_in(frame, &Focus::Full)
+    }
+
+    /// `faces` where `focus` says to look.
+    pub fn faces_in(&mut self, frame: &Frame, focus: &Focus) -> Result<Vec<Face>, FaceError> {
         let mut out = Vec::new();
-        for d in self.detect(frame)? {
+        for d in self.detect_in(frame, focus)? {
             let crop = Self::align(frame, &d);
             let embedding = self.embed(&crop)?;
             out.push(Face { detection: d, crop, embedding });

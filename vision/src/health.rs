@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::Frame;
+use crate::image::{Frame, Yuv};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,19 +63,32 @@ pub struct FrameStats {
 impl FrameStats {
     /// Sampled on a 64x36 lattice: cheap enough to run on every frame in the pipeline thread.
     pub fn of(frame: &Frame) -> Self {
+        let w = frame.width as usize;
+        Self::sampled(frame.width, frame.height, |x, y| {
+            let p = &frame.data[(y * w + x) * 3..(y * w + x) * 3 + 3];
+            // BT.601 luma, integer.
+            (29 * p[0] as u32 + 150 * p[1] as u32 + 77 * p[2] as u32) >> 8
+        })
+    }
+
+    /// The same from a YUV picture's luma plane, before any conversion.
+    pub fn of_yuv(yuv: &Yuv<'_>) -> Self {
+        let (y, stride) = (yuv.planes[0], yuv.strides[0]);
+        Self::sampled(yuv.width, yuv.height, |x, r| y[r * stride + x] as u32)
+    }
+
+    fn sampled(width: u32, height: u32, luma: impl Fn(usize, usize) -> u32) -> Self {
         const GW: usize = 16;
         const GH: usize = 9;
         const SUB: usize = 4;
-        let (w, h) = (frame.width as usize, frame.height as usize);
+        let (w, h) = (width as usize, height as usize);
         let mut sums = [0u32; GW * GH];
         let (mut s, mut s2, mut n) = (0f64, 0f64, 0f64);
         for gy in 0..GH * SUB {
             let y = (gy * 2 + 1) * h / (GH * SUB * 2);
             for gx in 0..GW * SUB {
                 let x = (gx * 2 + 1) * w / (GW * SUB * 2);
-                let p = &frame.data[(y * w + x) * 3..(y * w + x) * 3 + 3];
-                // BT.601 luma, integer.
-                let l = (29 * p[0] as u32 + 150 * p[1] as u32 + 77 * p[2] as u32) >> 8;
+                let l = luma(x, y);
                 sums[(gy / SUB) * GW + gx / SUB] += l;
                 s += l as f64;
                 s2 += (l * l) as f64;

@@ -85,3 +85,95 @@ impl Frame {
         Frame::new(cw, ch, out)
     }
 }
+
+/// The colour matrix of a YUV picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matrix {
+    Bt601,
+    Bt709,
+}
+
+/// A decoded picture as the decoder gives it: planar YUV 4:2:0 (I420), borrowed, rows possibly
+/// padded. Motion gating reads only its luma; it becomes a BGR `Frame` only when detected.
+pub struct Yuv<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub planes: [&'a [u8]; 3],
+    pub strides: [usize; 3],
+    pub matrix: Matrix,
+}
+
+impl<'a> Yuv<'a> {
+    /// Packed I420 (no padding) in `data`.
+    pub fn i420(width: u32, height: u32, data: &'a [u8]) -> Option<Self> {
+        let (w, h) = (width as usize, height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        if data.len() < w * h + 2 * cw * ch || w == 0 || h == 0 {
+            return None;
+        }
+        let (y, rest) = data.split_at(w * h);
+        let (u, v) = rest.split_at(cw * ch);
+        Some(Self { width, height, planes: [y, u, v], strides: [w, cw, cw], matrix: Matrix::Bt601 })
+    }
+
+    /// A `gw` x `gh` grey copy: each cell the mean luma of its block (every other row and
+    /// column sampled: enough against noise at a quarter of the reads).
+    pub fn small_grey(&self, gw: usize, gh: usize) -> Vec<u8> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (y, stride) = (self.planes[0], self.strides[0]);
+        let mut out = vec![0u8; gw * gh];
+        let mut sums = vec![0u32; gw];
+        let mut counts = vec![0u32; gw];
+        for gy in 0..gh {
+            let (r0, r1) = (gy * h / gh, ((gy + 1) * h / gh).max(gy * h / gh + 1));
+            sums.fill(0);
+            counts.fill(0);
+            for r in (r0..r1.min(h)).step_by(2) {
+                let row = &y[r * stride..r * stride + w];
+                for gx in 0..gw {
+                    let (c0, c1) = (gx * w / gw, ((gx + 1) * w / gw).max(gx * w / gw + 1));
+                    let mut s = 0u32;
+                    let mut n = 0u32;
+                    for &v in row[c0..c1.min(w)].iter().step_by(2) {
+                        s += v as u32;
+                        n += 1;
+                    }
+                    sums[gx] += s;
+                    counts[gx] += n;
+                }
+            }
+            for gx in 0..gw {
+                out[gy * gw + gx] = (sums[gx] / counts[gx].max(1)) as u8;
+            }
+        }
+        out
+    }
+
+    /// Packed BGR (limited-range YUV, as H.264 cameras send).
+    pub fn to_bgr(&self) -> Frame {
+        let (w, h) = (self.width as usize, self.height as usize);
+        // Coefficients x256: (Y scale, V->R, U->G, V->G, U->B).
+        let (ky, vr, ug, vg, ub) = match self.matrix {
+            Matrix::Bt601 => (298i32, 409i32, 100i32, 208i32, 516i32),
+            Matrix::Bt709 => (298, 459, 55, 136, 541),
+        };
+        let mut out = vec![0u8; w * h * 3];
+        let [ys, us, vs] = self.strides;
+        for r in 0..h {
+            let yrow = &self.planes[0][r * ys..r * ys + w];
+            let urow = &self.planes[1][(r / 2) * us..];
+            let vrow = &self.planes[2][(r / 2) * vs..];
+            let orow = &mut out[r * w * 3..(r + 1) * w * 3];
+            for (c, (o, &yv)) in orow.chunks_exact_mut(3).zip(yrow).enumerate() {
+                let cy = ky * (yv as i32 - 16);
+                let d = urow[c / 2] as i32 - 128;
+                let e = vrow[c / 2] as i32 - 128;
+                let clamp = |v: i32| ((v + 128) >> 8).clamp(0, 255) as u8;
+                o[0] = clamp(cy + ub * d);
+                o[1] = clamp(cy - ug * d - vg * e);
+                o[2] = clamp(cy + vr * e);
+            }
+        }
+        Frame { width: self.width, height: self.height, data: out.into() }
+    }
+}

@@ -8,10 +8,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::image::Frame;
+use crate::motion::Focus;
 
 #[derive(Default)]
 struct State {
-    slots: Vec<Option<(Frame, Instant)>>,
+    slots: Vec<Option<(Frame, Focus, Instant)>>,
     ready: VecDeque<usize>,
     stopped: bool,
 }
@@ -42,14 +43,19 @@ impl FramePool {
         s.slots.len() - 1
     }
 
-    /// Hands over a camera's newest frame.
+    /// Hands over a camera's newest frame, to be detected in full.
     pub fn submit(&self, camera: usize, frame: Frame) {
+        self.submit_focus(camera, frame, Focus::Full);
+    }
+
+    /// Hands over a camera's newest frame and where in it to detect.
+    pub fn submit_focus(&self, camera: usize, frame: Frame, focus: Focus) {
         self.inner.submitted.fetch_add(1, Ordering::Relaxed);
         let mut s = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         let Some(slot) = s.slots.get_mut(camera) else {
             return;
         };
-        if slot.replace((frame, Instant::now())).is_some() {
+        if slot.replace((frame, focus, Instant::now())).is_some() {
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             s.ready.push_back(camera);
@@ -58,16 +64,17 @@ impl FramePool {
         }
     }
 
-    /// Waits for a frame: (camera, frame, when it was handed over). `None` once stopped.
-    pub fn take(&self) -> Option<(usize, Frame, Instant)> {
+    /// Waits for a frame: (camera, frame, where to detect, when it was handed over). `None`
+    /// once stopped.
+    pub fn take(&self) -> Option<(usize, Frame, Focus, Instant)> {
         let mut s = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if s.stopped {
                 return None;
             }
             if let Some(cam) = s.ready.pop_front() {
-                if let Some((f, at)) = s.slots[cam].take() {
-                    return Some((cam, f, at));
+                if let Some((f, focus, at)) = s.slots[cam].take() {
+                    return Some((cam, f, focus, at));
                 }
                 continue;
             }
@@ -98,9 +105,9 @@ mod tests {
         pool.submit(a, Frame::filled(2, 2, [1, 1, 1]));
         pool.submit(b, Frame::filled(2, 2, [5, 5, 5]));
         pool.submit(a, Frame::filled(2, 2, [2, 2, 2]));
-        let (cam, f, _) = pool.take().unwrap();
+        let (cam, f, _, _) = pool.take().unwrap();
         assert_eq!((cam, f.data[0]), (a, 2));
-        let (cam, f, _) = pool.take().unwrap();
+        let (cam, f, _, _) = pool.take().unwrap();
         assert_eq!((cam, f.data[0]), (b, 5));
         assert_eq!(pool.counts(), (3, 1));
         let p2 = pool.clone();

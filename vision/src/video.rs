@@ -2,8 +2,9 @@
 //! enrolment photos.
 //!
 //! A camera's pipeline is `uridecodebin` (rtsp://, file://, http(s)://) ! videorate (at most
-//! the detection rate, dropping only, before any conversion) ! videoconvert ! BGR appsink
-//! (one buffer, newest wins). When the stream fails or ends, the pipeline is torn down and
+//! the detection rate, dropping only, before any conversion) ! videoconvert (a no-op for the
+//! I420 that H.264 decoders give) ! I420 appsink (one buffer, newest wins). Health and motion
+//! gating read the luma plane; only a frame that is to be detected is converted to BGR. When the stream fails or ends, the pipeline is torn down and
 //! built again after a backoff that doubles up to a limit.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,9 +16,11 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use gstreamer_video::prelude::VideoFrameExt;
 
 use crate::health::{FrameStats, Health, HealthConfig, HealthState};
-use crate::image::Frame;
+use crate::image::{Frame, Matrix, Yuv};
+use crate::motion::{Focus, Motion, MotionConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
@@ -38,8 +41,10 @@ pub fn init() -> Result<(), VideoError> {
 
 /// What a camera's pipeline thread reports.
 pub trait SourceEvents: Send + Sync + 'static {
-    /// A frame, at no more than the configured rate.
-    fn frame(&self, camera: usize, frame: Frame, stats: &FrameStats);
+    /// A frame to detect faces in where `focus` says, at no more than the configured rate.
+    fn frame(&self, camera: usize, frame: Frame, stats: &FrameStats, focus: Focus);
+    /// A frame motion gating let go undetected (never converted).
+    fn gated(&self, _camera: usize, _stats: &FrameStats) {}
     /// The camera's health changed; `detail` says why (an error from the stream, say).
     fn health(&self, camera: usize, state: HealthState, detail: &str);
 }
@@ -56,6 +61,8 @@ pub struct SourceConfig {
     pub health: HealthConfig,
     /// First and longest wait before building the pipeline again.
     pub backoff: (Duration, Duration),
+    /// Motion gating; `None` or disabled: every frame is detected in full.
+    pub motion: Option<MotionConfig>,
 }
 
 /// A running camera pipeline thread.
@@ -97,10 +104,12 @@ impl Drop for Source {
 
 fn run(cfg: SourceConfig, events: Arc<dyn SourceEvents>, stop: Arc<AtomicBool>) {
     let mut health = Health::new(cfg.health.clone(), Instant::now());
+    // Kept across reconnections: a stream that comes back unchanged stays gated.
+    let mut motion = cfg.motion.clone().filter(|m| m.enabled).map(Motion::new);
     let mut backoff = cfg.backoff.0;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let why = match stream(&cfg, &events, &stop, &mut health) {
+        let why = match stream(&cfg, &events, &stop, &mut health, motion.as_mut()) {
             Ok(()) => "end of stream".to_owned(),
             Err(e) => e.to_string(),
         };
@@ -129,7 +138,9 @@ fn stream(
     events: &Arc<dyn SourceEvents>,
     stop: &AtomicBool,
     health: &mut Health,
+    mut motion: Option<&mut Motion>,
 ) -> Result<(), VideoError> {
+    let epoch = Instant::now();
     let pipeline = gst::Pipeline::new();
     let make = |f: &str| gst::ElementFactory::make(f).build().map_err(gst_err);
     let src = gst::ElementFactory::make("uridecodebin").property("uri", &cfg.uri).build().map_err(gst_err)?;
@@ -138,7 +149,7 @@ fn stream(
     rate.set_property("max-rate", cfg.fps.max(1) as i32);
     let convert = make("videoconvert")?;
     let sink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "BGR").build())
+        .caps(&gst::Caps::builder("video/x-raw").field("format", "I420").build())
         .max_buffers(1)
         .drop(true)
         .sync(true)
@@ -158,7 +169,6 @@ fn stream(
     let _guard = StopOnDrop(pipeline.clone());
     pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
     let bus = pipeline.bus().ok_or_else(|| gst_err("pipeline without a bus"))?;
-    let mut staged: Vec<u8> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
             return match msg.view() {
@@ -179,16 +189,57 @@ fn stream(
             }
             continue;
         };
-        let Some(frame) = to_frame(&sample, &mut staged) else {
-            continue;
-        };
-        let stats = FrameStats::of(&frame);
-        if let Some(s) = health.frame(&stats, Instant::now()) {
-            events.health(cfg.camera, s, "");
+        let now = Instant::now();
+        let handled = with_yuv(&sample, |yuv| {
+            let stats = FrameStats::of_yuv(yuv);
+            if let Some(s) = health.frame(&stats, now) {
+                events.health(cfg.camera, s, "");
+            }
+            let focus = match motion.as_deref_mut() {
+                Some(m) => gate(m, yuv, now.duration_since(epoch)),
+                None => Focus::Full,
+            };
+            if focus == Focus::Skip {
+                events.gated(cfg.camera, &stats);
+            } else {
+                events.frame(cfg.camera, yuv.to_bgr(), &stats, focus);
+            }
+        });
+        if handled.is_none() {
+            tracing::debug!(camera = %cfg.name, "unreadable frame skipped");
         }
-        events.frame(cfg.camera, frame, &stats);
     }
     Ok(())
+}
+
+/// Where to detect in `yuv` by the camera's motion, at stream time `at`.
+pub fn gate(motion: &mut Motion, yuv: &Yuv<'_>, at: Duration) -> Focus {
+    let (gw, gh) = motion.config().grid(yuv.width, yuv.height);
+    let small = yuv.small_grey(gw, gh);
+    motion.update(yuv.width, yuv.height, &small, at)
+}
+
+/// Runs `f` on an I420 sample's planes, mapped in place.
+fn with_yuv<R>(sample: &gst::Sample, f: impl FnOnce(&Yuv<'_>) -> R) -> Option<R> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    if info.format() != gst_video::VideoFormat::I420 {
+        return None;
+    }
+    let buffer = sample.buffer()?;
+    let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
+    let strides = vf.plane_stride();
+    let matrix = match info.colorimetry().matrix() {
+        gst_video::VideoColorMatrix::Bt709 => Matrix::Bt709,
+        _ => Matrix::Bt601,
+    };
+    let yuv = Yuv {
+        width: info.width(),
+        height: info.height(),
+        planes: [vf.plane_data(0).ok()?, vf.plane_data(1).ok()?, vf.plane_data(2).ok()?],
+        strides: [strides[0] as usize, strides[1] as usize, strides[2] as usize],
+        matrix,
+    };
+    Some(f(&yuv))
 }
 
 /// Sets the pipeline to Null however the stream ends.
@@ -295,4 +346,106 @@ pub fn decode_file(uri: &str, mut f: impl FnMut(Frame)) -> Result<usize, VideoEr
         }
     }
     Ok(n)
+}
+
+/// Decodes every frame of a video file as fast as it goes, as I420 (what camera pipelines
+/// gate on), for benchmarks: `f` gets each with its presentation time.
+pub fn decode_file_yuv(uri: &str, mut f: impl FnMut(&Yuv<'_>, Duration)) -> Result<usize, VideoError> {
+    init()?;
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("uridecodebin").property("uri", uri).build().map_err(gst_err)?;
+    let convert = gst::ElementFactory::make("videoconvert").build().map_err(gst_err)?;
+    let sink = gst_app::AppSink::builder()
+        .caps(&gst::Caps::builder("video/x-raw").field("format", "I420").build())
+        .max_buffers(4)
+        .sync(false)
+        .build();
+    pipeline.add_many([&src, &convert, sink.upcast_ref()]).map_err(gst_err)?;
+    convert.link(&sink).map_err(gst_err)?;
+    let conv_sink = convert.static_pad("sink").ok_or_else(|| gst_err("no sink pad"))?;
+    src.connect_pad_added(move |_, pad| {
+        if !conv_sink.is_linked() {
+            let _ = pad.link(&conv_sink);
+        }
+    });
+    let _guard = StopOnDrop(pipeline.clone());
+    pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
+    let mut n = 0;
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        let pts = sample.buffer().and_then(|b| b.pts()).map(|t| Duration::from_nanos(t.nseconds()));
+        if with_yuv(&sample, |y| f(y, pts.unwrap_or_default())).is_some() {
+            n += 1;
+        }
+    }
+    if let Some(msg) = pipeline.bus().and_then(|b| b.pop_filtered(&[gst::MessageType::Error])) {
+        if let gst::MessageView::Error(e) = msg.view() {
+            return Err(VideoError::Gst(e.error().to_string()));
+        }
+    }
+    Ok(n)
+}
+
+/// Encodes BGR frames (all `width` x `height`) as an H.264 MP4 at `fps`, for test and
+/// benchmark clips. A keyframe every second, as cameras send.
+pub fn encode_clip(
+    out: &std::path::Path,
+    width: u32,
+    height: u32,
+    fps: u32,
+    frames: impl IntoIterator<Item = Frame>,
+) -> Result<usize, VideoError> {
+    init()?;
+    let desc = format!(
+        "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 ! \
+         x264enc speed-preset=veryfast key-int-max={fps} ! h264parse ! mp4mux ! filesink name=sink"
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(gst_err)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| gst_err("not a pipeline"))?;
+    let src = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or_else(|| gst_err("no appsrc"))?;
+    pipeline.by_name("sink").ok_or_else(|| gst_err("no sink"))?.set_property("location", out.to_str());
+    src.set_caps(Some(
+        &gst::Caps::builder("video/x-raw")
+            .field("format", "BGR")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    ));
+    src.set_property("block", true);
+    let _guard = StopOnDrop(pipeline.clone());
+    pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
+    let mut n = 0u64;
+    for f in frames {
+        if f.width != width || f.height != height {
+            return Err(gst_err(format!("frame {n} is {}x{}, not {width}x{height}", f.width, f.height)));
+        }
+        let mut b = gst::Buffer::from_slice(f.data.to_vec());
+        {
+            let b = b.get_mut().ok_or_else(|| gst_err("buffer not writable"))?;
+            b.set_pts(gst::ClockTime::from_nseconds(n * 1_000_000_000 / fps as u64));
+            b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
+        }
+        src.push_buffer(b).map_err(gst_err)?;
+        n += 1;
+    }
+    src.end_of_stream().map_err(gst_err)?;
+    let bus = pipeline.bus().ok_or_else(|| gst_err("pipeline without a bus"))?;
+    match bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(300),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .as_ref()
+        .map(|m| m.view())
+    {
+        Some(gst::MessageView::Eos(_)) => Ok(n as usize),
+        Some(gst::MessageView::Error(e)) => Err(VideoError::Gst(e.error().to_string())),
+        _ => Err(gst_err("encoding timed out")),
+    }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kuzet_vision::{Frame, FrameStats, HealthConfig, HealthState, Source, SourceConfig, SourceEvents};
+use kuzet_vision::{Focus, Frame, FrameStats, HealthConfig, HealthState, Source, SourceConfig, SourceEvents};
 
 const CAMSIM: &str = env!("CARGO_BIN_EXE_kuzet-camsim");
 
@@ -57,7 +57,7 @@ struct Seen {
 struct Recorder(Mutex<Seen>);
 
 impl SourceEvents for Recorder {
-    fn frame(&self, _camera: usize, frame: Frame, stats: &FrameStats) {
+    fn frame(&self, _camera: usize, frame: Frame, stats: &FrameStats, _focus: Focus) {
         self.0.lock().unwrap().frames.push((Instant::now(), frame.width, frame.height, stats.std));
     }
     fn health(&self, _camera: usize, state: HealthState, detail: &str) {
@@ -110,6 +110,8 @@ fn rtsp_camera_frames_covered_offline_and_back() {
             uniform_std: 6.0,
         },
         backoff: (Duration::from_millis(200), Duration::from_secs(1)),
+        // Every frame handed on: the test counts them.
+        motion: None,
     };
     let source = Source::spawn(cfg, rec.clone()).unwrap();
 

