@@ -190,14 +190,26 @@ impl FaceModels {
         self.input.fill(0.0);
         let plane = side * side;
         let inv = 1.0 / scale;
+        // Pixel centres of the resized image mapped back (as OpenCV's INTER_LINEAR does), with
+        // the border repeated; the taps and weights of each column are worked out once.
+        let taps = |i: usize, origin: f32, size: u32| {
+            let v = (origin + ((i as f32 + 0.5) * inv - 0.5).max(0.0)).clamp(0.0, (size - 1) as f32);
+            let v0 = v.floor() as usize;
+            (v0, (v0 + 1).min(size as usize - 1), v - v0 as f32)
+        };
+        let cols: Vec<(usize, usize, f32)> = (0..sw).map(|x| taps(x, x0, frame.width)).collect();
+        let w = frame.width as usize;
+        let data = &frame.data;
         for y in 0..sh {
-            // Pixel centres of the resized image mapped back (as OpenCV's INTER_LINEAR does).
-            let sy = y0 + ((y as f32 + 0.5) * inv - 0.5).max(0.0);
-            for x in 0..sw {
-                let sx = x0 + ((x as f32 + 0.5) * inv - 0.5).max(0.0);
+            let (ya, yb, fy) = taps(y, y0, frame.height);
+            let (ra, rb) = (ya * w * 3, yb * w * 3);
+            for (x, &(xa, xb, fx)) in cols.iter().enumerate() {
                 let at = y * side + x;
                 for c in 0..3 {
-                    self.input[c * plane + at] = frame.sample_clamped(sx, sy, c);
+                    let p = |r: usize, xx: usize| data[r + xx * 3 + c] as f32;
+                    let top = p(ra, xa) * (1.0 - fx) + p(ra, xb) * fx;
+                    let bottom = p(rb, xa) * (1.0 - fx) + p(rb, xb) * fx;
+                    self.input[c * plane + at] = top * (1.0 - fy) + bottom * fy;
                 }
             }
         }

@@ -71,11 +71,15 @@ pub struct VisionArgs {
     /// The vision suite: only the motion gating runs (not throughput, Python, search).
     #[arg(long = "vision-gating-only")]
     pub gating_only: bool,
+    /// The vision suite: shares of still scenes, people walking (vtest.avi) and scenes with
+    /// faces among the streams, e.g. 1,1,1 (a third each) or 6,1,1.
+    #[arg(long = "vision-mix", default_value = "1,1,1")]
+    pub mix: String,
 }
 
 impl Default for VisionArgs {
     fn default() -> Self {
-        Self { streams: 32, secs: 40, gating_only: false }
+        Self { streams: 32, secs: 40, gating_only: false, mix: "1,1,1".into() }
     }
 }
 
@@ -342,6 +346,11 @@ struct Clip {
     name: String,
     kind: Kind,
     path: PathBuf,
+    /// Its own frame rate, as decoded (set by the offline pass).
+    fps: f64,
+    /// Played in the real-time runs too (kuzet-camsim's clip is not: looped as a file it
+    /// plays about a fifth slower than its frames' times, which would read as lost frames).
+    live: bool,
 }
 
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
@@ -414,7 +423,13 @@ fn gating_clips() -> anyhow::Result<Vec<Clip>> {
         anyhow::ensure!(r.status.success(), "vtest transcode: {}", String::from_utf8_lossy(&r.stderr));
         std::fs::rename(&tmp, &people)?;
     }
-    clips.push(Clip { name: "vtest".into(), kind: Kind::People, path: people.clone() });
+    clips.push(Clip {
+        name: "vtest".into(),
+        kind: Kind::People,
+        path: people.clone(),
+        fps: FPS as f64,
+        live: true,
+    });
     // Backgrounds: vtest.avi frames, the street as the camera sees it.
     let mut backgrounds = Vec::new();
     let wanted = [0usize, 150, 300];
@@ -433,7 +448,13 @@ fn gating_clips() -> anyhow::Result<Vec<Clip>> {
             kuzet_vision::video::encode_clip(&tmp, W, H, FPS, (0..30 * FPS).map(|_| bg.clone()))?;
             std::fs::rename(&tmp, &out)?;
         }
-        clips.push(Clip { name: format!("still-{n}"), kind: Kind::Still, path: out });
+        clips.push(Clip {
+            name: format!("still-{n}"),
+            kind: Kind::Still,
+            path: out,
+            fps: FPS as f64,
+            live: true,
+        });
     }
     // People with faces walking through the street, stopping a while, and walking on.
     let photo = |p: &str| -> anyhow::Result<Frame> {
@@ -467,7 +488,13 @@ fn gating_clips() -> anyhow::Result<Vec<Clip>> {
             kuzet_vision::video::encode_clip(&tmp, W, H, FPS, frames)?;
             std::fs::rename(&tmp, &out)?;
         }
-        clips.push(Clip { name: format!("walkers-{n}"), kind: Kind::Faces, path: out });
+        clips.push(Clip {
+            name: format!("walkers-{n}"),
+            kind: Kind::Faces,
+            path: out,
+            fps: FPS as f64,
+            live: true,
+        });
     }
     // kuzet-camsim's clip: photos one after another, as the camera tests use.
     let shots = dir.join("camsim-photos.mp4");
@@ -485,7 +512,13 @@ fn gating_clips() -> anyhow::Result<Vec<Clip>> {
         anyhow::ensure!(r.status.success(), "camsim clip: {}", String::from_utf8_lossy(&r.stderr));
         std::fs::rename(&tmp, &shots)?;
     }
-    clips.push(Clip { name: "camsim-photos".into(), kind: Kind::Faces, path: shots });
+    clips.push(Clip {
+        name: "camsim-photos".into(),
+        kind: Kind::Faces,
+        path: shots,
+        fps: FPS as f64,
+        live: false,
+    });
     Ok(clips)
 }
 
@@ -493,6 +526,8 @@ fn gating_clips() -> anyhow::Result<Vec<Clip>> {
 #[derive(Default)]
 struct Offline {
     frames: usize,
+    /// The clip's own frame rate (frames over its presentation time span).
+    fps: f64,
     full: usize,
     regions: usize,
     ungated: usize,
@@ -532,6 +567,10 @@ fn offline(models: &mut FaceModels, clip: &Clip, cfg: &MotionConfig) -> anyhow::
         return Err(e.into());
     }
     r.frames = seen.len();
+    if let (Some(a), Some(b)) = (seen.first(), seen.last()) {
+        let span = (b.0 - a.0).as_secs_f64() * r.frames as f64 / (r.frames - 1).max(1) as f64;
+        r.fps = if span > 0.0 { r.frames as f64 / span } else { FPS as f64 };
+    }
     let window = Duration::from_secs_f64(cfg.full_every_s) + Duration::from_millis(1000 / FPS as u64 + 10);
     for (i, (at, u, g)) in seen.iter().enumerate() {
         r.ungated += u.len();
@@ -586,6 +625,7 @@ impl SourceEvents for Gauge {
 
 struct Live {
     kinds: Vec<Kind>,
+    clip: Vec<usize>,
     counts: Arc<Vec<StreamCount>>,
     secs: f64,
     cpu: f64,
@@ -600,6 +640,7 @@ fn live(
     secs: u64,
     paths: &ModelPaths,
     motion: Option<MotionConfig>,
+    mix: [usize; 3],
 ) -> anyhow::Result<Live> {
     let threads = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
     let pool = FramePool::new();
@@ -622,7 +663,7 @@ fn live(
     let events: Arc<dyn SourceEvents> =
         Arc::new(Gauge { pool: pool.clone(), counts: counts.clone(), counting: counting.clone() });
     let mut sources = Vec::new();
-    let kinds = stream_kinds(clips, n);
+    let kinds = stream_kinds(clips, n, mix);
     for (i, c) in kinds.iter().enumerate() {
         let slot = pool.add_camera();
         sources.push(Source::spawn(
@@ -645,6 +686,9 @@ fn live(
     std::thread::sleep(Duration::from_secs(secs));
     counting.store(false, Ordering::Relaxed);
     let (wall, cpu, replaced) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0, pool.counts().1 - r0);
+    for (i, c) in counts.iter().enumerate() {
+        tracing::debug!(stream = i, clip = %clips[kinds[i]].name, decoded = c.decoded.load(Ordering::Relaxed), "stream");
+    }
     for s in sources {
         s.stop();
     }
@@ -652,22 +696,57 @@ fn live(
     for w in workers {
         let _ = w.join();
     }
-    Ok(Live { kinds: kinds.iter().map(|c| clips[*c].kind).collect(), counts, secs: wall, cpu, replaced })
+    Ok(Live {
+        kinds: kinds.iter().map(|c| clips[*c].kind).collect(),
+        clip: kinds,
+        counts,
+        secs: wall,
+        cpu,
+        replaced,
+    })
 }
 
-/// Which clip each stream plays: kinds in turn (still, people, faces), clips of a kind in turn.
-fn stream_kinds(clips: &[Clip], n: usize) -> Vec<usize> {
+/// Which clip each stream plays: kinds by the shares in `mix` (largest remainder first),
+/// spread out in turn; clips of a kind in turn.
+fn stream_kinds(clips: &[Clip], n: usize, mix: [usize; 3]) -> Vec<usize> {
     let order = [Kind::Still, Kind::People, Kind::Faces];
+    let total = mix.iter().sum::<usize>().max(1);
+    let mut want: Vec<usize> = mix.iter().map(|m| n * m / total).collect();
+    let mut k = 0;
+    while want.iter().sum::<usize>() < n {
+        if mix[k % 3] > 0 {
+            want[k % 3] += 1;
+        }
+        k += 1;
+    }
     let mut next = [0usize; 3];
-    (0..n)
-        .map(|i| {
-            let k = i % 3;
-            let of: Vec<usize> = (0..clips.len()).filter(|&c| clips[c].kind == order[k]).collect();
-            let c = of[next[k] % of.len()];
-            next[k] += 1;
-            c
-        })
-        .collect()
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        for k in 0..3 {
+            if next[k] < want[k] {
+                let of: Vec<usize> =
+                    (0..clips.len()).filter(|&c| clips[c].kind == order[k] && clips[c].live).collect();
+                out.push(of[next[k] % of.len()]);
+                next[k] += 1;
+            }
+        }
+    }
+    out
+}
+
+fn parse_mix(s: &str) -> anyhow::Result<[usize; 3]> {
+    let v: Vec<usize> = s.split(',').map(|x| x.trim().parse()).collect::<Result<_, _>>()?;
+    anyhow::ensure!(v.len() == 3 && v.iter().sum::<usize>() > 0, "--vision-mix is three shares, e.g. 1,1,1");
+    Ok([v[0], v[1], v[2]])
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
 }
 
 fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
@@ -702,8 +781,10 @@ fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut total = (0usize, 0usize, 0usize, 0usize);
     let mut by_kind: std::collections::BTreeMap<Kind, (usize, usize, usize)> = Default::default();
-    for c in &clips {
+    let mut clips = clips;
+    for c in clips.iter_mut() {
         let r = offline(&mut models, c, &cfg)?;
+        c.fps = r.fps;
         println!(
             "| {} | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.name,
@@ -742,15 +823,29 @@ fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
 
     // The same clips as real-time streams, gated and ungated, the same time each.
     let n = opts.streams;
+    let mix = parse_mix(&opts.mix)?;
+    let per_kind = {
+        let k = stream_kinds(&clips, n, mix);
+        let count = |kind| k.iter().filter(|&&c| clips[c].kind == kind).count();
+        (count(Kind::Still), count(Kind::People), count(Kind::Faces))
+    };
     println!(
         "#### {n} real-time streams, {} s each run, one inference thread per core (detect + align + embed)\n",
         opts.secs
     );
-    println!("| run | kind | streams | decoded frames/s per stream (min / mean) | detected frames/s per stream | skipped by the gate | replaced before detection | faces found |");
+    println!(
+        "Streams: {} still, {} people walking, {} with faces (`--vision-mix {}`); each clip loops as a \
+         `file://` camera decoded in real time (`uridecodebin`, appsink synced to the clock).\n",
+        per_kind.0, per_kind.1, per_kind.2, opts.mix
+    );
+    println!("| run | kind | streams | decoded, share of the clip's rate (lowest stream) / frames/s (mean) | detected frames/s per stream | skipped by the gate | replaced before detection | faces found |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let mut summary = Vec::new();
+    let mut loads = Vec::new();
     for (label, motion) in [("gated", Some(cfg.clone())), ("ungated", None)] {
-        let l = live(&clips, n, opts.secs, &paths, motion)?;
+        let load0 = loadavg();
+        let l = live(&clips, n, opts.secs, &paths, motion, mix)?;
+        loads.push((label, load0, loadavg()));
         let mut kinds: Vec<Kind> = l.kinds.clone();
         kinds.sort();
         kinds.dedup();
@@ -760,7 +855,12 @@ fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
             let g =
                 |f: &dyn Fn(&StreamCount) -> u64| idx.iter().map(|&i| f(&l.counts[i])).collect::<Vec<u64>>();
             let dec = g(&|c| c.decoded.load(Ordering::Relaxed));
-            let min = *dec.iter().min().unwrap_or(&0) as f64 / l.secs;
+            // Each stream against its clip's own rate (kuzet-camsim's clip runs a little under 5).
+            let min = idx
+                .iter()
+                .zip(&dec)
+                .map(|(&i, &d)| d as f64 / l.secs / clips[l.clip[i]].fps)
+                .fold(f64::MAX, f64::min);
             min_all = min_all.min(min);
             let mean = dec.iter().sum::<u64>() as f64 / idx.len() as f64 / l.secs;
             let det = g(&|c| c.detected.load(Ordering::Relaxed)).iter().sum::<u64>() as f64
@@ -771,9 +871,10 @@ fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
             let detected: u64 = g(&|c| c.detected.load(Ordering::Relaxed)).iter().sum();
             let faces: u64 = g(&|c| c.faces.load(Ordering::Relaxed)).iter().sum();
             println!(
-                "| {label} | {} | {} | {min:.2} / {mean:.2} | {det:.2} | {:.0}% | {} | {faces} |",
+                "| {label} | {} | {} | {:.0}% / {mean:.2} | {det:.2} | {:.0}% | {} | {faces} |",
                 k.name(),
                 idx.len(),
+                min * 100.0,
                 100.0 * gated as f64 / (gated + handed).max(1) as f64,
                 handed.saturating_sub(detected)
             );
@@ -788,12 +889,13 @@ fn gating_bench(models_dir: &Path, opts: &VisionArgs) -> anyhow::Result<()> {
             l.cpu / l.secs,
         ));
     }
-    println!("\n| run | lowest decoded frames/s of a stream (source 5) | frames replaced before detection | CPU (of {cores} cores) | keeps up |");
-    println!("|---|---:|---:|---:|---|");
-    for (label, min, pct, replaced, handed, cores_used) in &summary {
-        let ok = *min >= 4.75 && (*replaced as f64) <= 0.01 * *handed as f64;
+    println!("\n| run | lowest stream's decoded share of its clip's rate | frames replaced before detection | CPU of this process (of {cores} cores) | machine load average before / after | keeps up |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for ((label, min, pct, replaced, handed, cores_used), (_, l0, l1)) in summary.iter().zip(&loads) {
+        let ok = *min >= 0.95 && (*replaced as f64) <= 0.01 * *handed as f64;
         println!(
-            "| {label} | {min:.2} | {replaced} of {handed} | {pct:.0}% ({cores_used:.2} cores) | {} |",
+            "| {label} | {:.0}% | {replaced} of {handed} | {pct:.0}% ({cores_used:.2} cores) | {l0} / {l1} | {} |",
+            min * 100.0,
             if ok { "yes" } else { "no" }
         );
     }
