@@ -74,7 +74,7 @@ impl RoadGraph {
     }
 
     /// The subgraph of the largest strongly connected component, renumbered.
-    fn largest_component(self) -> RoadGraph {
+    pub(crate) fn largest_component(self) -> RoadGraph {
         let comp = strongly_connected(self.coords.len(), &self.edges);
         let mut sizes = HashMap::new();
         for c in &comp {

@@ -3,17 +3,20 @@
 //! (`fast_paths`) and cached on disk by the extract's content hash. Dispatch asks for the
 //! travel time from each shortlisted unit to the incident (`kuzet_actors::travel`).
 
+pub mod ch;
 pub mod graph;
 pub mod osm;
+pub mod synthetic;
 
-use std::collections::HashMap;
+pub use self::synthetic::synthetic_city;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use fast_paths::{FastGraph, InputGraph, PathCalculator};
+use fast_paths::{FastGraph, InputGraph};
 use kuzet_actors::geo::GeoPoint;
 use kuzet_actors::travel::{Leg, NotRoutable, TravelTimes};
 use rstar::primitives::{GeomWithData, Line};
@@ -21,6 +24,7 @@ use rstar::{PointDistance, RTree};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use self::ch::{Hierarchy, Scratch};
 use self::graph::RoadGraph;
 
 /// A point farther than this from every road cannot be routed; dispatch falls back to
@@ -64,16 +68,56 @@ struct Prepared {
 
 pub struct RoadNetwork {
     graph: RoadGraph,
-    ch: FastGraph,
+    ch: Hierarchy,
     segments: RTree<Segment>,
     /// Metres per degree of longitude at the graph's latitude, for local planar snapping.
     m_per_deg_lon: f64,
-    /// The length of the fastest edge between two nodes, for road distances of paths.
-    edge_length: HashMap<(u32, u32), (u32, f32)>,
-    calculator: Mutex<PathCalculator>,
+    /// The time and length of the fastest edge between two nodes, for road distances of paths.
+    edge_length: EdgeTable,
+    scratch: Mutex<Scratch>,
 }
 
 const M_PER_DEG_LAT: f64 = 111_195.0;
+
+/// Between a snapped point and a node: (node, ms, metres).
+type Way = (usize, usize, f64);
+
+/// The fastest edge from each node to each neighbour, (ms, metres), in compressed rows: a
+/// lookup scans a node's few out-edges, cheaper than hashing on paths of thousands of nodes
+/// and smaller than a hash map.
+struct EdgeTable {
+    first: Vec<u32>,
+    to: Vec<u32>,
+    edge: Vec<(u32, f32)>,
+}
+
+impl EdgeTable {
+    fn new(nodes: usize, edges: &[graph::RoadEdge]) -> EdgeTable {
+        let mut by_from: Vec<(u32, u32, u32, f32)> =
+            edges.iter().map(|e| (e.from, e.to, e.time_ms, e.length_m)).collect();
+        by_from.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        // Parallel edges between the same two nodes: the fastest one is the one driven.
+        by_from.dedup_by_key(|e| (e.0, e.1));
+        let mut first = vec![0u32; nodes + 1];
+        for e in &by_from {
+            first[e.0 as usize + 1] += 1;
+        }
+        for i in 0..nodes {
+            first[i + 1] += first[i];
+        }
+        EdgeTable {
+            first,
+            to: by_from.iter().map(|e| e.1).collect(),
+            edge: by_from.iter().map(|e| (e.2, e.3)).collect(),
+        }
+    }
+
+    fn get(&self, &(a, b): &(u32, u32)) -> Option<&(u32, f32)> {
+        let (lo, hi) = (*self.first.get(a as usize)? as usize, *self.first.get(a as usize + 1)? as usize);
+        let i = self.to[lo..hi].iter().position(|t| *t == b)?;
+        Some(&self.edge[lo + i])
+    }
+}
 
 /// What loading took, for logs and benchmarks.
 #[derive(Debug, Clone)]
@@ -117,7 +161,7 @@ impl RoadNetwork {
             "{} has no drivable roads: check the extract, or leave roads.extract empty for straight-line ranking",
             extract.display()
         );
-        let net = RoadNetwork::from_prepared(prepared);
+        let net = RoadNetwork::from_prepared(prepared)?;
         let report = LoadReport {
             from_cache,
             seconds: started.elapsed().as_secs_f64(),
@@ -129,11 +173,23 @@ impl RoadNetwork {
 
     /// Builds and prepares a network from a graph (tests, synthetic benchmarks).
     pub fn from_graph(graph: RoadGraph) -> RoadNetwork {
-        let ch = contract(&graph);
-        RoadNetwork::from_prepared(Prepared { graph, ch })
+        RoadNetwork::from_graph_timed(graph).0
     }
 
-    fn from_prepared(p: Prepared) -> RoadNetwork {
+    /// As `from_graph`, with the seconds the contraction alone took (the rest builds the
+    /// snapping index and the edge lookup).
+    pub fn from_graph_timed(graph: RoadGraph) -> (RoadNetwork, f64) {
+        let started = Instant::now();
+        let ch = contract(&graph);
+        let contraction_s = started.elapsed().as_secs_f64();
+        let net =
+            RoadNetwork::from_prepared(Prepared { graph, ch }).expect("a hierarchy just prepared reads back");
+        (net, contraction_s)
+    }
+
+    fn from_prepared(p: Prepared) -> anyhow::Result<RoadNetwork> {
+        let ch = Hierarchy::from_fast_graph(&p.ch)?;
+        drop(p.ch);
         let lat0 = if p.graph.coords.is_empty() {
             0.0
         } else {
@@ -141,30 +197,25 @@ impl RoadNetwork {
         };
         let m_per_deg_lon = M_PER_DEG_LAT * lat0.to_radians().cos();
         let xy = |c: (f64, f64)| [c.1 * m_per_deg_lon, c.0 * M_PER_DEG_LAT];
-        let mut edge_length: HashMap<(u32, u32), (u32, f32)> = HashMap::with_capacity(p.graph.edges.len());
+        let edge_length = EdgeTable::new(p.graph.node_count(), &p.graph.edges);
         let mut segments = Vec::with_capacity(p.graph.edges.len());
         for e in &p.graph.edges {
-            let slot = edge_length.entry((e.from, e.to)).or_insert((u32::MAX, 0.0));
-            if e.time_ms < slot.0 {
-                *slot = (e.time_ms, e.length_m);
-            }
             let a = xy(p.graph.coords[e.from as usize]);
             let b = xy(p.graph.coords[e.to as usize]);
             segments.push(Segment::new(Line::new(a, b), (e.from, e.to)));
         }
-        let calculator = Mutex::new(fast_paths::create_calculator(&p.ch));
-        RoadNetwork {
+        Ok(RoadNetwork {
             segments: RTree::bulk_load(segments),
             m_per_deg_lon,
             edge_length,
-            calculator,
+            scratch: Mutex::new(Scratch::default()),
             graph: p.graph,
-            ch: p.ch,
-        }
+            ch,
+        })
     }
 
-    /// The parts written to the cache, for measuring their size.
-    pub fn prepared_parts(&self) -> (&RoadGraph, &FastGraph) {
+    /// The graph and its hierarchy as held for queries, for measuring their size.
+    pub fn prepared_parts(&self) -> (&RoadGraph, &Hierarchy) {
         (&self.graph, &self.ch)
     }
 
@@ -193,7 +244,7 @@ impl RoadNetwork {
     }
 
     /// The ways out of a snapped point onto the graph: (node, ms to reach it, metres).
-    fn exits(&self, s: &Snap) -> Vec<(usize, usize, f64)> {
+    fn exits(&self, s: &Snap) -> Vec<Way> {
         let mut out = Vec::with_capacity(2);
         if let Some(&(ms, len)) = self.edge_length.get(&(s.a, s.b)) {
             out.push((
@@ -224,7 +275,7 @@ impl RoadNetwork {
     }
 
     /// The ways into a snapped point from the graph: (node, ms from it, metres).
-    fn entries(&self, s: &Snap) -> Vec<(usize, usize, f64)> {
+    fn entries(&self, s: &Snap) -> Vec<Way> {
         let mut out = Vec::with_capacity(2);
         if let Some(&(ms, len)) = self.edge_length.get(&(s.a, s.b)) {
             out.push((s.a as usize, (s.t * f64::from(ms)).round() as usize, s.t * f64::from(len)));
@@ -241,9 +292,12 @@ impl RoadNetwork {
 
     /// Fastest time between two nodes in whole milliseconds, with its node path.
     pub fn node_time(&self, from: u32, to: u32) -> Option<(u64, Vec<u32>)> {
-        let mut calc = self.calculator.lock().unwrap_or_else(|p| p.into_inner());
-        let path = calc.calc_path(&self.ch, from as usize, to as usize)?;
-        Some((path.get_weight() as u64, path.get_nodes().iter().map(|n| *n as u32).collect()))
+        if from as usize >= self.graph.node_count() || to as usize >= self.graph.node_count() {
+            return None;
+        }
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let route = self.ch.to_one(&mut scratch, &[vec![(from, 0)]], &[(to, 0)]).pop()??;
+        Some((route.ms, route.nodes))
     }
 
     /// Road length of a node path, metres.
@@ -278,40 +332,66 @@ impl RoadNetwork {
     /// whichever direction the road allows, along the fastest path, and in to the target the
     /// same way; the sideways bits at walking-the-car speed.
     pub fn leg(&self, from: &GeoPoint, to_point: &GeoPoint, to: &Snap) -> Option<Leg> {
-        let s = self.snap(from)?;
-        let (exits, entries) = (self.exits(&s), self.entries(to));
-        if exits.is_empty() || entries.is_empty() {
-            return None;
+        self.legs_to(std::slice::from_ref(from), to_point, to).pop().flatten()
+    }
+
+    /// `leg` from each point to one target, the target's side of the search done once.
+    fn legs_to(&self, from: &[GeoPoint], to_point: &GeoPoint, to: &Snap) -> Vec<Option<Leg>> {
+        let entries = self.entries(to);
+        if entries.is_empty() {
+            return from.iter().map(|_| None).collect();
         }
-        let starts = exits.iter().map(|e| (e.0, e.1)).collect();
-        let ends = entries.iter().map(|e| (e.0, e.1)).collect();
-        let path = {
-            let mut calc = self.calculator.lock().unwrap_or_else(|p| p.into_inner());
-            calc.calc_path_multiple_sources_and_targets(&self.ch, starts, ends)?
+        let snaps: Vec<Option<(Snap, Vec<Way>)>> = from
+            .iter()
+            .map(|p| {
+                let s = self.snap(p)?;
+                let exits = self.exits(&s);
+                (!exits.is_empty()).then_some((s, exits))
+            })
+            .collect();
+        let sources: Vec<Vec<(u32, u64)>> = snaps
+            .iter()
+            .map(|x| {
+                x.as_ref()
+                    .map_or_else(Vec::new, |(_, ex)| ex.iter().map(|e| (e.0 as u32, e.1 as u64)).collect())
+            })
+            .collect();
+        let ends: Vec<(u32, u64)> = entries.iter().map(|e| (e.0 as u32, e.1 as u64)).collect();
+        let routes = {
+            let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+            self.ch.to_one(&mut scratch, &sources, &ends)
         };
-        let nodes: Vec<u32> = path.get_nodes().iter().map(|n| *n as u32).collect();
-        let first = exits.iter().find(|e| e.0 == path.get_source()).map_or(0.0, |e| e.2);
-        let last = entries.iter().find(|e| e.0 == path.get_target()).map_or(0.0, |e| e.2);
-        let off = s.offset_m + to.offset_m;
-        // Both on the same stretch of road, the way allowed along it may beat any detour.
-        if let Some((ms, len)) = self.along_same_segment(&s, to) {
-            if ms <= path.get_weight() {
-                return Some(Leg {
+        snaps
+            .iter()
+            .zip(routes)
+            .zip(from)
+            .map(|((snap, route), from)| {
+                let (s, exits) = snap.as_ref()?;
+                let ch::Route { ms, nodes } = route?;
+                let first = exits.iter().find(|e| e.0 as u32 == nodes[0]).map_or(0.0, |e| e.2);
+                let last = entries.iter().find(|e| Some(&(e.0 as u32)) == nodes.last()).map_or(0.0, |e| e.2);
+                let off = s.offset_m + to.offset_m;
+                // Both on the same stretch of road, the way allowed along it may beat any detour.
+                if let Some((same_ms, len)) = self.along_same_segment(s, to) {
+                    if same_ms as u64 <= ms {
+                        return Some(Leg {
+                            time_s: same_ms as f64 / 1000.0 + off / OFF_ROAD_MPS,
+                            distance_m: len + off,
+                            route: vec![*from, *to_point],
+                        });
+                    }
+                }
+                let mut route = Vec::with_capacity(nodes.len() + 2);
+                route.push(*from);
+                route.extend(nodes.iter().map(|n| self.graph.point(*n)));
+                route.push(*to_point);
+                Some(Leg {
                     time_s: ms as f64 / 1000.0 + off / OFF_ROAD_MPS,
-                    distance_m: len + off,
-                    route: vec![*from, *to_point],
-                });
-            }
-        }
-        let mut route = Vec::with_capacity(nodes.len() + 2);
-        route.push(*from);
-        route.extend(nodes.iter().map(|n| self.graph.point(*n)));
-        route.push(*to_point);
-        Some(Leg {
-            time_s: path.get_weight() as f64 / 1000.0 + off / OFF_ROAD_MPS,
-            distance_m: first + self.path_length_m(&nodes) + last + off,
-            route,
-        })
+                    distance_m: first + self.path_length_m(&nodes) + last + off,
+                    route,
+                })
+            })
+            .collect()
     }
 }
 
@@ -320,7 +400,7 @@ impl TravelTimes for RoadNetwork {
         let target = self
             .snap(&to)
             .ok_or_else(|| NotRoutable(format!("no road within {MAX_SNAP_M} m of the incident")))?;
-        Ok(from.iter().map(|p| self.leg(p, &to, &target)).collect())
+        Ok(self.legs_to(from, &to, &target))
     }
 }
 

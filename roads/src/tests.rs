@@ -122,9 +122,57 @@ fn the_prepared_graph_round_trips_through_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let net = network(&[(1, 0.0, 0.0), (2, 1.0, 0.0), (3, 2.0, 0.0)], &[(1, Oneway::Both, &[1, 2, 3])]);
     let path = dir.path().join("c.bin");
-    write_cache(&path, &Prepared { graph: net.graph.clone(), ch: net.ch.clone() }).unwrap();
-    let back = RoadNetwork::from_prepared(read_cache(&path).expect("cache reads back"));
+    write_cache(&path, &Prepared { graph: net.graph.clone(), ch: contract(&net.graph) }).unwrap();
+    let back = RoadNetwork::from_prepared(read_cache(&path).expect("cache reads back")).unwrap();
     assert_eq!(back.node_time(0, 2).map(|t| t.0), net.node_time(0, 2).map(|t| t.0));
     std::fs::write(&path, b"garbage").unwrap();
     assert!(read_cache(&path).is_none(), "a corrupt cache is ignored, not trusted");
+}
+
+#[test]
+fn many_units_to_one_incident_match_dijkstra_and_drive_real_roads() {
+    let g = synthetic_city(30_000, 9, GeoPoint::new(60.10, 24.80).unwrap());
+    let rev = reverse_adjacency(&g);
+    let net = RoadNetwork::from_graph(g.clone());
+    let n = g.node_count() as u32;
+    let time: std::collections::HashMap<(u32, u32), u32> = {
+        let mut m = std::collections::HashMap::new();
+        for e in &g.edges {
+            let t = m.entry((e.from, e.to)).or_insert(u32::MAX);
+            *t = (*t).min(e.time_ms);
+        }
+        m
+    };
+    for k in 0..40u32 {
+        let target = (k * 7919 + 13) % n;
+        let sources: Vec<u32> = (0..8).map(|i| (k * 104_729 + i * 15_485_863) % n).collect();
+        let want = dijkstra_to(&g, &rev, target, &sources);
+        for (s, w) in sources.iter().zip(&want) {
+            let (ms, path) = net.node_time(*s, target).unwrap();
+            assert_eq!(Some(ms), *w, "{s} -> {target}");
+            assert_eq!((path[0], *path.last().unwrap()), (*s, target));
+            let driven: u64 = path.windows(2).map(|p| u64::from(time[&(p[0], p[1])])).sum();
+            assert_eq!(driven, ms, "the path's edges add up to its time");
+        }
+        // Through dispatch's entry point, from the nodes' own positions: onto the road where
+        // each snaps, by Dijkstra between every way on and every way off.
+        let points: Vec<GeoPoint> = sources.iter().map(|s| g.point(*s)).collect();
+        let to = g.point(target);
+        let ts = net.snap(&to).unwrap();
+        let legs = net.legs(&points, to).unwrap();
+        for (p, leg) in points.iter().zip(&legs) {
+            let s = net.snap(p).unwrap();
+            let exits = net.exits(&s);
+            let starts: Vec<u32> = exits.iter().map(|e| e.0 as u32).collect();
+            let mut best = net.along_same_segment(&s, &ts).map_or(u64::MAX, |x| x.0 as u64);
+            for en in net.entries(&ts) {
+                for (ex, d) in exits.iter().zip(dijkstra_to(&g, &rev, en.0 as u32, &starts)) {
+                    best = best.min(d.unwrap() + ex.1 as u64 + en.1 as u64);
+                }
+            }
+            let want = best as f64 / 1000.0 + (s.offset_m + ts.offset_m) / OFF_ROAD_MPS;
+            let got = leg.as_ref().unwrap().time_s;
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
 }
