@@ -1,7 +1,7 @@
 //! PanicButton: one school panic button. Deduplicates alarms by alarm_id (a QoS 1
 //! redelivery must not make a second incident), opens or joins its site's incident through
-//! the registry, and keeps the button's health (heartbeat, battery, online). A button that
-//! comes (back) online hears again where its latest alarm stands.
+//! the registry. Started on a button's first alarm (see `directory`, which keeps its
+//! health); a button that comes (back) online hears again where its latest alarm stands.
 
 use std::collections::VecDeque;
 
@@ -27,9 +27,6 @@ pub struct PanicButton {
     outbox: Outbox,
     /// Recent alarms and their incidents, oldest first.
     recent: VecDeque<RecentAlarm>,
-    online: Option<bool>,
-    battery_pct: Option<f64>,
-    last_heartbeat: Option<DateTime<Utc>>,
 }
 
 struct RecentAlarm {
@@ -49,17 +46,7 @@ impl PanicButton {
         opener: Recipient<OpenIncident>,
         outbox: Outbox,
     ) -> Self {
-        Self {
-            id,
-            site,
-            room,
-            opener,
-            outbox,
-            recent: VecDeque::with_capacity(REMEMBERED_ALARMS),
-            online: None,
-            battery_pct: None,
-            last_heartbeat: None,
-        }
+        Self { id, site, room, opener, outbox, recent: VecDeque::new() }
     }
 
     fn remember(&mut self, alarm: RecentAlarm) {
@@ -264,29 +251,8 @@ impl Handler<AlarmEnded> for PanicButton {
     }
 }
 
-/// `kuzet/v1/buttons/{id}/heartbeat`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Heartbeat {
-    pub at: DateTime<Utc>,
-    pub battery_pct: Option<f64>,
-}
-
-impl Handler<Heartbeat> for PanicButton {
-    type Result = ();
-
-    fn handle(&mut self, msg: Heartbeat, _: &mut Self::Context) {
-        if let Some(b) = msg.battery_pct {
-            if b < 20.0 && self.battery_pct.is_none_or(|old| old >= 20.0) {
-                tracing::warn!(button_id = %self.id, battery_pct = b, "panic button battery low");
-            }
-        }
-        self.battery_pct = msg.battery_pct.or(self.battery_pct);
-        self.last_heartbeat = Some(msg.at);
-    }
-}
-
-/// `kuzet/v1/buttons/{id}/online`.
+/// The button is online again (the directory keeps its health): it hears where its latest
+/// alarm stands.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct ButtonOnline(pub bool);
@@ -295,10 +261,6 @@ impl Handler<ButtonOnline> for PanicButton {
     type Result = ();
 
     fn handle(&mut self, msg: ButtonOnline, _: &mut Self::Context) {
-        if !msg.0 && self.online != Some(false) {
-            tracing::warn!(button_id = %self.id, site_id = %self.site, "panic button offline");
-        }
-        self.online = Some(msg.0);
         if msg.0 {
             self.remind();
         }

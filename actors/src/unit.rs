@@ -69,6 +69,12 @@ impl Unit {
         }
     }
 
+    /// Its tablet's presence said offline before the actor started.
+    pub fn known_offline(mut self) -> Self {
+        self.online = Some(false);
+        self
+    }
+
     fn eligible(&self) -> bool {
         self.online != Some(false)
             && !self.unresponsive

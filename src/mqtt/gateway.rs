@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use kuzet_actors::button::{AlarmOutcome, ButtonOnline, Heartbeat};
+use kuzet_actors::button::AlarmOutcome;
 use kuzet_actors::camera::HealthReport;
 use kuzet_actors::directory::Directory;
 use kuzet_actors::fleet::{Fleet, Reported};
@@ -339,12 +339,10 @@ impl Listener {
     }
 
     async fn to_button(&self, id: &str, msg: Message) -> Result<Recorded, Reject> {
-        let addr = self
-            .directory
-            .button(id)
-            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no button {id} is registered")))?;
+        let unknown = || Reject::new(RejectCode::UnknownDevice, format!("no button {id} is registered"));
         match msg {
             Message::Alarm(a) => {
+                let addr = self.directory.button(id).ok_or_else(unknown)?;
                 let alarm_id = a.alarm_id;
                 let record = self.writer.as_ref().map(|w| (w, a.clone()));
                 let outcome = addr.send(a).await.map_err(overloaded)?.map_err(refused)?;
@@ -357,10 +355,17 @@ impl Listener {
                     return Ok(w.alarm(id, &a, Some(incident)).await.into());
                 }
             }
+            // Health is kept in the directory: an idle button stays idle.
             Message::Heartbeat { at, battery_pct } => {
-                addr.send(Heartbeat { at, battery_pct }).await.map_err(overloaded)?
+                if !self.directory.button_heartbeat(id, at, battery_pct) {
+                    return Err(unknown());
+                }
             }
-            Message::Online(on) => addr.send(ButtonOnline(on)).await.map_err(overloaded)?,
+            Message::Online(on) => {
+                if !self.directory.button_online(id, on) {
+                    return Err(unknown());
+                }
+            }
             _ => unreachable!("topics::parse only yields button channels for buttons"),
         }
         Ok(Recorded::now())
@@ -404,10 +409,16 @@ impl Listener {
     }
 
     async fn to_unit(&self, id: &str, msg: Message) -> Result<Recorded, Reject> {
-        let addr = self
-            .directory
-            .unit(id)
-            .ok_or_else(|| Reject::new(RejectCode::UnknownDevice, format!("no unit {id} is registered")))?;
+        let unknown = || Reject::new(RejectCode::UnknownDevice, format!("no unit {id} is registered"));
+        // An idle unit's offline presence does not wake it.
+        if let Message::Online(false) = msg {
+            let Some(addr) = self.directory.unit_offline(id).ok_or_else(unknown)? else {
+                return Ok(Recorded::now());
+            };
+            addr.send(Online(false)).await.map_err(overloaded)?;
+            return Ok(Recorded::now());
+        }
+        let addr = self.directory.unit(id).ok_or_else(unknown)?;
         match msg {
             Message::Position(p) => {
                 self.metrics.positions.fetch_add(1, Ordering::Relaxed);

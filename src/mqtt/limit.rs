@@ -83,8 +83,8 @@ impl Limits {
             Some(b) => b,
             None => {
                 let known = match kind {
-                    DeviceKind::Button => directory.button(id).is_some(),
-                    DeviceKind::Unit => directory.unit(id).is_some(),
+                    DeviceKind::Button => directory.has_button(id),
+                    DeviceKind::Unit => directory.has_unit(id),
                     DeviceKind::Camera => directory.camera(id).is_some(),
                 };
                 if !known {

@@ -3,6 +3,7 @@
 //! (`open`: one per subject), and keeps the open ones until they end.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
@@ -10,7 +11,7 @@ use crate::button::{AlarmEnded, PanicButton};
 use crate::camera::Camera;
 use crate::directory::Directory;
 use crate::geo::GeoPoint;
-use crate::ids::{ButtonId, IncidentId, SiteId};
+use crate::ids::{ButtonId, IncidentId, SiteId, UnitId};
 use crate::incident::{GetSnapshot, Incident, IncidentOver, IncidentSnapshot};
 use crate::model::{AckState, IncidentKind, IncidentState, ResponsePlan};
 use crate::outbound::Outbox;
@@ -108,13 +109,16 @@ impl Actor for Registry {
         let devices = std::mem::take(&mut self.devices);
         let mut button_sites = ButtonSites::new();
         let (mut buttons, mut units, mut cameras) = (0usize, 0usize, 0usize);
+        // Button actors start on this arbiter when a button first has an alarm.
+        let (arbiter, outbox) = (Arbiter::current(), self.outbox.clone());
+        self.directory.set_button_factory(Arc::new(move |id, site, room| {
+            let (opener, outbox) = (me.clone().recipient(), outbox.clone());
+            PanicButton::start_in_arbiter(&arbiter, move |_| PanicButton::new(id, site, room, opener, outbox))
+        }));
         for s in devices.sites {
             for b in s.buttons {
                 button_sites.insert(b.id.clone(), s.id.clone());
-                let opener = me.clone().recipient();
-                let addr =
-                    PanicButton::new(b.id.clone(), s.id.clone(), b.room, opener, self.outbox.clone()).start();
-                self.directory.add_button(b.id, addr);
+                self.directory.add_button(b.id, s.id.clone(), b.room);
                 buttons += 1;
             }
             self.sites.insert(s.id, Site { name: s.name, location: s.location });
@@ -125,14 +129,34 @@ impl Actor for Registry {
             self.directory.add_camera(id, addr);
             cameras += 1;
         }
+        // Unit actors start on this arbiter when a unit is first needed; the router hears of
+        // each before the unit tells it whether it may be offered work.
+        let (arbiter, outbox, router) = (Arbiter::current(), self.outbox.clone(), self.router.clone());
+        self.directory.set_unit_factory(Arc::new(move |id: UnitId, callsign, offline| {
+            let (to_router, outbox) = (router.clone().recipient(), outbox.clone());
+            let unit = id.clone();
+            let addr = Unit::start_in_arbiter(&arbiter, move |_| {
+                let u = Unit::new(unit, callsign, to_router, outbox);
+                if offline {
+                    u.known_offline()
+                } else {
+                    u
+                }
+            });
+            router.do_send(RegisterUnit { unit: id, addr: addr.clone() });
+            addr
+        }));
         for u in devices.units {
-            let router = self.router.clone().recipient();
-            let addr = Unit::new(u.id.clone(), u.callsign, router, self.outbox.clone()).start();
-            self.router.do_send(RegisterUnit { unit: u.id.clone(), addr: addr.clone() });
-            self.directory.add_unit(u.id, addr);
+            self.directory.add_unit(u.id, u.callsign);
             units += 1;
         }
-        tracing::info!(buttons, units, cameras, sites = self.sites.len(), "device actors started");
+        tracing::info!(
+            buttons,
+            units,
+            cameras,
+            sites = self.sites.len(),
+            "devices registered (their actors start when first needed)"
+        );
         let restored = std::mem::take(&mut self.restored);
         self.restore(restored, &button_sites, ctx);
     }
@@ -203,6 +227,7 @@ pub(crate) mod tests {
     use crate::model::{AlarmKind, Priority};
     use crate::outbound::{Notify, Received, Sink};
     use crate::spec::{ButtonSpec, SiteKind, SiteSpec};
+    use crate::unit::GetUnit;
 
     /// Keeps the acks buttons hear: (button, alarm, state).
     #[derive(Clone, Default)]
@@ -238,8 +263,16 @@ pub(crate) mod tests {
                 })
                 .collect(),
         };
-        let devices =
-            Devices { sites: vec![site(1, &["btn-1", "btn-2"]), site(2, &["btn-3"])], ..Default::default() };
+        let unit = |id: &str| crate::spec::UnitSpec {
+            id: crate::ids::UnitId::parse(id).unwrap(),
+            callsign: id.to_uppercase(),
+            password: None,
+        };
+        let devices = Devices {
+            sites: vec![site(1, &["btn-1", "btn-2"]), site(2, &["btn-3"])],
+            units: vec![unit("unit-1"), unit("unit-2")],
+            ..Default::default()
+        };
         let acks = Acks::default();
         let outbox = Outbox::default().with_sink("test", acks.clone());
         let router = Router::new(Duration::from_secs(600), config.fleet.clone()).start();
@@ -284,11 +317,46 @@ pub(crate) mod tests {
     }
 
     #[actix_rt::test]
-    async fn it_starts_an_actor_for_every_configured_button() {
+    async fn every_configured_button_is_found_and_its_actor_starts_on_demand() {
         let (_registry, directory, _) = start();
         settle().await;
-        assert_eq!(directory.counts(), (3, 0));
-        assert!(directory.button("btn-3").is_some() && directory.button("btn-4").is_none());
+        assert_eq!(directory.counts(), (3, 2));
+        assert_eq!(directory.awake_buttons(), 0, "idle buttons have no actor");
+        // Health is kept without waking the button.
+        assert!(directory.button_heartbeat("btn-3", chrono::Utc::now(), Some(15.0)));
+        assert!(directory.button_online("btn-3", false));
+        assert!(!directory.button_heartbeat("btn-4", chrono::Utc::now(), None));
+        assert!(!directory.button_online("btn-4", true));
+        let health = directory.button_health("btn-3").unwrap();
+        assert_eq!((health.online, health.battery_pct), (Some(false), Some(15.0)));
+        assert_eq!(directory.awake_buttons(), 0);
+        assert!(directory.has_button("btn-3") && !directory.has_button("btn-4"));
+        let first = directory.button("btn-3").unwrap();
+        assert!(directory.button("btn-4").is_none());
+        assert_eq!(directory.awake_buttons(), 1);
+        // Asked again: the same actor.
+        assert!(directory.button("btn-3").unwrap() == first);
+        assert_eq!(directory.awake_buttons(), 1);
+    }
+
+    #[actix_rt::test]
+    async fn a_unit_starts_when_first_needed_and_knows_its_tablet_went_offline_while_idle() {
+        let (_registry, directory, _) = start();
+        settle().await;
+        assert_eq!(directory.awake_units(), 0, "idle units have no actor");
+        assert!(directory.has_unit("unit-1") && !directory.has_unit("unit-9"));
+        assert!(directory.unit_offline("unit-9").is_none(), "no such unit");
+        assert!(matches!(directory.unit_offline("unit-1"), Some(None)), "idle: kept in the row");
+        assert_eq!(directory.awake_units(), 0, "an offline presence wakes nobody");
+        let (one, two) = (directory.unit("unit-1").unwrap(), directory.unit("unit-2").unwrap());
+        assert_eq!(directory.awake_units(), 2);
+        let (one, two) = (one.send(GetUnit).await.unwrap(), two.send(GetUnit).await.unwrap());
+        assert_eq!((one.online, one.eligible), (Some(false), false), "started knowing it is offline");
+        assert_eq!((two.online, two.eligible), (None, true));
+        // Awake, its actor is the one told.
+        assert!(matches!(directory.unit_offline("unit-2"), Some(Some(_))));
+        assert!(directory.unit("unit-2").is_some());
+        assert_eq!(directory.awake_units(), 2);
     }
 
     #[actix_rt::test]

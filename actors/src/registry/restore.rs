@@ -62,6 +62,8 @@ impl Registry {
                 addr.do_send(Restore::Status { status, at });
             }
         }
+        // A unit the record places is woken: it may be offered work before its tablet
+        // speaks again, as it could before the restart.
         for (unit, point, at) in r.positions {
             if self.directory.unit(unit.as_str()).is_some() {
                 let fix =
