@@ -196,8 +196,19 @@ pub(super) async fn bench_city(
     database: Option<&str>,
     tweak: impl FnOnce(&mut Settings),
 ) -> anyhow::Result<BenchCity> {
+    bench_city_with(args, database, tweak, Vec::new()).await
+}
+
+/// The bench city with `cameras` besides.
+pub(super) async fn bench_city_with(
+    args: &BenchArgs,
+    database: Option<&str>,
+    tweak: impl FnOnce(&mut Settings),
+    cameras: Vec<kuzet_actors::camera::CameraSpec>,
+) -> anyhow::Result<BenchCity> {
     let plan = bench_plan(args.units);
-    let devices = sim::city(&plan);
+    let mut devices = sim::city(&plan);
+    devices.cameras.extend(cameras);
     let mut settings = Settings::defaults();
     settings.http.listen = String::new();
     let spool = std::env::temp_dir().join(format!("kuzet-bench-spool-{}", uuid::Uuid::new_v4().simple()));

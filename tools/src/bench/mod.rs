@@ -15,6 +15,7 @@ pub mod load;
 mod mqtt;
 pub mod reconnect;
 mod roads;
+mod soak;
 mod store;
 mod vision;
 
@@ -43,8 +44,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100_000)]
     pub index_units: usize,
     /// What to run: all, index, mqtt, lanes (the alarm suite at 1,000 and 10,000 units, 1 and
-    /// 2 Hz, with and without recording), ingest, flood, roads, store, vision or reconnect
-    /// (lanes and reconnect are not part of all).
+    /// 2 Hz, with and without recording), ingest, flood, roads, store, vision, reconnect or
+    /// soak (an hour at city load; lanes, reconnect and soak are not part of all).
     #[arg(long, default_value = "all")]
     pub suite: String,
     /// A PostgreSQL + PostGIS server for the store benchmarks; each run makes fresh databases
@@ -68,7 +69,7 @@ pub struct BenchArgs {
     #[arg(long, hide = true)]
     pub load_child: Option<String>,
     /// Devices in the load benchmark.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     pub load_devices: usize,
     /// The OpenStreetMap extract for the road benchmark.
     #[arg(long, default_value = "target/osm/Helsinki.osm.pbf")]
@@ -82,6 +83,12 @@ pub struct BenchArgs {
     pub busy_hz: f64,
     #[command(flatten)]
     pub reconnect: reconnect::ReconnectArgs,
+    #[command(flatten)]
+    pub roads: roads::RoadsArgs,
+    #[command(flatten)]
+    pub vision: vision::VisionArgs,
+    #[command(flatten)]
+    pub soak: soak::SoakArgs,
     /// The flood suite: alarms measured in each phase (without, then with the flood).
     #[arg(long, default_value_t = 1_000)]
     pub flood_alarms: usize,
@@ -122,14 +129,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let all = args.suite == "all";
     anyhow::ensure!(
-        ["all", "index", "mqtt", "lanes", "ingest", "flood", "roads", "store", "vision", "reconnect"]
+        ["all", "index", "mqtt", "lanes", "ingest", "flood", "roads", "store", "vision", "reconnect", "soak"]
             .contains(&args.suite.as_str()),
-        "--suite must be all, index, mqtt, lanes, ingest, flood, roads, store, vision or reconnect"
+        "--suite must be all, index, mqtt, lanes, ingest, flood, roads, store, vision, reconnect or soak"
     );
     if let Some(base) = &args.database_url {
         if args.db_nice > 0 && args.suite != "vision" && args.suite != "index" && args.suite != "roads" {
             store::renice(base, args.db_nice).await?;
         }
+    }
+    if args.suite == "soak" {
+        let db = match &args.database_url {
+            Some(base) => Some(fresh_database(base).await?),
+            None => None,
+        };
+        return soak::soak_bench(&args, db).await;
     }
     if args.suite == "lanes" {
         return lanes_bench(&args, args.database_url.as_deref()).await;
@@ -145,13 +159,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return reconnect::reconnect_bench(&args.reconnect).await;
     }
     if all || args.suite == "vision" {
-        vision::vision_bench(&args.models_dir)?;
+        vision::vision_bench(&args.models_dir, &args.vision)?;
     }
     if all || args.suite == "index" {
         index_bench(args.index_units);
     }
     if all || args.suite == "roads" {
-        roads_bench(&args.extract)?;
+        roads_bench(&args.extract, &args.roads)?;
     }
     if all || args.suite == "mqtt" {
         mqtt_bench(&args, None, args.position_hz).await?;

@@ -108,7 +108,8 @@ pub(super) async fn writer_bench(base: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 100k devices loaded from PostGIS and their actors spawned: seconds and RSS.
+/// Devices loaded from PostGIS and registered (their actors start when first needed): seconds
+/// and RSS; then the actors of 10,000 units woken, as a shift's tablets would.
 pub(super) async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
     use actix::Actor as _;
     use kuzet_actors::registry::{ListIncidents, Registry, RegistryConfig};
@@ -139,6 +140,10 @@ pub(super) async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
         devices.sites.iter().map(|s| s.buttons.len()).sum::<usize>(),
         devices.units.len(),
     );
+    // A shift's worth of tablets and some buttons, woken after the load.
+    let on_shift: Vec<String> = devices.units.iter().take(10_000).map(|u| u.id.to_string()).collect();
+    let pressed: Vec<String> =
+        devices.sites.iter().flat_map(|s| &s.buttons).take(1_000).map(|b| b.id.to_string()).collect();
     let registry = Registry::new(
         devices,
         RegistryConfig { plans: settings.dispatch.plans.clone(), ..Default::default() },
@@ -153,15 +158,44 @@ pub(super) async fn load_bench(base: &str, n: usize) -> anyhow::Result<()> {
     let rss = rss_kib().saturating_sub(rss0);
     let (buttons, units) = directory.counts();
     anyhow::ensure!(buttons + units == counts.1 + counts.2, "not every device got its actor");
-    println!("### {n} devices loaded from PostGIS, their actors spawned\n");
+    let (awake, awake_units) = (directory.awake_buttons(), directory.awake_units());
+    println!("### {n} devices loaded from PostGIS and registered\n");
     println!("| step | seconds |\n|---|---|");
     println!("| load (3 queries) | {:.2} |", loaded.as_secs_f64());
     println!(
-        "| load + spawn {buttons} button and {units} unit actors ({} sites) | {:.2} |",
+        "| load + register {buttons} buttons and {units} units at {} sites ({awake} button and {awake_units} unit actors: each starts when first needed) | {:.2} |",
         counts.0,
         total.as_secs_f64()
     );
-    println!("\nRSS grew by {:.0} MiB.\n", rss as f64 / 1024.0);
+    println!(
+        "\nRSS grew by {:.0} MiB ({:.0} bytes a device); the process's RSS is {:.0} MiB.\n",
+        rss as f64 / 1024.0,
+        rss as f64 * 1024.0 / n as f64,
+        rss_kib() as f64 / 1024.0
+    );
+
+    let (rss1, t) = (rss_kib(), Instant::now());
+    let mut last = None;
+    for id in &on_shift {
+        last = directory.unit(id);
+    }
+    for id in &pressed {
+        anyhow::ensure!(directory.button(id).is_some(), "button {id} did not wake");
+    }
+    if let Some(u) = last {
+        // Answered once the last unit's actor has started (the others started before it).
+        u.send(kuzet_actors::unit::GetUnit).await?;
+    }
+    let woke = t.elapsed();
+    println!(
+        "Waking {} unit and {} button actors (a shift's tablets speaking, buttons pressed): {:.0} ms; the process's \
+         RSS went from {:.0} to {:.0} MiB (the actors reuse memory the load freed).\n",
+        on_shift.len(),
+        pressed.len(),
+        woke.as_secs_f64() * 1e3,
+        rss1 as f64 / 1024.0,
+        rss_kib() as f64 / 1024.0
+    );
 
     // The same devices as one GeoJSON file through `kuzet import devices`, into a new database.
     let mut features = Vec::with_capacity(n + n / 20);
