@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use chrono::Utc;
 use kuzet_actors::camera::CameraSpec;
 use kuzet_actors::ids::CameraId;
@@ -31,9 +30,13 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 3.0)]
     pub soak_alarm_every_s: f64,
     /// The soak suite: cameras streaming 720p H.264 at 5 fps through kuzet's face pipeline
-    /// (served over RTSP by kuzet-camsim; 0: none).
+    /// (0: none).
     #[arg(long, default_value_t = 32)]
     pub soak_cameras: usize,
+    /// The soak suite: the cameras' proportions of still scenes, people walking (vtest.avi) and
+    /// scenes with faces (the vision suite's clips, each looping as a file camera).
+    #[arg(long, default_value = "28,2,2")]
+    pub soak_mix: String,
     /// The soak suite: seconds between samples.
     #[arg(long, default_value_t = 10)]
     pub soak_sample_s: u64,
@@ -56,6 +59,8 @@ struct Sample {
     writer_urgent: usize,
     writer_positions: usize,
     frames_per_s: f64,
+    /// Frames replaced by a newer one before detection took them, a second.
+    replaced_per_s: f64,
     console_events: u64,
 }
 
@@ -73,12 +78,7 @@ pub(super) async fn soak_bench(args: &BenchArgs, database: Option<String>) -> an
     let o = &args.soak;
     let run = Duration::from_secs(o.soak_minutes * 60);
     std::fs::create_dir_all(&o.soak_out)?;
-    let (cameras, _camsim) = if o.soak_cameras > 0 {
-        let (specs, child) = cameras(o.soak_cameras, run + Duration::from_secs(300))?;
-        (specs, Some(child))
-    } else {
-        (Vec::new(), None)
-    };
+    let cameras = if o.soak_cameras > 0 { cameras(o.soak_cameras, &o.soak_mix)? } else { Vec::new() };
     let n_cameras = cameras.len();
     let BenchCity { app, devices, spool, _mosquitto, .. } = bench_city_with(
         args,
@@ -150,7 +150,7 @@ pub(super) async fn soak_bench(args: &BenchArgs, database: Option<String>) -> an
     let mut samples = Vec::new();
     let mut all = Vec::new();
     let (mut positions_before, mut frames_before, mut t_before) =
-        (app.metrics().positions.load(Ordering::Relaxed), app.frame_counts().0, Instant::now());
+        (app.metrics().positions.load(Ordering::Relaxed), app.frame_counts(), Instant::now());
     let mut tick = tokio::time::interval(Duration::from_secs(o.soak_sample_s));
     tick.tick().await;
     while started.elapsed() < run {
@@ -166,7 +166,7 @@ pub(super) async fn soak_bench(args: &BenchArgs, database: Option<String>) -> an
             (p.p50.as_micros() as u64, p.p99.as_micros() as u64)
         };
         let positions = app.metrics().positions.load(Ordering::Relaxed);
-        let frames = app.frame_counts().0;
+        let frames = app.frame_counts();
         let [(urgent, _), (queued_positions, _)] = app.writer().map_or([(0, 0), (0, 0)], |w| w.queued());
         samples.push(Sample {
             t_s: started.elapsed().as_secs_f64(),
@@ -178,7 +178,8 @@ pub(super) async fn soak_bench(args: &BenchArgs, database: Option<String>) -> an
             positions_per_s: (positions - positions_before) as f64 / dt,
             writer_urgent: urgent,
             writer_positions: queued_positions,
-            frames_per_s: (frames - frames_before) as f64 / dt,
+            frames_per_s: (frames.0 - frames_before.0) as f64 / dt,
+            replaced_per_s: (frames.1 - frames_before.1) as f64 / dt,
             console_events: console_events.load(Ordering::Relaxed),
         });
         (positions_before, frames_before, t_before) = (positions, frames, now);
@@ -273,71 +274,23 @@ async fn schools_side(
     Ok(())
 }
 
-/// `n` cameras: one in eight shows people (a passer-by's face, on no list), the rest still
-/// scenes; 720p H.264 at 5 fps, each stream as long as the run.
-fn cameras(n: usize, long: Duration) -> anyhow::Result<(Vec<CameraSpec>, Camsim)> {
-    let bin = std::env::current_exe()?.parent().context("no folder")?.join("kuzet-camsim");
-    anyhow::ensure!(bin.is_file(), "{} missing (cargo build --release --workspace)", bin.display());
-    let dir = PathBuf::from("target/soak-clips");
-    std::fs::create_dir_all(&dir)?;
-    let secs = long.as_secs();
-    let clip = |name: &str, photo: &str| -> anyhow::Result<PathBuf> {
-        let out = dir.join(format!("{name}-{secs}s.mp4"));
-        if out.is_file() {
-            return Ok(out);
-        }
-        let path = Path::new("target/faces").join(photo);
-        anyhow::ensure!(path.is_file(), "{} missing (scripts/setup.sh)", path.display());
-        let tmp = dir.join(format!("{name}.part.mp4"));
-        let r = std::process::Command::new(&bin)
-            .args(["clip", tmp.to_str().unwrap_or_default(), "--size", "1280x720", "--fps", "5"])
-            .arg(format!("{}:{secs}", path.display()))
-            .output()?;
-        anyhow::ensure!(r.status.success(), "camsim clip: {}", String::from_utf8_lossy(&r.stderr));
-        std::fs::rename(tmp, &out)?;
-        Ok(out)
-    };
-    let still = clip("still", "face_recognition/32bit.png")?;
-    let people = clip("people", "face_recognition/biden.jpg")?;
-    let mut child = std::process::Command::new(&bin)
-        .arg("serve")
-        .arg(format!("/still={}", still.display()))
-        .arg(format!("/people={}", people.display()))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot start kuzet-camsim")?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().context("camsim stdout")?),
-        &mut line,
-    )?;
-    let port: u16 =
-        line.trim().strip_prefix("ready ").and_then(|p| p.parse().ok()).context("camsim did not start")?;
+/// `n` cameras looping the gating clips (720p H.264, 5 fps) in the proportions `mix`.
+fn cameras(n: usize, mix: &str) -> anyhow::Result<Vec<CameraSpec>> {
     let centre = super::city::bench_plan(0).centre;
-    let specs = (0..n)
-        .map(|i| CameraSpec {
-            id: CameraId::parse(&format!("cam-soak-{i:02}")).expect("a valid id"),
-            location: centre.offset(i as f64 * 150.0, 0.0),
-            site: None,
-            custodial: false,
-            stream_uri: Some(format!(
-                "rtsp://127.0.0.1:{port}/{}",
-                if i % 8 == 0 { "people" } else { "still" }
-            )),
-            password: None,
+    super::vision::mixed_streams(n, mix)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, uri))| {
+            Ok(CameraSpec {
+                id: CameraId::parse(&format!("cam-soak-{kind}-{i:02}"))?,
+                location: centre.offset(i as f64 * 150.0, 0.0),
+                site: None,
+                custodial: false,
+                stream_uri: Some(uri),
+                password: None,
+            })
         })
-        .collect();
-    Ok((specs, Camsim(child)))
-}
-
-/// kuzet-camsim, stopped on drop.
-struct Camsim(std::process::Child);
-
-impl Drop for Camsim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -356,19 +309,21 @@ fn report(
     let secs = samples.last().map_or(0.0, |s| s.t_s);
     println!(
         "### Soak: {:.0} minutes at city load\n\n{} units reporting once a second (load generator at nice {}), a school \
-         alarm every {} s worked to cleared by its tablet, {cameras} cameras (720p H.264, 5 fps) through the face \
-         pipeline, a console watching; {}, kuzet's own broker.\n",
+         alarm every {} s worked to cleared by its tablet, {cameras} cameras (720p H.264, 5 fps, still / people / \
+         faces {}) through the motion-gated face pipeline, a console watching; {}, kuzet's own broker.\n",
         secs / 60.0,
         args.units,
         args.load_nice,
         o.soak_alarm_every_s,
+        o.soak_mix,
         if recorded { "everything recorded in PostGIS" } else { "no database" },
     );
     let mean = |f: &dyn Fn(&Sample) -> f64| samples.iter().map(f).sum::<f64>() / samples.len() as f64;
     let offered_mean = offered.iter().sum::<u64>() as f64 / offered.len().max(1) as f64;
     println!(
         "Achieved: positions offered {:.0}/s, taken by kuzet {:.0}/s; alarms raised {}, offered {}, cleared {}, \
-         missing {} (no offer or no cleared ack within 10 s); frames handed to detection {:.1}/s; console events {}.\n",
+         missing {} (no offer or no cleared ack within 10 s); frames handed to detection {:.1}/s, replaced by a newer \
+         one before detection {:.1}/s; console events {}.\n",
         offered_mean,
         mean(&|s| s.positions_per_s),
         counts.raised.load(Ordering::Relaxed),
@@ -376,6 +331,7 @@ fn report(
         counts.cleared.load(Ordering::Relaxed),
         counts.missing.load(Ordering::Relaxed),
         mean(&|s| s.frames_per_s),
+        mean(&|s| s.replaced_per_s),
         samples.last().map_or(0, |s| s.console_events),
     );
     let shed = app.writer().map_or(0, |w| w.stats().positions_shed.load(Ordering::Relaxed));
@@ -438,12 +394,12 @@ fn report(
 
 fn write_csv(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
     let mut t = String::from(
-        "t_s,rss_mib,broker_rss_mib,alarms,p50_us,p99_us,positions_per_s,writer_urgent,writer_positions,frames_per_s,console_events\n",
+        "t_s,rss_mib,broker_rss_mib,alarms,p50_us,p99_us,positions_per_s,writer_urgent,writer_positions,frames_per_s,replaced_per_s,console_events\n",
     );
     for s in samples {
         let _ = writeln!(
             t,
-            "{:.1},{:.1},{:.1},{},{},{},{:.0},{},{},{:.1},{}",
+            "{:.1},{:.1},{:.1},{},{},{},{:.0},{},{},{:.1},{:.1},{}",
             s.t_s,
             s.rss_mib,
             s.broker_rss_mib,
@@ -454,6 +410,7 @@ fn write_csv(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
             s.writer_urgent,
             s.writer_positions,
             s.frames_per_s,
+            s.replaced_per_s,
             s.console_events
         );
     }

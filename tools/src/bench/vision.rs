@@ -708,6 +708,23 @@ fn live(
 
 /// Which clip each stream plays: kinds by the shares in `mix` (largest remainder first),
 /// spread out in turn; clips of a kind in turn.
+/// `n` streams of the gating clips in the proportions `mix` (still, people, faces): each
+/// stream's kind and `file://` URI (a file camera loops), for the soak.
+pub(super) fn mixed_streams(n: usize, mix: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let clips = gating_clips()?;
+    stream_kinds(&clips, n, parse_mix(mix)?)
+        .into_iter()
+        .map(|c| {
+            let kind = match clips[c].kind {
+                Kind::Still => "still",
+                Kind::People => "people",
+                Kind::Faces => "faces",
+            };
+            Ok((kind, uri(&clips[c].path)?))
+        })
+        .collect()
+}
+
 fn stream_kinds(clips: &[Clip], n: usize, mix: [usize; 3]) -> Vec<usize> {
     let order = [Kind::Still, Kind::People, Kind::Faces];
     let total = mix.iter().sum::<usize>().max(1);
