@@ -260,13 +260,13 @@ fn to_frame(sample: &gst::Sample, staged: &mut Vec<u8>) -> Option<Frame> {
     let stride = info.stride()[0] as usize;
     let row = w * 3;
     if stride == row {
-        return Frame::new(w as u32, h as u32, map.as_slice().get(..row * h)?.to_vec());
+        return Frame::new(w as u32, h as u32, Arc::<[u8]>::from(map.as_slice().get(..row * h)?));
     }
     staged.clear();
     for y in 0..h {
         staged.extend_from_slice(map.as_slice().get(y * stride..y * stride + row)?);
     }
-    Frame::new(w as u32, h as u32, staged.clone())
+    Frame::new(w as u32, h as u32, Arc::<[u8]>::from(staged.as_slice()))
 }
 
 /// Decodes a photo (JPEG, PNG, whatever GStreamer's decoders take) to BGR.
@@ -313,63 +313,22 @@ pub fn decode_image(bytes: &[u8]) -> Result<Frame, VideoError> {
 
 /// Decodes every frame of a video file as fast as it goes, for benchmarks: `f` gets each.
 pub fn decode_file(uri: &str, mut f: impl FnMut(Frame)) -> Result<usize, VideoError> {
-    init()?;
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("uridecodebin").property("uri", uri).build().map_err(gst_err)?;
-    let convert = gst::ElementFactory::make("videoconvert").build().map_err(gst_err)?;
-    let sink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "BGR").build())
-        .max_buffers(4)
-        .sync(false)
-        .build();
-    pipeline.add_many([&src, &convert, sink.upcast_ref()]).map_err(gst_err)?;
-    convert.link(&sink).map_err(gst_err)?;
-    let conv_sink = convert.static_pad("sink").ok_or_else(|| gst_err("no sink pad"))?;
-    src.connect_pad_added(move |_, pad| {
-        if !conv_sink.is_linked() {
-            let _ = pad.link(&conv_sink);
-        }
-    });
-    let _guard = StopOnDrop(pipeline.clone());
-    pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
-    let mut n = 0;
-    let mut staged = Vec::new();
+    let (pipeline, sink, _guard) = decode_as_fast_as_it_goes(uri, "BGR")?;
+    let (mut n, mut staged) = (0, Vec::new());
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
         if let Some(frame) = to_frame(&sample, &mut staged) {
             f(frame);
             n += 1;
         }
     }
-    if let Some(msg) = pipeline.bus().and_then(|b| b.pop_filtered(&[gst::MessageType::Error])) {
-        if let gst::MessageView::Error(e) = msg.view() {
-            return Err(VideoError::Gst(e.error().to_string()));
-        }
-    }
+    bus_error(&pipeline)?;
     Ok(n)
 }
 
 /// Decodes every frame of a video file as fast as it goes, as I420 (what camera pipelines
 /// gate on), for benchmarks: `f` gets each with its presentation time.
 pub fn decode_file_yuv(uri: &str, mut f: impl FnMut(&Yuv<'_>, Duration)) -> Result<usize, VideoError> {
-    init()?;
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("uridecodebin").property("uri", uri).build().map_err(gst_err)?;
-    let convert = gst::ElementFactory::make("videoconvert").build().map_err(gst_err)?;
-    let sink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "I420").build())
-        .max_buffers(4)
-        .sync(false)
-        .build();
-    pipeline.add_many([&src, &convert, sink.upcast_ref()]).map_err(gst_err)?;
-    convert.link(&sink).map_err(gst_err)?;
-    let conv_sink = convert.static_pad("sink").ok_or_else(|| gst_err("no sink pad"))?;
-    src.connect_pad_added(move |_, pad| {
-        if !conv_sink.is_linked() {
-            let _ = pad.link(&conv_sink);
-        }
-    });
-    let _guard = StopOnDrop(pipeline.clone());
-    pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
+    let (pipeline, sink, _guard) = decode_as_fast_as_it_goes(uri, "I420")?;
     let mut n = 0;
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
         let pts = sample.buffer().and_then(|b| b.pts()).map(|t| Duration::from_nanos(t.nseconds()));
@@ -377,12 +336,45 @@ pub fn decode_file_yuv(uri: &str, mut f: impl FnMut(&Yuv<'_>, Duration)) -> Resu
             n += 1;
         }
     }
+    bus_error(&pipeline)?;
+    Ok(n)
+}
+
+/// A playing `uri ! videoconvert ! appsink` giving `format`, not synced to the clock.
+fn decode_as_fast_as_it_goes(
+    uri: &str,
+    format: &str,
+) -> Result<(gst::Pipeline, gst_app::AppSink, StopOnDrop), VideoError> {
+    init()?;
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("uridecodebin").property("uri", uri).build().map_err(gst_err)?;
+    let convert = gst::ElementFactory::make("videoconvert").build().map_err(gst_err)?;
+    let sink = gst_app::AppSink::builder()
+        .caps(&gst::Caps::builder("video/x-raw").field("format", format).build())
+        .max_buffers(4)
+        .sync(false)
+        .build();
+    pipeline.add_many([&src, &convert, sink.upcast_ref()]).map_err(gst_err)?;
+    convert.link(&sink).map_err(gst_err)?;
+    let conv_sink = convert.static_pad("sink").ok_or_else(|| gst_err("no sink pad"))?;
+    src.connect_pad_added(move |_, pad| {
+        if !conv_sink.is_linked() {
+            let _ = pad.link(&conv_sink);
+        }
+    });
+    let guard = StopOnDrop(pipeline.clone());
+    pipeline.set_state(gst::State::Playing).map_err(gst_err)?;
+    Ok((pipeline, sink, guard))
+}
+
+/// The error the pipeline stopped with, if it did.
+fn bus_error(pipeline: &gst::Pipeline) -> Result<(), VideoError> {
     if let Some(msg) = pipeline.bus().and_then(|b| b.pop_filtered(&[gst::MessageType::Error])) {
         if let gst::MessageView::Error(e) = msg.view() {
             return Err(VideoError::Gst(e.error().to_string()));
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 /// Encodes BGR frames (all `width` x `height`) as an H.264 MP4 at `fps`, for test and
