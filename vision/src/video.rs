@@ -269,19 +269,25 @@ fn to_frame(sample: &gst::Sample, staged: &mut Vec<u8>) -> Option<Frame> {
     Frame::new(w as u32, h as u32, Arc::<[u8]>::from(staged.as_slice()))
 }
 
-/// Decodes a photo (JPEG, PNG, whatever GStreamer's decoders take) to BGR.
-pub fn decode_image(bytes: &[u8]) -> Result<Frame, VideoError> {
+/// A pipeline from `desc` and its appsrc, named `src`.
+fn launch_with_appsrc(desc: &str) -> Result<(gst::Pipeline, gst_app::AppSrc), VideoError> {
     init()?;
-    let pipeline = gst::parse::launch(
-        "appsrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
-    )
-    .map_err(gst_err)?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| gst_err("not a pipeline"))?;
+    let pipeline = gst::parse::launch(desc)
+        .map_err(gst_err)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| gst_err("not a pipeline"))?;
     let src = pipeline
         .by_name("src")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
         .ok_or_else(|| gst_err("no appsrc"))?;
+    Ok((pipeline, src))
+}
+
+/// Decodes a photo (JPEG, PNG, whatever GStreamer's decoders take) to BGR.
+pub fn decode_image(bytes: &[u8]) -> Result<Frame, VideoError> {
+    let (pipeline, src) = launch_with_appsrc(
+        "appsrc name=src ! decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
+    )?;
     let sink = pipeline
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -386,19 +392,11 @@ pub fn encode_clip(
     fps: u32,
     frames: impl IntoIterator<Item = Frame>,
 ) -> Result<usize, VideoError> {
-    init()?;
     let desc = format!(
         "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 ! \
          x264enc speed-preset=veryfast key-int-max={fps} ! h264parse ! mp4mux ! filesink name=sink"
     );
-    let pipeline = gst::parse::launch(&desc)
-        .map_err(gst_err)?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| gst_err("not a pipeline"))?;
-    let src = pipeline
-        .by_name("src")
-        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-        .ok_or_else(|| gst_err("no appsrc"))?;
+    let (pipeline, src) = launch_with_appsrc(&desc)?;
     pipeline.by_name("sink").ok_or_else(|| gst_err("no sink"))?.set_property("location", out.to_str());
     src.set_caps(Some(
         &gst::Caps::builder("video/x-raw")
